@@ -1,0 +1,128 @@
+"""Typed settings, built once in `main()` from the environment and flags, then passed in.
+
+Nothing here reads `os.environ` at import time: `Settings.from_env` takes the mapping to read.
+Every variable is named RAGLINE_<FIELD>; `ragline --help` and README.md list them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ragline.errors import ConfigurationError
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a ragline process needs to know about its deployment."""
+
+    # Where the job store lives, and the broker when `broker` is "redis".
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Which broker carries the stage queues: "redis" (Streams) or "rabbitmq".
+    broker: str = "redis"
+    rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # Prefix of every Redis key and queue name, so deployments (and tests) sharing a server never meet.
+    namespace: str = "ragline"
+
+    # The embedding model: the default id, a local folder, or a hub id already in the local cache.
+    model: str = DEFAULT_MODEL
+    # "auto" uses CUDA when present; "cpu" or "cuda" force one.
+    device: str = "auto"
+    # Threads torch may use for the model; 0 lets torch decide.
+    torch_threads: int = 0
+
+    # A Milvus Lite file path (the default, opened by the indexer alone) or any Milvus server URI.
+    milvus_uri: str = "ragline-data/milvus.db"
+    milvus_token: str = ""
+    milvus_collection: str = "ragline_chunks"
+
+    # Where each service listens, and where the others reach it.
+    gateway_address: str = "127.0.0.1:50051"
+    chunker_address: str = "127.0.0.1:50052"
+    embedder_address: str = "127.0.0.1:50053"
+    indexer_address: str = "127.0.0.1:50054"
+    # Overrides the listening address of the one service a process runs (e.g. 0.0.0.0:50053 in a container).
+    listen_address: str = ""
+
+    # Gateway limits.
+    max_document_bytes: int = 64 * MiB
+    max_batch_documents: int = 1000
+    max_queue_depth: int = 100_000
+
+    # Chunking defaults for requests that leave them unset; 0 means the model's input limit.
+    default_chunk_size: int = 0
+    default_chunk_overlap: int = 32
+    # The chunker cuts a document's chunks into embed tasks of at most this many chunks,
+    # so one large document fans out over many embedders.
+    chunks_per_embed_task: int = 32
+
+    # Embedder batching: chunks are gathered across messages and jobs up to this many tokens per batch.
+    embed_batch_tokens: int = 16384
+    # How long the embedder waits to fill a batch before running a partial one.
+    embed_max_wait_ms: int = 20
+
+    # How many messages a stage reads from its queue at once.
+    read_batch_size: int = 64
+    # A message held this long by a consumer that stopped answering is given to another consumer.
+    visibility_timeout_s: float = 60.0
+
+    log_level: str = "INFO"
+
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
+        """Settings from RAGLINE_* variables in `env`, then `overrides` (e.g. from CLI flags) on top.
+
+        Raises ConfigurationError naming the variable when a value does not parse.
+        """
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name == "extra":
+                continue
+            var = f"RAGLINE_{f.name.upper()}"
+            if var in env:
+                values[f.name] = _parse(var, env[var], f.type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Raises ConfigurationError for values no deployment could run with."""
+        if self.broker not in ("redis", "rabbitmq"):
+            raise ConfigurationError(
+                f"RAGLINE_BROKER is {self.broker!r}; choose 'redis' or 'rabbitmq'."
+            )
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigurationError(
+                f"RAGLINE_DEVICE is {self.device!r}; choose 'auto', 'cpu' or 'cuda'."
+            )
+        for name in ("max_document_bytes", "chunks_per_embed_task", "embed_batch_tokens",
+                     "read_batch_size", "max_batch_documents", "max_queue_depth"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"RAGLINE_{name.upper()} must be positive.")
+        if self.default_chunk_overlap < 0 or self.default_chunk_size < 0:
+            raise ConfigurationError("RAGLINE_DEFAULT_CHUNK_SIZE and _OVERLAP must not be negative.")
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+def _parse(var: str, raw: str, type_name: Any) -> Any:
+    kind = str(type_name)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{var}={raw!r} is not a number.") from exc
+    return raw

@@ -1,0 +1,79 @@
+"""The project's errors, one tree. Each error knows whether retrying can help.
+
+    RaglineError                      (retryable: False unless said otherwise)
+    ├── InvalidArgument               a request field is malformed; names the field
+    ├── NotFound                      an unknown job or document
+    ├── ResourceExhausted             over a size limit, or a queue is full (backpressure)
+    ├── PermanentTaskError            a queued task can never succeed (bad data): dead-letter at once
+    ├── TransientError                retryable: the same work may succeed later
+    │   ├── BrokerUnavailable         the broker did not answer
+    │   ├── StoreUnavailable          the job store or vector store did not answer
+    │   └── DependencyUnavailable     another ragline service did not answer
+    └── ConfigurationError            the deployment is set up wrong; says what to change
+
+Adapters re-raise library errors as one of these (`raise X from exc`), and one gRPC
+interceptor maps them to status codes, so no exception reaches a client as UNKNOWN.
+"""
+
+from __future__ import annotations
+
+
+class RaglineError(Exception):
+    """Base of every error ragline raises on purpose."""
+
+    retryable: bool = False
+
+
+class InvalidArgument(RaglineError):
+    """A request field is malformed. `field` is its path, e.g. ``documents[2].content_type``."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+    def at(self, prefix: str) -> InvalidArgument:
+        """The same error with its field path placed under `prefix`."""
+        return InvalidArgument(f"{prefix}.{self.field}", self.problem)
+
+
+class NotFound(RaglineError):
+    """An unknown job or document."""
+
+
+class ResourceExhausted(RaglineError):
+    """Over a size limit, or a queue is full. Retrying later may succeed, so clients should back off."""
+
+
+class PermanentTaskError(RaglineError):
+    """A queued task can never succeed, e.g. a PDF that cannot be parsed. Goes to the dead-letter queue at once."""
+
+
+class TransientError(RaglineError):
+    """The same work may succeed if tried again later."""
+
+    retryable = True
+
+
+class BrokerUnavailable(TransientError):
+    """The message broker did not answer."""
+
+
+class StoreUnavailable(TransientError):
+    """The job store or the vector store did not answer."""
+
+
+class DependencyUnavailable(TransientError):
+    """Another ragline service did not answer."""
+
+
+class ConfigurationError(RaglineError):
+    """The deployment is set up wrong. The message says what to change."""
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether `exc` is worth retrying. Errors that are not ragline's own count as retryable:
+    an unknown failure may be transient, and the retry policy's attempt limit still bounds it."""
+    if isinstance(exc, RaglineError):
+        return exc.retryable
+    return True
