@@ -104,12 +104,20 @@ class Settings:
             raise ConfigurationError(
                 f"RAGLINE_DEVICE is {self.device!r}; choose 'auto', 'cpu' or 'cuda'."
             )
-        for name in ("max_document_bytes", "chunks_per_embed_task", "embed_batch_tokens",
-                     "read_batch_size", "max_batch_documents", "max_queue_depth"):
+        for name in (
+            "max_document_bytes",
+            "chunks_per_embed_task",
+            "embed_batch_tokens",
+            "read_batch_size",
+            "max_batch_documents",
+            "max_queue_depth",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"RAGLINE_{name.upper()} must be positive.")
         if self.default_chunk_overlap < 0 or self.default_chunk_size < 0:
-            raise ConfigurationError("RAGLINE_DEFAULT_CHUNK_SIZE and _OVERLAP must not be negative.")
+            raise ConfigurationError(
+                "RAGLINE_DEFAULT_CHUNK_SIZE and _OVERLAP must not be negative."
+            )
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""

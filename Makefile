@@ -1,0 +1,67 @@
+# ragline's verbs. `make demo` and `make test` do all the set-up on a fresh Debian/Ubuntu machine.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# CPU torch first, so no resolver pulls a multi-GB CUDA build. Elsewhere, e.g.:
+#   make demo TORCH_INSTALL="torch --index-url https://download.pytorch.org/whl/cpu"
+TORCH_INSTALL ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: help install services demo test test-unit test-integration test-e2e lint protos protos-check bench clean
+
+help:
+	@echo "make demo   - install, start the stack, ingest the project's docs, search them, stop"
+	@echo "make test   - install and run the whole test suite (starts Redis/RabbitMQ if needed)"
+	@echo "make lint   - ruff, mypy --strict, buf lint and the generated-code check"
+	@echo "make protos - regenerate services/ragline/v1 from protos/"
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 (Debian/Ubuntu: apt-get install python3.11 python3.11-venv)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH_INSTALL)
+	$(PIP) install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Redis (and RabbitMQ) must answer; installs them through apt and starts them where missing.
+services:
+	@bash scripts/ensure_services.sh
+
+demo: install services
+	@bash scripts/demo.sh
+
+test: install services
+	$(PY) -m pytest -p no:cacheprovider
+
+test-unit: install
+	$(PY) -m pytest -p no:cacheprovider -m unit
+
+test-integration: install services
+	$(PY) -m pytest -p no:cacheprovider -m integration
+
+test-e2e: install services
+	$(PY) -m pytest -p no:cacheprovider -m e2e
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy services clients/python
+	npx --yes @bufbuild/buf lint
+	$(MAKE) protos-check
+
+protos: install
+	PYTHON=$(PY) bash scripts/gen_protos.sh
+
+protos-check: install
+	PYTHON=$(PY) bash scripts/gen_protos.sh
+	git diff --exit-code -- services/ragline/v1 || { echo "generated code is stale: run 'make protos' and commit"; exit 1; }
+
+bench: install services
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) ragline-data .pytest_cache .mypy_cache .ruff_cache

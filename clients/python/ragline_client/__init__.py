@@ -1,0 +1,54 @@
+"""ragline_client: the Python client for ragline's gRPC IngestService.
+
+    from ragline_client import RaglineClient
+
+    with RaglineClient("127.0.0.1:50051") as client:
+        job = client.ingest_file("notes.md")
+        job = client.wait(job.job_id, timeout=120)
+        for hit in client.search("what did we decide?", top_k=5):
+            print(f"{hit.score:.3f}", hit.document_id, hit.text[:80])
+
+Calls return the plain frozen dataclasses below, never protobuf messages, and raise a
+`RaglineClientError` subclass, never a bare grpc.RpcError.
+"""
+
+from ragline_client._client import DEFAULT_GATEWAY, RaglineClient
+from ragline_client._errors import (
+    DeadlineExceededError,
+    InvalidArgumentError,
+    NotFoundError,
+    RaglineClientError,
+    ResourceExhaustedError,
+    UnavailableError,
+)
+from ragline_client._types import (
+    CONTENT_TYPES,
+    Document,
+    DocumentInfo,
+    Hit,
+    Job,
+    JobProgress,
+    JobState,
+    Metadata,
+    guess_content_type,
+)
+
+__all__ = [
+    "CONTENT_TYPES",
+    "DEFAULT_GATEWAY",
+    "DeadlineExceededError",
+    "Document",
+    "DocumentInfo",
+    "Hit",
+    "InvalidArgumentError",
+    "Job",
+    "JobProgress",
+    "JobState",
+    "Metadata",
+    "NotFoundError",
+    "RaglineClient",
+    "RaglineClientError",
+    "ResourceExhaustedError",
+    "UnavailableError",
+    "guess_content_type",
+]

@@ -1,0 +1,225 @@
+"""RaglineClient: a small synchronous facade over the generated IngestService stubs."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+from typing import Self, TypeVar
+
+import grpc
+
+from ragline.v1 import ingest_service_pb2 as pb
+from ragline.v1 import ingest_service_pb2_grpc as pb_grpc
+from ragline_client._convert import (
+    document_info_from_proto,
+    document_to_proto,
+    hit_from_proto,
+    job_from_proto,
+)
+from ragline_client._errors import DeadlineExceededError, RaglineClientError, from_rpc_error
+from ragline_client._types import Document, DocumentInfo, Hit, Job, Metadata
+
+DEFAULT_GATEWAY = "127.0.0.1:50051"
+
+# Documents may be up to 64 MiB; leave room for the rest of the request.
+_MAX_MESSAGE_BYTES = 80 * 1024 * 1024
+_CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+]
+_POLL_INTERVAL_S = 0.5
+
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+
+
+class RaglineClient:
+    """A connection to a ragline gateway.
+
+    Every method raises a `RaglineClientError` subclass when the call fails. Use it as a context
+    manager, or call `close()` when done::
+
+        with RaglineClient("127.0.0.1:50051") as client:
+            job = client.ingest("Hello.", document_id="hello")
+            client.wait(job.job_id, timeout=60)
+            hits = client.search("greeting")
+
+    Args:
+        address: the gateway's ``host:port``.
+        credentials: channel credentials for TLS; None opens a plaintext channel.
+        metadata: ``(key, value)`` pairs sent with every call, e.g. an authorization header.
+        timeout: seconds each unary call may take; None waits forever.
+    """
+
+    def __init__(
+        self,
+        address: str = DEFAULT_GATEWAY,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        metadata: Sequence[tuple[str, str]] = (),
+        timeout: float | None = 30.0,
+    ) -> None:
+        self.address = address
+        self._metadata = tuple(metadata)
+        self._timeout = timeout
+        if credentials is None:
+            self._channel = grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        else:
+            self._channel = grpc.secure_channel(address, credentials, options=_CHANNEL_OPTIONS)
+        self._stub = pb_grpc.IngestServiceStub(self._channel)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Closes the channel; calls in flight are cancelled."""
+        self._channel.close()
+
+    def ingest(
+        self,
+        content: bytes | str,
+        *,
+        document_id: str,
+        content_type: str = "text/plain",
+        metadata: Metadata | None = None,
+        chunk_size: int | None = None,
+        chunk_overlap: int | None = None,
+        embedding_model: str = "",
+        request_id: str = "",
+    ) -> Job:
+        """Queues one document and returns its job at once, normally in state accepted.
+
+        Ingesting an existing `document_id` again replaces that document. A retried call with the
+        same `request_id` returns the first call's job instead of making another.
+        """
+        doc = Document(
+            content=content,
+            document_id=document_id,
+            content_type=content_type,
+            metadata=metadata,
+            chunk_size=chunk_size,
+            chunk_overlap=chunk_overlap,
+            embedding_model=embedding_model,
+            request_id=request_id,
+        )
+        return self._ingest(doc)
+
+    def ingest_file(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        document_id: str | None = None,
+        content_type: str | None = None,
+        metadata: Metadata | None = None,
+        chunk_size: int | None = None,
+        chunk_overlap: int | None = None,
+        embedding_model: str = "",
+        request_id: str = "",
+    ) -> Job:
+        """Queues the file at `path`; see `Document.from_file` for the defaults it fills in."""
+        doc = Document.from_file(
+            path,
+            document_id=document_id,
+            content_type=content_type,
+            metadata=metadata,
+            chunk_size=chunk_size,
+            chunk_overlap=chunk_overlap,
+            embedding_model=embedding_model,
+            request_id=request_id,
+        )
+        return self._ingest(doc)
+
+    def ingest_batch(self, documents: Sequence[Document]) -> list[Job]:
+        """Queues many documents in one call and returns their jobs in the same order.
+
+        The gateway validates the batch whole: if one document is invalid, none is queued. One call
+        carries at most 80 MiB and the gateway's batch limit (1000 documents by default).
+        """
+        request = pb.IngestBatchRequest(documents=[document_to_proto(d) for d in documents])
+        response = self._unary(self._stub.IngestBatch, request)
+        return [job_from_proto(job) for job in response.jobs]
+
+    def get_job(self, job_id: str) -> Job:
+        """The job's current state and progress. NotFoundError for an unknown job id."""
+        return job_from_proto(self._unary(self._stub.GetJob, pb.GetJobRequest(job_id=job_id)).job)
+
+    def watch(self, job_id: str, *, timeout: float | None = None) -> Iterator[Job]:
+        """Yields the job each time it changes, starting with its current state; ends after a
+        terminal state. `timeout` bounds the whole stream (DeadlineExceededError)."""
+        stream = self._stub.WatchJob(
+            pb.WatchJobRequest(job_id=job_id), timeout=timeout, metadata=self._metadata
+        )
+        try:
+            for response in stream:
+                yield job_from_proto(response.job)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc, self.address) from exc
+        finally:
+            stream.cancel()  # type: ignore[no-untyped-call]  # grpc-stubs leaves it untyped
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Job:
+        """Blocks until the job is completed, failed or cancelled, and returns it.
+
+        Raises DeadlineExceededError (also a TimeoutError) when `timeout` seconds pass first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            for job in self.watch(job_id, timeout=timeout):
+                if job.state.is_terminal:
+                    return job
+        except DeadlineExceededError as exc:
+            raise self._wait_timeout(job_id, timeout) from exc
+        except RaglineClientError as exc:
+            if exc.code != "UNIMPLEMENTED":
+                raise
+        # The stream ended early or the gateway cannot stream: poll instead.
+        while True:
+            job = self.get_job(job_id)
+            if job.state.is_terminal:
+                return job
+            if deadline is not None and time.monotonic() + _POLL_INTERVAL_S > deadline:
+                raise self._wait_timeout(job_id, timeout)
+            time.sleep(_POLL_INTERVAL_S)
+
+    def search(self, query: str, *, top_k: int = 10, document_ids: Sequence[str] = ()) -> list[Hit]:
+        """The `top_k` chunks closest to `query`, best first, optionally only from `document_ids`."""
+        request = pb.SearchRequest(query=query, top_k=top_k, document_ids=list(document_ids))
+        return [hit_from_proto(hit) for hit in self._unary(self._stub.Search, request).hits]
+
+    def get_document(self, document_id: str) -> DocumentInfo:
+        """Which version of the document is searchable and how many chunks it has."""
+        request = pb.GetDocumentRequest(document_id=document_id)
+        return document_info_from_proto(self._unary(self._stub.GetDocument, request))
+
+    def delete(self, document_id: str) -> int:
+        """Removes every chunk of the document from the index; returns how many were removed."""
+        request = pb.DeleteDocumentRequest(document_id=document_id)
+        return self._unary(self._stub.DeleteDocument, request).chunks_deleted
+
+    def _ingest(self, doc: Document) -> Job:
+        response = self._unary(self._stub.Ingest, document_to_proto(doc))
+        return job_from_proto(response.job)
+
+    def _unary(self, method: grpc.UnaryUnaryMultiCallable[_Req, _Resp], request: _Req) -> _Resp:
+        try:
+            return method(request, timeout=self._timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc, self.address) from exc
+
+    def _wait_timeout(self, job_id: str, timeout: float | None) -> DeadlineExceededError:
+        within = "in time" if timeout is None else f"within {timeout:g} s"
+        return DeadlineExceededError(
+            f"job {job_id} did not finish {within}; it continues in the background "
+            f"(check it with `ragline job {job_id}`)",
+            code="DEADLINE_EXCEEDED",
+        )

@@ -1,0 +1,101 @@
+"""The client's errors. Every failed call raises one of these, never a bare grpc.RpcError.
+
+RaglineClientError               .code: the gRPC status name; .details: the server's words
+├── InvalidArgumentError         INVALID_ARGUMENT: a request field is malformed
+├── NotFoundError                NOT_FOUND: an unknown job or document
+├── ResourceExhaustedError       RESOURCE_EXHAUSTED: too large, or the pipeline is busy
+├── UnavailableError             UNAVAILABLE: the gateway cannot be reached
+└── DeadlineExceededError        DEADLINE_EXCEEDED: no answer in time (also a TimeoutError)
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class RaglineClientError(Exception):
+    """Base of every error the client raises. `str(err)` is a sentence a person can act on."""
+
+    def __init__(self, message: str, *, code: str = "UNKNOWN", details: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.details = details
+
+
+class InvalidArgumentError(RaglineClientError):
+    """The request was malformed; `details` names the field, e.g. ``documents[3].content_type``."""
+
+
+class NotFoundError(RaglineClientError):
+    """The job or document is unknown to the gateway."""
+
+
+class ResourceExhaustedError(RaglineClientError):
+    """The document is over the size limit or the pipeline's queue is full; retry later."""
+
+
+class UnavailableError(RaglineClientError):
+    """The gateway could not be reached or could not serve the call right now."""
+
+
+class DeadlineExceededError(RaglineClientError, TimeoutError):
+    """The call, or a wait for a job, did not finish in the time allowed."""
+
+
+_BY_CODE: dict[str, type[RaglineClientError]] = {
+    "INVALID_ARGUMENT": InvalidArgumentError,
+    "NOT_FOUND": NotFoundError,
+    "RESOURCE_EXHAUSTED": ResourceExhaustedError,
+    "UNAVAILABLE": UnavailableError,
+    "DEADLINE_EXCEEDED": DeadlineExceededError,
+}
+
+# Details gRPC itself writes when no connection could be made (as opposed to a server's own words).
+_CONNECT_FAILURE_HINTS = (
+    "failed to connect",
+    "connection refused",
+    "dns resolution failed",
+    "connections to all backends failing",
+    "unreachable",
+    "errors resolving",
+    "lookup",
+    "socket closed",
+    "connection reset",
+)
+
+
+def from_rpc_error(exc: grpc.RpcError, address: str) -> RaglineClientError:
+    """The client error for a failed call to the gateway at `address`."""
+    # A failed call's RpcError is also a grpc.Call with code() and details(); read them defensively.
+    code_fn, details_fn = getattr(exc, "code", None), getattr(exc, "details", None)
+    status = code_fn() if callable(code_fn) else None
+    code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
+    raw_details = details_fn() if callable(details_fn) else None
+    details = raw_details if isinstance(raw_details, str) else ""
+    cls = _BY_CODE.get(code, RaglineClientError)
+    return cls(_message(code, details, address), code=code, details=details)
+
+
+def _message(code: str, details: str, address: str) -> str:
+    said = f": {details}" if details else ""
+    if code == "UNAVAILABLE":
+        if not details or any(hint in details.lower() for hint in _CONNECT_FAILURE_HINTS):
+            return (
+                f"cannot reach the ragline gateway at {address}: is it running? "
+                "(start it with `ragline up`)"
+            )
+        return f"the ragline gateway at {address} is unavailable{said} (retry in a moment)"
+    if code == "INVALID_ARGUMENT":
+        return f"the gateway rejected the request{said}"
+    if code == "NOT_FOUND":
+        return details or "not found"
+    if code == "RESOURCE_EXHAUSTED":
+        return (
+            f"the gateway refused the request{said} (the document is over the size limit "
+            "or the pipeline is busy: send smaller documents or retry later)"
+        )
+    if code == "DEADLINE_EXCEEDED":
+        return f"the ragline gateway at {address} did not answer in time{said}"
+    if code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+        return f"the gateway at {address} refused the credentials{said}"
+    return f"the call to the ragline gateway at {address} failed with {code}{said}"

@@ -1,0 +1,109 @@
+"""The broker interface every adapter implements, and the records it passes around.
+
+The shape follows what Redis Streams consumer groups and AMQP (aio-pika) both offer:
+pull a batch, ack what is done, hand back what should run later, dead-letter what never will.
+Delivery is at-least-once: a message not acked by its consumer is delivered again, to it or to
+another consumer, so every stage's side effects are idempotent.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message handed to a consumer."""
+
+    queue: str
+    body: bytes
+    # The broker's id for this delivery (a stream entry id, an AMQP delivery tag).
+    broker_id: str
+    # How many times the broker has handed this message out, this time included (1 on first delivery).
+    delivery_count: int = 1
+    # Adapter-private handle (e.g. aio-pika's IncomingMessage); never read by stage code.
+    handle: Any = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message a stage gave up on, with why and when. Kept until requeued or purged."""
+
+    queue: str
+    body: bytes
+    job_id: str
+    error_type: str
+    error_message: str
+    attempts: int
+    first_failure_time: float
+    last_failure_time: float
+    # The dead-letter queue's own id for the record; empty until stored.
+    dead_letter_id: str = ""
+
+
+class Broker(abc.ABC):
+    """Durable named queues with at-least-once delivery to competing consumers.
+
+    Each adapter is one connection for one process; `consumer_name` identifies it to the broker.
+    Methods raise `BrokerUnavailable` (retryable) when the broker does not answer.
+    """
+
+    @abc.abstractmethod
+    async def connect(self) -> None:
+        """Connects, and creates whatever queues and groups are missing."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Closes the connection. Unacked deliveries go back to the queue."""
+
+    @abc.abstractmethod
+    async def health(self) -> None:
+        """Returns when the broker answers; raises BrokerUnavailable otherwise."""
+
+    @abc.abstractmethod
+    async def publish(self, queue: str, bodies: Sequence[bytes]) -> None:
+        """Appends messages to a queue; returns once the broker has them (pipelined, one round trip)."""
+
+    @abc.abstractmethod
+    async def read(self, queue: str, max_count: int, timeout_s: float) -> list[Delivery]:
+        """Up to `max_count` deliveries, waiting at most `timeout_s` for the first.
+
+        Includes messages whose consumer died holding them (after the visibility timeout) and
+        delayed retries that have come due.
+        """
+
+    @abc.abstractmethod
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Marks deliveries done; they are never delivered again."""
+
+    @abc.abstractmethod
+    async def retry_later(self, delivery: Delivery, body: bytes, delay_s: float) -> None:
+        """Acks `delivery` and schedules `body` (its next attempt) on the same queue after `delay_s`.
+
+        Atomic: the message is never both lost and never twice scheduled. Never sleeps in the worker.
+        """
+
+    @abc.abstractmethod
+    async def dead_letter(self, delivery: Delivery, record: DeadLetter) -> None:
+        """Acks `delivery` and stores `record` in the queue's dead-letter queue, atomically."""
+
+    @abc.abstractmethod
+    async def depth(self, queue: str) -> int:
+        """Messages waiting or in flight on a queue (for backpressure and autoscaling)."""
+
+    @abc.abstractmethod
+    async def list_dead_letters(
+        self, queue: str, *, limit: int = 100, after: str = ""
+    ) -> list[DeadLetter]:
+        """Dead letters of `queue`, oldest first, starting after the record id `after`."""
+
+    @abc.abstractmethod
+    async def requeue_dead_letters(self, queue: str, ids: Sequence[str] = ()) -> int:
+        """Moves the named dead letters (all when `ids` is empty) back onto `queue`. Returns how many."""
+
+    @abc.abstractmethod
+    async def purge_dead_letters(self, queue: str, ids: Sequence[str] = ()) -> int:
+        """Deletes the named dead letters (all when `ids` is empty). Returns how many."""

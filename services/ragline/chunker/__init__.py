@@ -1,0 +1,1 @@
+"""The chunker stage: parse documents and split them into token-sized chunks."""

@@ -1,0 +1,20 @@
+"""From a document's bytes to its chunks: parse, then split by tokens. Pure and synchronous."""
+
+from __future__ import annotations
+
+from ragline.chunker.parsers import extract_text
+from ragline.chunker.splitter import Chunk, TokenSplitter
+from ragline.errors import PermanentTaskError
+
+
+def cut_document(
+    splitter: TokenSplitter, content: bytes, content_type: str, chunk_size: int, chunk_overlap: int
+) -> list[Chunk]:
+    """The document's chunks in order; PermanentTaskError when it has no text to index."""
+    text = extract_text(content, content_type)
+    chunks = splitter.split(
+        text, chunk_size, chunk_overlap, markdown=content_type == "text/markdown"
+    )
+    if not chunks:
+        raise PermanentTaskError("the document has no text to index after parsing")
+    return chunks

@@ -1,0 +1,66 @@
+"""The chunker's queue work: cut each document, record its chunk count, fan out embed tasks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from ragline.broker.base import Broker
+from ragline.chunker.cutting import cut_document
+from ragline.chunker.splitter import TokenSplitter
+from ragline.errors import BrokerUnavailable, StoreUnavailable
+from ragline.jobs.model import Stage
+from ragline.jobs.store import JobStore
+from ragline.stage import envelope
+from ragline.stage.runner import Task
+from ragline.v1 import queue_pb2
+
+
+class ChunkHandler:
+    stage = Stage.CHUNK
+
+    def __init__(
+        self, broker: Broker, jobs: JobStore, splitter: TokenSplitter, chunks_per_task: int
+    ) -> None:
+        self._broker = broker
+        self._jobs = jobs
+        self._splitter = splitter
+        self._chunks_per_task = chunks_per_task
+
+    async def handle(self, tasks: Sequence[Task]) -> list[BaseException | None]:
+        outcomes: list[BaseException | None] = []
+        for task in tasks:
+            try:
+                await self._chunk(task)
+                outcomes.append(None)
+            except (BrokerUnavailable, StoreUnavailable):
+                raise
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    async def _chunk(self, task: Task) -> None:
+        ct = task.envelope.chunk
+        chunks = await asyncio.to_thread(
+            cut_document,
+            self._splitter,
+            ct.content,
+            ct.content_type,
+            ct.chunk_size,
+            ct.chunk_overlap,
+        )
+        # The total goes on record before any embed task exists, so the indexer that writes the
+        # last chunk always knows it was the last.
+        await self._jobs.set_total(task.job_id, len(chunks))
+        bodies = []
+        for start in range(0, len(chunks), self._chunks_per_task):
+            env = envelope.new_envelope(task.job_id, attempt=task.attempt)
+            embed = env.embed
+            embed.document.CopyFrom(ct.document)
+            embed.embedding_model = ct.embedding_model
+            embed.chunks.extend(
+                queue_pb2.TextChunk(chunk_index=c.index, text=c.text, token_count=c.token_count)
+                for c in chunks[start : start + self._chunks_per_task]
+            )
+            bodies.append(env.SerializeToString())
+        await self._broker.publish(envelope.queue_name(Stage.EMBED), bodies)

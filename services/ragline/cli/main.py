@@ -1,0 +1,106 @@
+"""`ragline`: the command-line entry point. Parses arguments and dispatches to a subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from ragline import __version__
+from ragline.cli import client_commands
+from ragline.cli.client_commands import UsageError
+from ragline.errors import RaglineError
+from ragline_client import DEFAULT_GATEWAY, RaglineClientError
+
+STAGES = ("gateway", "chunker", "embedder", "indexer")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="ragline",
+        description="Non-blocking document ingestion for RAG: ingest documents through the "
+        "gateway, follow their jobs and search the index.",
+    )
+    parser.add_argument("--version", action="version", version=f"ragline {__version__}")
+    _add_gateway_option(parser, default=None)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = subparsers.add_parser(
+        "up", help="start the whole stack locally: Redis if needed, the gateway and every stage"
+    )
+    p.add_argument(
+        "--broker",
+        choices=("redis", "rabbitmq"),
+        help="which broker carries the queues (default: $RAGLINE_BROKER, else redis)",
+    )
+    p.add_argument(
+        "--no-redis-start",
+        action="store_true",
+        help="never start a Redis server; fail when none answers",
+    )
+    p.set_defaults(handler=_run_up)
+
+    p = subparsers.add_parser("serve", help="run one service in the foreground")
+    p.add_argument("stage", choices=STAGES, metavar="STAGE", help=f"one of {', '.join(STAGES)}")
+    p.add_argument("--listen", metavar="ADDRESS", help="the host:port to listen on")
+    p.set_defaults(handler=_run_serve)
+
+    client_commands.register(subparsers)
+    # Also accept --gateway after the subcommand; SUPPRESS keeps an absent one from hiding the global.
+    for subparser in subparsers.choices.values():
+        _add_gateway_option(subparser, default=argparse.SUPPRESS)
+    return parser
+
+
+def _add_gateway_option(parser: argparse.ArgumentParser, default: str | None) -> None:
+    parser.add_argument(
+        "--gateway",
+        metavar="ADDRESS",
+        default=default,
+        help=f"the gateway's host:port (default: $RAGLINE_GATEWAY, else {DEFAULT_GATEWAY})",
+    )
+
+
+def _run_up(args: argparse.Namespace) -> int:
+    from ragline.cli.stack import run_up
+
+    return run_up(args)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from ragline.cli.serve import run_serve
+
+    return run_serve(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line in `argv` (default: sys.argv[1:]) and returns the exit code:
+    0 success, 1 failure, 2 a usage error, 130 interrupted."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and argparse's own usage errors
+        return exc.code if isinstance(exc.code, int) else 2
+    if args.gateway is None:
+        args.gateway = os.environ.get("RAGLINE_GATEWAY") or DEFAULT_GATEWAY
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        code: int = args.handler(args)
+    except UsageError as exc:
+        print(f"ragline {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (RaglineClientError, RaglineError, OSError) as exc:
+        print(f"ragline {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"ragline {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The embedder stage: turn chunks into vectors with the embedding model."""

@@ -1,0 +1,153 @@
+"""Run the embedding model: texts in, vectors out, batched by a token budget.
+
+Loading imports torch and transformers (seconds), so only the embedder process does it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from transformers import AutoModel, AutoTokenizer
+from transformers.utils import logging as hf_logging
+
+from ragline.embedder.models import ModelInfo
+from ragline.embedder.pooling import normalize, pool
+from ragline.errors import ConfigurationError
+
+__all__ = ["Encoder"]
+
+
+class Encoder:
+    """One loaded embedding model. Safe to share between threads."""
+
+    def __init__(self, info: ModelInfo, *, device: str = "auto", threads: int = 0) -> None:
+        """Load `info`'s tokenizer and weights from its folder; never downloads.
+
+        `device` is "auto" (CUDA when present, else CPU), "cpu", "cuda" or e.g. "cuda:1"; on CUDA
+        the weights are float16. `threads` > 0 sets torch's CPU thread count, which is
+        process-wide.
+        """
+        self._info = info
+        self._device = _pick_device(device)
+        if threads > 0:
+            torch.set_num_threads(threads)
+        dtype = torch.float16 if self._device.type == "cuda" else torch.float32
+        try:
+            with _quiet_loading():
+                self._tokenizer = AutoTokenizer.from_pretrained(info.path, local_files_only=True)
+                model = AutoModel.from_pretrained(info.path, local_files_only=True, dtype=dtype)
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(
+                f"embedding model {info.name!r}: cannot load it from {info.path}: {exc}"
+            ) from exc
+        self._model = model.to(self._device).eval()
+        # A fast tokenizer is stateful (it sets truncation/padding on each call) and fails with
+        # "Already borrowed" if two threads use it at once; the model call is serialized so
+        # concurrent batches do not fight over the same cores or GPU memory.
+        self._tokenizer_lock = threading.Lock()
+        self._model_lock = threading.Lock()
+
+    @property
+    def device(self) -> str:
+        """Where the model runs, e.g. "cpu" or "cuda"."""
+        return str(self._device)
+
+    @property
+    def info(self) -> ModelInfo:
+        """The model this encoder runs."""
+        return self._info
+
+    def tokenize(self, texts: Sequence[str]) -> list[int]:
+        """Token count of each text as the model sees it: special tokens in, truncated."""
+        if not texts:
+            return []
+        with self._tokenizer_lock:
+            encoded = self._tokenizer(
+                list(texts),
+                add_special_tokens=True,
+                padding=False,
+                truncation=True,
+                max_length=self._info.max_seq_length,
+            )
+        return [len(ids) for ids in encoded["input_ids"]]
+
+    def encode(
+        self, texts: Sequence[str], *, max_batch_tokens: int = 16384
+    ) -> npt.NDArray[np.float32]:
+        """Embed `texts` into a float32 array [len(texts), dimension], rows in input order.
+
+        Texts are sorted by length and batched so that each padded batch (rows x longest row)
+        holds at most `max_batch_tokens` tokens; a single text is never split.
+        """
+        if max_batch_tokens <= 0:
+            raise ValueError(f"max_batch_tokens must be positive, got {max_batch_tokens}")
+        out = np.empty((len(texts), self._info.dimension), dtype=np.float32)
+        lengths = self.tokenize(texts)
+        # Longest first: a batch that does not fit in memory fails at once, not at the end.
+        order = sorted(range(len(texts)), key=lambda i: lengths[i], reverse=True)
+        for batch in _batches(order, lengths, max_batch_tokens):
+            out[batch] = self._embed([texts[i] for i in batch])
+        return out
+
+    def _embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        with self._tokenizer_lock:
+            features = self._tokenizer(
+                texts,
+                add_special_tokens=True,
+                padding=True,
+                truncation=True,
+                max_length=self._info.max_seq_length,
+                return_tensors="pt",
+            )
+        features = features.to(self._device)
+        with self._model_lock, torch.inference_mode():
+            token_embeddings = self._model(**features).last_hidden_state
+            vectors = pool(token_embeddings, features["attention_mask"], self._info.pooling)
+            # Normalized in float32: float16 loses precision summing 384+ squares.
+            vectors = vectors.float()
+            if self._info.normalize:
+                vectors = normalize(vectors)
+            result: npt.NDArray[np.float32] = vectors.cpu().numpy()
+        return result
+
+
+def _batches(order: list[int], lengths: list[int], max_tokens: int) -> Iterator[list[int]]:
+    """Cut `order` (indices, longest first) into batches within `max_tokens` padded tokens."""
+    batch: list[int] = []
+    for i in order:
+        # Sorted longest first, so the batch's first row sets its padded length.
+        if batch and (len(batch) + 1) * lengths[batch[0]] > max_tokens:
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
+
+
+def _pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        picked = torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigurationError(f"device {device!r} is not a torch device: {exc}") from exc
+    if picked.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigurationError(f"device {device!r} asked for, but torch sees no CUDA device")
+    return picked
+
+
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """Hide transformers' "Loading weights" progress bar, which is noise in service logs."""
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]

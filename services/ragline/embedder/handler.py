@@ -1,0 +1,55 @@
+"""The embedder's queue work: embed the chunks of a whole batch of tasks at once, across jobs,
+then publish one index task per embed task."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from ragline.broker.base import Broker
+from ragline.embedder.encoder import Encoder
+from ragline.jobs.model import Stage
+from ragline.jobs.store import JobStore
+from ragline.stage import envelope
+from ragline.stage.runner import Task
+from ragline.v1 import queue_pb2
+
+
+class EmbedHandler:
+    stage = Stage.EMBED
+
+    def __init__(
+        self, broker: Broker, jobs: JobStore, encoder: Encoder, max_batch_tokens: int
+    ) -> None:
+        self._broker = broker
+        self._jobs = jobs
+        self._encoder = encoder
+        self._max_batch_tokens = max_batch_tokens
+
+    async def handle(self, tasks: Sequence[Task]) -> list[BaseException | None]:
+        texts = [c.text for t in tasks for c in t.envelope.embed.chunks]
+        vectors = await asyncio.to_thread(
+            self._encoder.encode, texts, max_batch_tokens=self._max_batch_tokens
+        )
+        bodies = []
+        row = 0
+        for task in tasks:
+            embed = task.envelope.embed
+            env = envelope.new_envelope(task.job_id, attempt=task.attempt)
+            index = env.index
+            index.document.CopyFrom(embed.document)
+            index.embedding_model = embed.embedding_model
+            for chunk in embed.chunks:
+                index.chunks.append(
+                    queue_pb2.EmbeddedChunk(
+                        chunk_index=chunk.chunk_index, text=chunk.text, vector=vectors[row].tolist()
+                    )
+                )
+                row += 1
+            bodies.append(env.SerializeToString())
+        await self._broker.publish(envelope.queue_name(Stage.INDEX), bodies)
+        for task in tasks:
+            await self._jobs.mark_embedded(
+                task.job_id, (c.chunk_index for c in task.envelope.embed.chunks), task.attempt
+            )
+        return [None] * len(tasks)

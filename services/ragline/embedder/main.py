@@ -1,0 +1,33 @@
+"""The embedder process."""
+
+from __future__ import annotations
+
+import logging
+
+from ragline.config import Settings
+from ragline.embedder.encoder import Encoder
+from ragline.embedder.handler import EmbedHandler
+from ragline.embedder.models import resolve_model
+from ragline.embedder.service import EmbedderServicer
+from ragline.stage.process import serve_stage
+from ragline.v1 import embedder_service_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+async def run(settings: Settings) -> None:
+    model = resolve_model(settings.model)
+    encoder = Encoder(model, device=settings.device, threads=settings.torch_threads)
+    log.info("embedder: model %s (%d dims) on %s", model.name, model.dimension, encoder.device)
+    servicer = EmbedderServicer(encoder)
+    await serve_stage(
+        settings,
+        name="embedder",
+        address=settings.embedder_address,
+        make_handler=lambda broker, jobs: EmbedHandler(
+            broker, jobs, encoder, settings.embed_batch_tokens
+        ),
+        register=[
+            lambda s: embedder_service_pb2_grpc.add_EmbedderServiceServicer_to_server(servicer, s)
+        ],
+    )

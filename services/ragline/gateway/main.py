@@ -1,0 +1,37 @@
+"""The gateway process."""
+
+from __future__ import annotations
+
+from ragline.broker.factory import make_broker
+from ragline.config import Settings
+from ragline.embedder.models import resolve_model
+from ragline.gateway.intake import Intake
+from ragline.gateway.service import IngestServicer
+from ragline.grpc_server import GrpcServer, channel, run_until_signalled
+from ragline.jobs.store import JobStore
+from ragline.v1 import ingest_service_pb2_grpc
+
+
+async def run(settings: Settings) -> None:
+    # The gateway validates against the model's configuration files; it never loads its weights.
+    model = resolve_model(settings.model)
+    broker = make_broker(settings)
+    await broker.connect()
+    jobs = JobStore.from_url(settings.redis_url, namespace=settings.namespace)
+    embedder = channel(settings.embedder_address)
+    indexer = channel(settings.indexer_address)
+    servicer = IngestServicer(
+        settings, model, Intake(broker, jobs, settings.max_queue_depth), jobs, embedder, indexer
+    )
+    server = GrpcServer(
+        settings.listen_address or settings.gateway_address,
+        [lambda s: ingest_service_pb2_grpc.add_IngestServiceServicer_to_server(servicer, s)],
+        "gateway",
+    )
+    try:
+        await run_until_signalled(server)
+    finally:
+        await embedder.close(None)
+        await indexer.close(None)
+        await broker.close()
+        await jobs.close()

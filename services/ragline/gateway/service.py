@@ -1,0 +1,208 @@
+"""IngestService: converts protobufs to domain calls and back, nothing else."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
+
+import grpc
+from grpc import aio
+
+from ragline.config import Settings
+from ragline.convert import job_to_pb
+from ragline.embedder.models import ModelInfo
+from ragline.errors import DependencyUnavailable, InvalidArgument, NotFound, RaglineError
+from ragline.gateway.intake import Accepted, Intake
+from ragline.gateway.validation import (
+    IngestCommand,
+    require_id,
+    validate_ingest,
+    validate_search,
+)
+from ragline.jobs.store import JobStore
+from ragline.v1 import (
+    embedder_service_pb2,
+    embedder_service_pb2_grpc,
+    indexer_service_pb2,
+    indexer_service_pb2_grpc,
+    ingest_service_pb2,
+    ingest_service_pb2_grpc,
+    job_pb2,
+)
+
+T = TypeVar("T")
+
+
+class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
+    def __init__(
+        self,
+        settings: Settings,
+        model: ModelInfo,
+        intake: Intake,
+        jobs: JobStore,
+        embedder: aio.Channel,
+        indexer: aio.Channel,
+    ) -> None:
+        self._settings = settings
+        self._model = model
+        self._intake = intake
+        self._jobs = jobs
+        self._embedder = embedder_service_pb2_grpc.EmbedderServiceStub(embedder)
+        self._indexer = indexer_service_pb2_grpc.IndexerServiceStub(indexer)
+
+    # -- ingest -------------------------------------------------------------------------------
+    def _validated(self, request: ingest_service_pb2.IngestRequest) -> Accepted:
+        cmd = IngestCommand(
+            document_id=request.document_id,
+            content=request.content,
+            content_type=request.content_type,
+            chunk_size=request.config.chunk_size if request.config.HasField("chunk_size") else None,
+            chunk_overlap=request.config.chunk_overlap
+            if request.config.HasField("chunk_overlap")
+            else None,
+            embedding_model=request.config.embedding_model,
+            vector_dimension=request.config.vector_dimension,
+            request_id=request.request_id,
+            uploaded_by=request.metadata.uploaded_by,
+            original_filename=request.metadata.original_filename,
+            attributes=dict(request.metadata.attributes),
+        )
+        valid = validate_ingest(cmd, self._model, self._settings)
+        metadata = job_pb2.DocumentMetadata()
+        metadata.CopyFrom(request.metadata)
+        if not metadata.HasField("upload_time"):
+            metadata.upload_time.FromNanoseconds(time.time_ns())
+        return Accepted(
+            document_id=request.document_id,
+            request_id=request.request_id,
+            content=request.content,
+            content_type=valid.content_type,
+            chunk_size=valid.chunk_size,
+            chunk_overlap=valid.chunk_overlap,
+            embedding_model=self._model.name,
+            metadata=metadata,
+        )
+
+    async def Ingest(
+        self, request: ingest_service_pb2.IngestRequest, context: Any
+    ) -> ingest_service_pb2.IngestResponse:
+        (job,) = await self._intake.accept([self._validated(request)])
+        return ingest_service_pb2.IngestResponse(job=job_to_pb(job))
+
+    async def IngestBatch(
+        self, request: ingest_service_pb2.IngestBatchRequest, context: Any
+    ) -> ingest_service_pb2.IngestBatchResponse:
+        if not request.documents:
+            raise InvalidArgument("documents", "must not be empty")
+        if len(request.documents) > self._settings.max_batch_documents:
+            raise InvalidArgument(
+                "documents",
+                f"has {len(request.documents)} documents; at most "
+                f"{self._settings.max_batch_documents} per call",
+            )
+        accepted = []
+        for i, doc in enumerate(request.documents):
+            try:
+                accepted.append(self._validated(doc))
+            except InvalidArgument as exc:
+                raise exc.at(f"documents[{i}]") from None
+        jobs = await self._intake.accept(accepted)
+        return ingest_service_pb2.IngestBatchResponse(jobs=[job_to_pb(j) for j in jobs])
+
+    # -- jobs ---------------------------------------------------------------------------------
+    async def GetJob(
+        self, request: ingest_service_pb2.GetJobRequest, context: Any
+    ) -> ingest_service_pb2.GetJobResponse:
+        job = await self._jobs.get(require_id("job_id", request.job_id))
+        return ingest_service_pb2.GetJobResponse(job=job_to_pb(job))
+
+    async def WatchJob(
+        self, request: ingest_service_pb2.WatchJobRequest, context: Any
+    ) -> AsyncIterator[ingest_service_pb2.WatchJobResponse]:
+        async for job in self._jobs.watch(require_id("job_id", request.job_id)):
+            yield ingest_service_pb2.WatchJobResponse(job=job_to_pb(job))
+
+    # -- search and documents -----------------------------------------------------------------
+    async def Search(
+        self, request: ingest_service_pb2.SearchRequest, context: Any
+    ) -> ingest_service_pb2.SearchResponse:
+        top_k = validate_search(request.query, request.top_k)
+        embedded = await self._call(
+            "embedder",
+            self._settings.embedder_address,
+            self._embedder.Embed(
+                embedder_service_pb2.EmbedRequest(texts=[request.query]), timeout=30
+            ),
+        )
+        found = await self._call(
+            "indexer",
+            self._settings.indexer_address,
+            self._indexer.Search(
+                indexer_service_pb2.IndexerServiceSearchRequest(
+                    vector=embedded.vectors[0].values,
+                    top_k=top_k,
+                    document_ids=request.document_ids,
+                ),
+                timeout=30,
+            ),
+        )
+        return ingest_service_pb2.SearchResponse(hits=found.hits)
+
+    async def GetDocument(
+        self, request: ingest_service_pb2.GetDocumentRequest, context: Any
+    ) -> ingest_service_pb2.GetDocumentResponse:
+        document_id = require_id("document_id", request.document_id)
+        versions = await self._jobs.document_versions(document_id)
+        if versions is None:
+            raise NotFound(f"document {document_id!r} was never ingested")
+        counted = await self._call(
+            "indexer",
+            self._settings.indexer_address,
+            self._indexer.CountChunks(
+                indexer_service_pb2.CountChunksRequest(document_id=document_id), timeout=30
+            ),
+        )
+        if versions.live == 0 and versions.floor == versions.seq and counted.chunk_count == 0:
+            raise NotFound(f"document {document_id!r} was deleted")
+        return ingest_service_pb2.GetDocumentResponse(
+            document_id=document_id,
+            live_version=versions.live,
+            latest_version=versions.seq,
+            chunk_count=counted.chunk_count,
+        )
+
+    async def DeleteDocument(
+        self, request: ingest_service_pb2.DeleteDocumentRequest, context: Any
+    ) -> ingest_service_pb2.DeleteDocumentResponse:
+        document_id = require_id("document_id", request.document_id)
+        deleted = await self._call(
+            "indexer",
+            self._settings.indexer_address,
+            self._indexer.DeleteDocument(
+                indexer_service_pb2.IndexerServiceDeleteDocumentRequest(document_id=document_id),
+                timeout=60,
+            ),
+        )
+        return ingest_service_pb2.DeleteDocumentResponse(chunks_deleted=deleted.chunks_deleted)
+
+    @staticmethod
+    async def _call(name: str, address: str, call: Awaitable[T]) -> T:
+        """Awaits a call to another service, turning its failures into ragline errors."""
+        try:
+            return await call
+        except aio.AioRpcError as exc:
+            raise _from_status(name, address, exc) from exc
+
+
+def _from_status(name: str, address: str, exc: aio.AioRpcError) -> RaglineError:
+    code = exc.code()
+    if code == grpc.StatusCode.NOT_FOUND:
+        return NotFound(exc.details() or "not found")
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        field, _, problem = (exc.details() or "").partition(": ")
+        return InvalidArgument(field or "request", problem or (exc.details() or ""))
+    return DependencyUnavailable(
+        f"the {name} at {address} did not answer ({code.name}: {exc.details()}); "
+        f"check that `ragline serve {name}` is running"
+    )

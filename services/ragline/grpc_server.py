@@ -1,0 +1,121 @@
+"""Starting and stopping a service's gRPC server, with health checking and a graceful drain."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+import grpc
+from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
+
+from ragline.errors import ConfigurationError
+from ragline.grpc_status import ErrorInterceptor
+
+log = logging.getLogger(__name__)
+
+# Room for a 64 MiB document plus its envelope.
+MAX_MESSAGE_BYTES = 80 * 1024 * 1024
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+]
+CHANNEL_OPTIONS = SERVER_OPTIONS
+
+
+class GrpcServer:
+    """An aio server with the error interceptor and the standard health service."""
+
+    def __init__(
+        self, address: str, register: Sequence[Callable[[aio.Server], None]], service_name: str
+    ) -> None:
+        self.address = address
+        self.service_name = service_name
+        self.server = aio.server(interceptors=[ErrorInterceptor()], options=SERVER_OPTIONS)
+        self.health = health_aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        for add in register:
+            add(self.server)
+        try:
+            self.port = self.server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise ConfigurationError(
+                f"cannot listen on {address}: {exc}. Is another ragline {service_name} running? "
+                "Stop it or choose another address."
+            ) from exc
+
+    async def start(self) -> None:
+        await self.server.start()
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", self.service_name):
+            await self.health.set(name, status)
+
+    async def stop(self, grace_s: float) -> None:
+        await self.set_serving(False)
+        await self.server.stop(grace_s)
+
+
+async def run_until_signalled(
+    server: GrpcServer,
+    *,
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+    on_stop: Callable[[], None] | None = None,
+    grace_s: float = 30.0,
+) -> None:
+    """Serves, and runs `background` loops, until SIGTERM or SIGINT; then drains and returns.
+
+    On a signal: health flips to NOT_SERVING (so load balancers stop sending), `on_stop` asks the
+    loops to finish the batch in hand, and in-flight RPCs get `grace_s` to finish.
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    tasks = [asyncio.create_task(fn()) for fn in background]
+    await server.set_serving(True)
+    log.info("%s serving on %s", server.service_name, server.address)
+    waiter = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    failed = [t for t in tasks if t in done and t.exception() is not None]
+    log.info("%s stopping: draining in-flight work (up to %.0fs)", server.service_name, grace_s)
+    await server.set_serving(False)
+    if on_stop is not None:
+        on_stop()
+    try:
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), grace_s)
+    except TimeoutError:
+        log.warning(
+            "%s: work still running after %.0fs; leaving it for redelivery",
+            server.service_name,
+            grace_s,
+        )
+        for t in tasks:
+            t.cancel()
+    await server.stop(grace_s)
+    waiter.cancel()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+    if failed:
+        raise failed[0].exception()  # type: ignore[misc]
+    log.info("%s stopped", server.service_name)
+
+
+def channel(address: str) -> aio.Channel:
+    """A client channel to another ragline service."""
+    return aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+
+
+def is_unavailable(exc: grpc.RpcError) -> bool:
+    code = exc.code() if isinstance(exc, aio.AioRpcError) else None
+    return code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)

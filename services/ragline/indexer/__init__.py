@@ -1,0 +1,1 @@
+"""The indexer stage: write embedded chunks to the vector store and answer searches."""

@@ -1,0 +1,71 @@
+"""The indexer's queue work: one batched upsert for the whole batch, then progress, then, for
+each version whose last chunk landed, the switch to it and the removal of what it replaces."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from ragline.convert import metadata_to_dict
+from ragline.indexer.vector_store import ChunkRow, VectorStore
+from ragline.indexer.versions import cleanup_after
+from ragline.jobs.model import JobState, Stage
+from ragline.jobs.store import JobStore
+from ragline.stage.runner import Task
+
+
+class IndexHandler:
+    stage = Stage.INDEX
+
+    def __init__(self, jobs: JobStore, store: VectorStore) -> None:
+        self._jobs = jobs
+        self._store = store
+
+    async def handle(self, tasks: Sequence[Task]) -> list[BaseException | None]:
+        rows: list[ChunkRow] = []
+        for task in tasks:
+            index = task.envelope.index
+            metadata = metadata_to_dict(index.document.metadata)
+            rows.extend(
+                ChunkRow(
+                    document_id=index.document.document_id,
+                    document_version=index.document.document_version,
+                    chunk_index=c.chunk_index,
+                    text=c.text,
+                    vector=c.vector,
+                    metadata=metadata,
+                    job_id=task.job_id,
+                )
+                for c in index.chunks
+            )
+        await asyncio.to_thread(self._store.upsert, rows)
+        for task in tasks:
+            marked = await self._jobs.mark_indexed(
+                task.job_id, (c.chunk_index for c in task.envelope.index.chunks), task.attempt
+            )
+            if marked.all_done:
+                await self.finish_version(task)
+        return [None] * len(tasks)
+
+    async def finish_version(self, task: Task) -> None:
+        """Makes the job's version live (unless newer or deleted) and removes replaced chunks.
+
+        Idempotent: a redelivered last message repeats it harmlessly.
+        """
+        doc = task.envelope.index.document
+        versions = await self._jobs.activate_version(doc.document_id, doc.document_version)
+        cleanup = cleanup_after(doc.document_version, versions.live, versions.floor)
+        await asyncio.to_thread(
+            self._store.delete_document,
+            doc.document_id,
+            below_version=cleanup.below_version,
+            only_version=cleanup.only_version,
+        )
+        if cleanup.deleted:
+            await self._jobs.move(
+                task.job_id,
+                JobState.CANCELLED,
+                last_error="the document was deleted while it was being ingested",
+            )
+        else:
+            await self._jobs.move(task.job_id, JobState.COMPLETED)

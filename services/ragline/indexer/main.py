@@ -1,0 +1,44 @@
+"""The indexer process."""
+
+from __future__ import annotations
+
+import logging
+
+from ragline.config import Settings
+from ragline.embedder.models import resolve_model
+from ragline.indexer.handler import IndexHandler
+from ragline.indexer.service import IndexerServicer
+from ragline.indexer.vector_store import VectorStore
+from ragline.jobs.store import JobStore
+from ragline.stage.process import serve_stage
+from ragline.v1 import indexer_service_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+async def run(settings: Settings) -> None:
+    model = resolve_model(settings.model)
+    store = VectorStore(
+        settings.milvus_uri,
+        settings.milvus_collection,
+        model.dimension,
+        token=settings.milvus_token,
+    )
+    store.ensure_collection()
+    log.info("indexer: collection %s at %s", settings.milvus_collection, settings.milvus_uri)
+    # The servicer reads document versions through its own job store connection.
+    jobs = JobStore.from_url(settings.redis_url, namespace=settings.namespace)
+    servicer = IndexerServicer(jobs, store)
+    try:
+        await serve_stage(
+            settings,
+            name="indexer",
+            address=settings.indexer_address,
+            make_handler=lambda broker, stage_jobs: IndexHandler(stage_jobs, store),
+            register=[
+                lambda s: indexer_service_pb2_grpc.add_IndexerServiceServicer_to_server(servicer, s)
+            ],
+        )
+    finally:
+        await jobs.close()
+        store.close()

@@ -1,0 +1,399 @@
+"""The vector store: chunks of every document version in one Milvus collection.
+
+Each chunk row is keyed by ``chunk_key(document_id, document_version, chunk_index)``, so a
+redelivered batch upserts over itself. When a version completes, the indexer deletes the
+document's older versions; readers filter search hits to each document's live version.
+
+Works against Milvus Lite (a ``.db`` file path: one process only) and any Milvus server
+(``http://host:19530``). Filters are built as escaped string literals because Milvus Lite does
+not support pymilvus filter templating (``filter_params``).
+
+Errors:
+- :class:`ConfigurationError`: bad URI or collection name, an existing collection whose vector
+  dimension differs, a query vector whose length is not the collection's.
+- :class:`PermanentTaskError`: a row that can never be stored (wrong vector length, non-finite
+  values, a document id over 1024 bytes, a job id over 64 bytes, metadata that is not JSON),
+  checked before anything is written, or rejected by pymilvus' own data checks.
+- :class:`StoreUnavailable` (retryable): every other Milvus or connection failure, including a
+  Lite file held by another process (e.g. an old indexer still shutting down).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pymilvus import DataType, MilvusClient
+from pymilvus.exceptions import (
+    DataNotMatchException,
+    DataTypeNotMatchException,
+    MilvusException,
+    ParamError,
+)
+
+from ragline.errors import (
+    ConfigurationError,
+    InvalidArgument,
+    PermanentTaskError,
+    StoreUnavailable,
+)
+from ragline.indexer.keys import CHUNK_KEY_LENGTH, chunk_key
+
+__all__ = ["ChunkRow", "Hit", "VectorStore"]
+
+MAX_DOCUMENT_ID_BYTES = 1024
+MAX_JOB_ID_BYTES = 64
+MAX_TEXT_BYTES = 65535
+MAX_TOP_K = 16384  # Milvus' own limit on search results
+
+_COLLECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
+_OUTPUT_FIELDS = ["document_id", "document_version", "chunk_index", "text", "metadata"]
+_STRONG = "Strong"
+# Milvus string literals accept only these escapes (Lite rejects \x and \u); every other
+# character, control characters and non-ASCII included, is matched verbatim.
+_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+# Milvus Lite runs one in-process server per file and keeps it (and the file lock) until exit;
+# counting our own users lets close() release it so the file can be reopened or handed over.
+_lite_users: dict[str, int] = {}
+_lite_users_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """One embedded chunk of one document version, as the indexer writes it."""
+
+    document_id: str
+    document_version: int
+    chunk_index: int
+    text: str
+    vector: Sequence[float]
+    metadata: Mapping[str, Any]  # JSON-able: uploaded_by, upload_time, original_filename, ...
+    job_id: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result; `score` is the cosine similarity (1.0 = same direction)."""
+
+    document_id: str
+    document_version: int
+    chunk_index: int
+    text: str
+    score: float
+    metadata: dict[str, Any]
+
+
+class VectorStore:
+    """Chunk storage and similarity search over one Milvus collection.
+
+    Synchronous and safe for one caller at a time (calls are serialised by a lock); async code
+    calls it through ``asyncio.to_thread``.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        collection: str,
+        dimension: int,
+        *,
+        token: str = "",
+        timeout: float | None = 30.0,
+    ) -> None:
+        """Connect to Milvus. A ``.db`` path opens Milvus Lite, creating its parent folders."""
+        if not _COLLECTION_NAME.fullmatch(collection):
+            raise ConfigurationError(
+                f"Milvus collection name {collection!r} is invalid: use letters, digits and "
+                "underscores, starting with a letter or underscore (RAGLINE_MILVUS_COLLECTION)"
+            )
+        if dimension <= 0:
+            raise ConfigurationError(f"vector dimension must be positive, got {dimension}")
+        self._collection = collection
+        self._dimension = dimension
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._lite_path: str | None = None
+        if "://" not in uri:
+            if not uri.endswith(".db"):
+                raise ConfigurationError(
+                    f"Milvus URI {uri!r} is neither a server URI (http://host:19530) nor a "
+                    "Milvus Lite file path ending in .db"
+                )
+            path = Path(uri).expanduser().resolve()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            uri = str(path)
+            self._lite_path = uri
+        self._uri = uri
+        with _lite_users_lock:
+            try:
+                self._client = MilvusClient(uri=uri, token=token, timeout=timeout)
+            except Exception as exc:
+                _raise_store_error(
+                    exc,
+                    f"cannot open Milvus at {uri}"
+                    + (
+                        " (Milvus Lite allows one process per file: is another indexer "
+                        "running on it?)"
+                        if self._lite_path
+                        else ""
+                    ),
+                )
+            if self._lite_path is not None:
+                _lite_users[self._lite_path] = _lite_users.get(self._lite_path, 0) + 1
+        self._closed = False
+
+    @property
+    def collection(self) -> str:
+        """The collection's name."""
+        return self._collection
+
+    @property
+    def dimension(self) -> int:
+        """The vector dimension this store expects."""
+        return self._dimension
+
+    def ensure_collection(self) -> None:
+        """Create the collection if missing and load it; check an existing one's dimension."""
+        with self._call("create or check the collection"):
+            if self._client.has_collection(self._collection, timeout=self._timeout):
+                self._check_dimension()
+            else:
+                self._create()
+            # Idempotent; a collection reopened from a Lite file or a restarted server may be
+            # released, and searches need it loaded.
+            self._client.load_collection(self._collection, timeout=self._timeout)
+
+    def upsert(self, rows: Sequence[ChunkRow]) -> None:
+        """Write `rows` in one batched upsert; rows already stored (same key) are replaced."""
+        if not rows:
+            return
+        # Keyed by pk so a batch holding one chunk twice sends it once (last wins).
+        data = {pk: entity for pk, entity in (self._entity(row) for row in rows)}
+        with self._call(f"upsert {len(data)} chunks"):
+            try:
+                self._client.upsert(self._collection, list(data.values()), timeout=self._timeout)
+            except (ParamError, DataNotMatchException, DataTypeNotMatchException) as exc:
+                raise PermanentTaskError(f"Milvus rejected the chunks: {exc.message}") from exc
+
+    def delete_document(
+        self,
+        document_id: str,
+        *,
+        below_version: int | None = None,
+        only_version: int | None = None,
+    ) -> int:
+        """Delete a document's chunks and return how many were deleted.
+
+        With no version arguments every version goes; `below_version` keeps that version and
+        newer; `only_version` deletes one version. Both given means both conditions hold.
+        """
+        expr = f"document_id == {_literal(document_id)}"
+        if below_version is not None:
+            expr += f" and document_version < {int(below_version)}"
+        if only_version is not None:
+            expr += f" and document_version == {int(only_version)}"
+        with self._call(f"delete chunks of document {document_id!r}"):
+            # Counted first: Milvus Lite answers a delete with the pks, a server with a count
+            # that is not exact in every version. The lock keeps this store's own writes out.
+            matched = self._count(expr)
+            if matched:
+                self._client.delete(self._collection, filter=expr, timeout=self._timeout)
+        return matched
+
+    def search(
+        self, vector: Sequence[float], top_k: int, *, document_ids: Sequence[str] = ()
+    ) -> list[Hit]:
+        """The `top_k` chunks nearest to `vector`, best first, optionally within `document_ids`."""
+        if not 1 <= top_k <= MAX_TOP_K:
+            raise InvalidArgument("top_k", f"must be between 1 and {MAX_TOP_K}, got {top_k}")
+        if len(vector) != self._dimension:
+            raise ConfigurationError(
+                f"query vector has {len(vector)} dimensions but collection "
+                f"{self._collection!r} holds {self._dimension}: the embedding model and the "
+                "collection disagree"
+            )
+        expr = ""
+        if document_ids:
+            expr = f"document_id in [{', '.join(_literal(d) for d in document_ids)}]"
+        with self._call("search"):
+            result = self._client.search(
+                self._collection,
+                data=[[float(x) for x in vector]],
+                filter=expr,
+                limit=top_k,
+                output_fields=_OUTPUT_FIELDS,
+                search_params={"metric_type": "COSINE"},
+                consistency_level=_STRONG,
+                timeout=self._timeout,
+            )
+        return [_hit(h) for h in result[0]] if result else []
+
+    def count(self, document_id: str | None = None) -> int:
+        """How many chunks are stored, in all or for one document (every version)."""
+        expr = "" if document_id is None else f"document_id == {_literal(document_id)}"
+        with self._call("count chunks"):
+            return self._count(expr)
+
+    def close(self) -> None:
+        """Close the connection; for Milvus Lite, stop its server when no store here uses it."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            with contextlib.suppress(Exception):  # closing must not fail shutdown
+                self._client.close()
+            if self._lite_path is None:
+                return
+            with _lite_users_lock:
+                users = _lite_users.get(self._lite_path, 1) - 1
+                if users > 0:
+                    _lite_users[self._lite_path] = users
+                    return
+                _lite_users.pop(self._lite_path, None)
+                from milvus_lite.server_manager import server_manager_instance
+
+                server_manager_instance.release_server(self._lite_path)
+
+    def __enter__(self) -> VectorStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _call(self, action: str) -> Iterator[None]:
+        """Serialise one operation and re-raise library errors as ragline's own."""
+        with self._lock:
+            if self._closed:
+                raise StoreUnavailable(f"vector store is closed; cannot {action}")
+            try:
+                yield
+            except Exception as exc:
+                _raise_store_error(exc, f"cannot {action} in collection {self._collection!r}")
+
+    def _count(self, expr: str) -> int:
+        rows = self._client.query(
+            self._collection,
+            filter=expr,
+            output_fields=["count(*)"],
+            consistency_level=_STRONG,
+            timeout=self._timeout,
+        )
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def _create(self) -> None:
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("pk", DataType.VARCHAR, max_length=CHUNK_KEY_LENGTH * 2, is_primary=True)
+        schema.add_field("document_id", DataType.VARCHAR, max_length=MAX_DOCUMENT_ID_BYTES)
+        schema.add_field("document_version", DataType.INT64)
+        schema.add_field("chunk_index", DataType.INT64)
+        schema.add_field("job_id", DataType.VARCHAR, max_length=MAX_JOB_ID_BYTES)
+        schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT_BYTES)
+        schema.add_field("metadata", DataType.JSON)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self._dimension)
+        index = MilvusClient.prepare_index_params()
+        # AUTOINDEX works on Milvus Lite and lets a server pick its best index (HNSW today).
+        index.add_index(field_name="vector", index_type="AUTOINDEX", metric_type="COSINE")
+        self._client.create_collection(
+            self._collection,
+            schema=schema,
+            index_params=index,
+            consistency_level=_STRONG,
+            timeout=self._timeout,
+        )
+
+    def _check_dimension(self) -> None:
+        info = self._client.describe_collection(self._collection, timeout=self._timeout)
+        vector = next((f for f in info.get("fields", []) if f.get("name") == "vector"), None)
+        found = None if vector is None else int(vector.get("params", {}).get("dim", 0))
+        if found != self._dimension:
+            what = "no 'vector' field" if found is None else f"{found}-dimensional vectors"
+            raise ConfigurationError(
+                f"Milvus collection {self._collection!r} at {self._uri} holds {what}, but the "
+                f"embedding model makes {self._dimension}-dimensional vectors: set "
+                "RAGLINE_MILVUS_COLLECTION to another collection, or drop this one and "
+                "re-ingest its documents"
+            )
+
+    def _entity(self, row: ChunkRow) -> tuple[str, dict[str, Any]]:
+        """The row as a Milvus entity, or PermanentTaskError if it can never be stored."""
+        where = f"chunk {row.chunk_index} of document {row.document_id!r} v{row.document_version}"
+        if len(row.document_id.encode("utf-8")) > MAX_DOCUMENT_ID_BYTES:
+            raise PermanentTaskError(f"{where}: document id over {MAX_DOCUMENT_ID_BYTES} bytes")
+        if len(row.job_id.encode("utf-8")) > MAX_JOB_ID_BYTES:
+            raise PermanentTaskError(f"{where}: job id over {MAX_JOB_ID_BYTES} bytes")
+        if len(row.vector) != self._dimension:
+            raise PermanentTaskError(
+                f"{where}: vector has {len(row.vector)} dimensions, collection "
+                f"{self._collection!r} expects {self._dimension}"
+            )
+        vector = [float(x) for x in row.vector]
+        if not all(math.isfinite(x) for x in vector):
+            raise PermanentTaskError(f"{where}: vector holds NaN or infinity")
+        metadata = dict(row.metadata)
+        try:
+            json.dumps(metadata, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise PermanentTaskError(f"{where}: metadata is not JSON: {exc}") from exc
+        pk = chunk_key(row.document_id, row.document_version, row.chunk_index)
+        return pk, {
+            "pk": pk,
+            "document_id": row.document_id,
+            "document_version": row.document_version,
+            "chunk_index": row.chunk_index,
+            "job_id": row.job_id,
+            "text": _truncate_utf8(row.text, MAX_TEXT_BYTES),
+            "metadata": metadata,
+            "vector": vector,
+        }
+
+
+def _literal(value: str) -> str:
+    """`value` as a double-quoted Milvus filter string literal."""
+    return f'"{value.translate(_ESCAPES)}"'
+
+
+def _truncate_utf8(text: str, max_bytes: int) -> str:
+    """`text` cut to at most `max_bytes` UTF-8 bytes, never inside a character."""
+    data = text.encode("utf-8")
+    if len(data) <= max_bytes:
+        return text
+    # "ignore" drops only the partial character the byte cut left at the end.
+    return data[:max_bytes].decode("utf-8", errors="ignore")
+
+
+def _hit(raw: Mapping[str, Any]) -> Hit:
+    entity = raw["entity"]
+    metadata = entity.get("metadata") or {}
+    if isinstance(metadata, str | bytes):  # older servers hand JSON fields back undecoded
+        metadata = json.loads(metadata)
+    return Hit(
+        document_id=str(entity["document_id"]),
+        document_version=int(entity["document_version"]),
+        chunk_index=int(entity["chunk_index"]),
+        text=str(entity["text"]),
+        score=float(raw["distance"]),
+        metadata=dict(metadata),
+    )
+
+
+def _is_store_failure(exc: BaseException) -> bool:
+    # grpc errors can escape pymilvus; matched by module since adapters may not import grpc.
+    return isinstance(exc, MilvusException | OSError | TimeoutError) or type(
+        exc
+    ).__module__.startswith("grpc")
+
+
+def _raise_store_error(exc: Exception, context: str) -> NoReturn:
+    """Re-raise `exc` as StoreUnavailable if it is a store failure; otherwise unchanged."""
+    if not _is_store_failure(exc):
+        raise exc
+    detail = exc.message if isinstance(exc, MilvusException) else str(exc) or type(exc).__name__
+    raise StoreUnavailable(f"{context}: {detail}") from exc

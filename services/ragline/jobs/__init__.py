@@ -1,0 +1,1 @@
+"""Jobs: the state machine (pure) and the Redis job store that records it."""

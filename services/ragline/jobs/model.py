@@ -1,0 +1,73 @@
+"""The job state machine and the job record, free of any I/O.
+
+    ACCEPTED ──▶ ACTIVE ──▶ COMPLETED
+        │           ├─────▶ FAILED
+        └───────────┴─────▶ CANCELLED      (also ACCEPTED ──▶ FAILED)
+
+States only move forward, so a late or redelivered message can never drag a finished job back.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class JobState(enum.StrEnum):
+    ACCEPTED = "accepted"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+class Stage(enum.StrEnum):
+    CHUNK = "chunk"
+    EMBED = "embed"
+    INDEX = "index"
+
+
+TERMINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
+
+# For each target state, the states a job may move to it from.
+ALLOWED_FROM: dict[JobState, frozenset[JobState]] = {
+    JobState.ACCEPTED: frozenset(),
+    JobState.ACTIVE: frozenset({JobState.ACCEPTED}),
+    JobState.COMPLETED: frozenset({JobState.ACCEPTED, JobState.ACTIVE}),
+    JobState.FAILED: frozenset({JobState.ACCEPTED, JobState.ACTIVE}),
+    JobState.CANCELLED: frozenset({JobState.ACCEPTED, JobState.ACTIVE}),
+}
+
+
+def can_move(current: JobState, target: JobState) -> bool:
+    """Whether a job in `current` may move to `target`."""
+    return current in ALLOWED_FROM[target]
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    chunks_total: int = 0
+    chunks_embedded: int = 0
+    chunks_indexed: int = 0
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as the job store holds it. Times are epoch seconds; 0 means unset."""
+
+    job_id: str
+    document_id: str
+    document_version: int
+    state: JobState
+    progress: JobProgress
+    last_error: str = ""
+    last_error_stage: Stage | None = None
+    attempts: int = 1
+    request_id: str = ""
+    create_time: float = 0.0
+    update_time: float = 0.0
+    finish_time: float = 0.0

