@@ -1,7 +1,6 @@
 """Offline checks of the deployment files: Dockerfile, docker-compose.yml and deploy/k8s/.
 
-Everything here reads the files with PyYAML and needs no Docker engine and no cluster. One last
-test also runs `docker compose config -q` when the compose plugin is installed.
+Everything here reads the files with PyYAML and needs no Docker engine and no cluster.
 """
 
 from __future__ import annotations
