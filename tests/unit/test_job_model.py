@@ -1,0 +1,73 @@
+"""The job state machine: which moves are allowed, which are terminal, and that nothing goes back."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from ragline.jobs.model import ALLOWED_FROM, TERMINAL_STATES, JobState, can_move
+
+pytestmark = pytest.mark.unit
+
+A, R, C, F, X = (
+    JobState.ACCEPTED,
+    JobState.ACTIVE,
+    JobState.COMPLETED,
+    JobState.FAILED,
+    JobState.CANCELLED,
+)
+
+# Written out by hand from the diagram in ragline.jobs.model, not derived from ALLOWED_FROM.
+ALLOWED = {
+    (A, R),
+    (A, C),
+    (A, F),
+    (A, X),
+    (R, C),
+    (R, F),
+    (R, X),
+}
+
+ALL_PAIRS = list(itertools.product(JobState, repeat=2))
+
+
+@pytest.mark.parametrize(
+    ("current", "target"), ALL_PAIRS, ids=[f"{a.value}->{b.value}" for a, b in ALL_PAIRS]
+)
+def test_every_pair_of_states(current: JobState, target: JobState) -> None:
+    assert can_move(current, target) is ((current, target) in ALLOWED)
+
+
+def test_the_table_covers_every_state() -> None:
+    assert set(ALLOWED_FROM) == set(JobState)
+    assert len(ALL_PAIRS) == 25
+
+
+def test_terminal_states() -> None:
+    assert {s for s in JobState if s.is_terminal} == {C, F, X}
+    assert frozenset({C, F, X}) == TERMINAL_STATES
+    assert not A.is_terminal
+    assert not R.is_terminal
+
+
+@pytest.mark.parametrize("terminal", [C, F, X])
+def test_a_terminal_state_never_moves(terminal: JobState) -> None:
+    assert [t for t in JobState if can_move(terminal, t)] == []
+
+
+@pytest.mark.parametrize("state", list(JobState))
+def test_no_state_moves_to_itself(state: JobState) -> None:
+    assert not can_move(state, state)
+
+
+def test_nothing_moves_back_to_accepted_or_active_from_a_later_state() -> None:
+    order = {A: 0, R: 1, C: 2, F: 2, X: 2}
+    for current, target in ALL_PAIRS:
+        if can_move(current, target):
+            assert order[target] > order[current], (current, target)
+
+
+def test_state_values_are_the_lower_case_names() -> None:
+    assert [s.value for s in JobState] == ["accepted", "active", "completed", "failed", "cancelled"]
+    assert JobState("failed") is F
