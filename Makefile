@@ -9,7 +9,7 @@ PIP := $(PY) -m pip
 TORCH_INSTALL ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: help install services demo test test-unit test-integration test-e2e lint protos protos-check bench clean
+.PHONY: help install services demo test test-unit test-integration test-e2e test-faults lint protos protos-check bench clean
 
 help:
 	@echo "make demo   - install, start the stack, ingest the project's docs, search them, stop"
@@ -45,6 +45,9 @@ test-integration: install services
 
 test-e2e: install services
 	$(PY) -m pytest -p no:cacheprovider -m e2e
+
+test-faults: install services
+	$(PY) -m pytest -p no:cacheprovider -m faults
 
 lint: install
 	$(VENV)/bin/ruff check .

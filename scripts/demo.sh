@@ -30,7 +30,7 @@ grep "ready" "$log"
 
 echo
 echo "== ingesting the project's documentation"
-$RAGLINE ingest README.md docs deploy/k8s/README.md --uploaded-by demo
+$RAGLINE ingest README.md docs deploy --uploaded-by demo
 
 for query in "what happens when a worker crashes in the middle of a document?" \
              "how do I scale the embedder on Kubernetes?" \

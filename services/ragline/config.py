@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ragline.errors import ConfigurationError
+from ragline.retry import RetryPolicy
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -72,6 +73,21 @@ class Settings:
     # A message held this long by a consumer that stopped answering is given to another consumer.
     visibility_timeout_s: float = 60.0
 
+    # What a stage does with a failed task (see ragline.retry.RetryPolicy). Each stage runs in its
+    # own process, so each stage's Deployment can set its own.
+    retry_max_attempts: int = 5
+    retry_initial_delay_s: float = 1.0
+    retry_multiplier: float = 2.0
+    retry_max_delay_s: float = 60.0
+    retry_jitter: float = 0.2
+    # A message handed out this many times without being settled is taken to crash its worker.
+    max_deliveries: int = 5
+    # On SIGTERM, how long a service may take to finish its in-flight work before it exits.
+    shutdown_grace_s: float = 30.0
+
+    # Deliberate faults for resilience tests and chaos drills, off when empty; see ragline.faults.
+    faults: str = ""
+
     log_level: str = "INFO"
 
     extra: dict[str, str] = field(default_factory=dict, compare=False)
@@ -118,6 +134,17 @@ class Settings:
             raise ConfigurationError(
                 "RAGLINE_DEFAULT_CHUNK_SIZE and _OVERLAP must not be negative."
             )
+
+    def retry_policy(self) -> RetryPolicy:
+        """The retry policy these settings describe."""
+        return RetryPolicy(
+            initial_interval_s=self.retry_initial_delay_s,
+            backoff_coefficient=self.retry_multiplier,
+            maximum_interval_s=self.retry_max_delay_s,
+            maximum_attempts=self.retry_max_attempts,
+            jitter=self.retry_jitter,
+            maximum_deliveries=self.max_deliveries,
+        )
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""

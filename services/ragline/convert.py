@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from ragline.broker.base import DeadLetter
 from ragline.jobs.model import Job, JobState, Stage
-from ragline.v1 import job_pb2
+from ragline.v1 import ingest_service_pb2, job_pb2
 
 _STATE_TO_PB = {
     JobState.ACCEPTED: job_pb2.JOB_STATE_ACCEPTED,
@@ -47,6 +48,34 @@ def job_to_pb(job: Job) -> job_pb2.Job:
     ):
         if seconds:
             getattr(pb, field).FromNanoseconds(int(seconds * 1e9))
+    return pb
+
+
+_PB_TO_STAGE = {v: k for k, v in _STAGE_TO_PB.items()}
+
+
+def stage_from_pb(value: int) -> Stage:
+    """The stage for a protobuf Stage value; KeyError for STAGE_UNSPECIFIED or unknown values."""
+    return _PB_TO_STAGE[value]  # type: ignore[index]
+
+
+def dead_letter_to_pb(
+    letter: DeadLetter, stage: Stage, document_id: str
+) -> ingest_service_pb2.DeadLetter:
+    pb = ingest_service_pb2.DeadLetter(
+        dead_letter_id=letter.dead_letter_id,
+        stage=_STAGE_TO_PB[stage],
+        job_id=letter.job_id,
+        document_id=document_id,
+        error_type=letter.error_type,
+        error_message=letter.error_message,
+        attempts=letter.attempts,
+        message_bytes=len(letter.body),
+    )
+    if letter.first_failure_time:
+        pb.first_failure_time.FromNanoseconds(int(letter.first_failure_time * 1e9))
+    if letter.last_failure_time:
+        pb.last_failure_time.FromNanoseconds(int(letter.last_failure_time * 1e9))
     return pb
 
 

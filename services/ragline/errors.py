@@ -3,6 +3,7 @@
     RaglineError                      (retryable: False unless said otherwise)
     ├── InvalidArgument               a request field is malformed; names the field
     ├── NotFound                      an unknown job or document
+    ├── FailedPrecondition            the request cannot apply in the current state (e.g. cancel a completed job)
     ├── ResourceExhausted             over a size limit, or a queue is full (backpressure)
     ├── PermanentTaskError            a queued task can never succeed (bad data): dead-letter at once
     ├── TransientError                retryable: the same work may succeed later
@@ -39,6 +40,10 @@ class InvalidArgument(RaglineError):
 
 class NotFound(RaglineError):
     """An unknown job or document."""
+
+
+class FailedPrecondition(RaglineError):
+    """The request cannot apply to the thing in its current state."""
 
 
 class ResourceExhausted(RaglineError):

@@ -18,6 +18,7 @@ from ragline.cli.main import main
 from ragline_client import (
     Document,
     DocumentInfo,
+    FailedPreconditionError,
     Hit,
     Job,
     JobProgress,
@@ -82,6 +83,10 @@ class FakeClient:
     def watch(self, job_id: str) -> Iterator[Job]:
         self._record("watch", job_id)
         yield from FakeClient.job_states
+
+    def cancel(self, job_id: str) -> Job:
+        self._record("cancel", job_id)
+        return FakeClient.job_states.pop(0)
 
     def get_document(self, document_id: str) -> DocumentInfo:
         self._record("get_document", document_id)
@@ -291,3 +296,40 @@ def test_plain_progress_prints_only_when_more_jobs_finish() -> None:
         "0/1 jobs finished, 0/4 chunks indexed",
         "1/1 jobs finished, 4/4 chunks indexed",
     ]
+
+
+def test_cancel_prints_the_job_state(capsys: pytest.CaptureFixture[str]) -> None:
+    FakeClient.job_states = [_job(JobState.CANCELLED)]
+    assert main(["cancel", "j-1"]) == 0
+    assert FakeClient.calls[-1] == ("cancel", "j-1")
+    assert capsys.readouterr().out == "cancelled: doc.md (job j-1)\n"
+
+
+def test_cancel_json_is_the_job(capsys: pytest.CaptureFixture[str]) -> None:
+    FakeClient.job_states = [_job(JobState.CANCELLED, error="cancelled by request")]
+    assert main(["cancel", "j-1", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["job_id"], data["state"], data["last_error"]) == (
+        "j-1",
+        "cancelled",
+        "cancelled by request",
+    )
+    assert set(data) == set(_job(JobState.CANCELLED).to_dict())
+
+
+def test_cancelling_a_completed_job_is_one_line_and_exit_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    FakeClient.error = FailedPreconditionError(
+        "job 'j-1' is already completed; nothing to cancel", code="FAILED_PRECONDITION"
+    )
+    assert main(["cancel", "j-1"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "ragline cancel: job 'j-1' is already completed; nothing to cancel\n"
+
+
+def test_cancel_needs_a_job_id(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cancel"]) == 2
+    assert "ragline cancel" in capsys.readouterr().err
+    assert FakeClient.calls == []

@@ -15,8 +15,11 @@ import ragline_client
 from ragline.v1 import ingest_service_pb2 as pb
 from ragline.v1 import job_pb2
 from ragline_client import (
+    DeadLetter,
+    DeadLetterPage,
     DeadlineExceededError,
     Document,
+    FailedPreconditionError,
     Hit,
     InvalidArgumentError,
     Job,
@@ -26,16 +29,22 @@ from ragline_client import (
     RaglineClient,
     RaglineClientError,
     ResourceExhaustedError,
+    Stage,
     UnavailableError,
     guess_content_type,
 )
 from ragline_client._convert import (
+    dead_letter_from_proto,
+    dead_letter_page_from_proto,
+    dead_letter_to_proto,
     document_info_from_proto,
     document_to_proto,
     hit_from_proto,
     job_from_proto,
     metadata_from_proto,
     metadata_to_proto,
+    stage_from_proto,
+    stage_to_proto,
     state_from_proto,
     state_to_proto,
 )
@@ -203,6 +212,98 @@ def test_document_info_from_proto() -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "stage"),
+    [
+        (job_pb2.STAGE_CHUNK, Stage.CHUNK),
+        (job_pb2.STAGE_EMBED, Stage.EMBED),
+        (job_pb2.STAGE_INDEX, Stage.INDEX),
+    ],
+)
+def test_stage_mapping_round_trips(value: int, stage: Stage) -> None:
+    assert stage_from_proto(value) is stage
+    assert stage_to_proto(stage) == value
+    assert stage_to_proto(stage.value) == value  # plain names work too
+    assert stage_to_proto(stage.value.upper()) == value
+    assert str(stage) == stage.value == stage.name.lower()
+
+
+@pytest.mark.parametrize("value", [job_pb2.STAGE_UNSPECIFIED, 99])
+def test_unknown_stage_from_the_gateway_raises_a_client_error(value: int) -> None:
+    with pytest.raises(RaglineClientError, match="upgrade"):
+        stage_from_proto(value)
+
+
+@pytest.mark.parametrize("name", ["chunks", "", "STAGE_CHUNK", "gateway"])
+def test_unknown_stage_name_is_a_value_error_naming_the_choices(name: str) -> None:
+    with pytest.raises(ValueError, match="expected one of 'chunk', 'embed', 'index'"):
+        Stage.parse(name)
+    with pytest.raises(ValueError, match=f"unknown stage {name!r}"):
+        stage_to_proto(name)
+
+
+def test_job_last_error_stage_is_empty_when_unset() -> None:
+    msg = _job_proto()
+    msg.last_error_stage = job_pb2.STAGE_UNSPECIFIED
+    assert job_from_proto(msg).last_error_stage == ""
+
+
+DEAD = DeadLetter(
+    dead_letter_id="1714000000000-0",
+    stage=Stage.EMBED,
+    job_id="j-1",
+    document_id="docs/a.md",
+    error_type="DeliveryLimitExceeded",
+    error_message="embedder timed out\nafter 3 attempts",
+    attempts=3,
+    first_failure_time=T0,
+    last_failure_time=T0 + timedelta(minutes=2),
+    message_bytes=2048,
+)
+
+
+def test_dead_letter_round_trips_with_times_and_stage() -> None:
+    msg = dead_letter_to_proto(DEAD)
+    assert msg.stage == job_pb2.STAGE_EMBED
+    assert msg.first_failure_time.ToDatetime(tzinfo=UTC) == T0
+    back = dead_letter_from_proto(msg)
+    assert back == DEAD
+    assert back.stage is Stage.EMBED
+    assert back.last_failure_time is not None and back.last_failure_time.tzinfo is not None
+
+
+def test_dead_letter_without_times_or_job_keeps_them_unset() -> None:
+    msg = pb.DeadLetter(dead_letter_id="d-1", stage=job_pb2.STAGE_CHUNK, error_type="Undecodable")
+    letter = dead_letter_from_proto(msg)
+    assert (letter.first_failure_time, letter.last_failure_time) == (None, None)  # not the epoch
+    assert (letter.job_id, letter.document_id, letter.attempts) == ("", "", 0)
+    back = dead_letter_to_proto(letter)
+    assert not back.HasField("first_failure_time") and not back.HasField("last_failure_time")
+
+
+def test_dead_letter_to_dict_is_json_able() -> None:
+    data = json.loads(json.dumps(DEAD.to_dict()))
+    assert data == {
+        "dead_letter_id": "1714000000000-0",
+        "stage": "embed",
+        "job_id": "j-1",
+        "document_id": "docs/a.md",
+        "error_type": "DeliveryLimitExceeded",
+        "error_message": "embedder timed out\nafter 3 attempts",
+        "attempts": 3,
+        "first_failure_time": T0.isoformat(),
+        "last_failure_time": (T0 + timedelta(minutes=2)).isoformat(),
+        "message_bytes": 2048,
+    }
+
+
+def test_dead_letter_page_from_proto() -> None:
+    msg = pb.ListDeadLettersResponse(dead_letters=[dead_letter_to_proto(DEAD)], next_page_token="t")
+    page = dead_letter_page_from_proto(msg)
+    assert page == DeadLetterPage([DEAD], "t")
+    assert page.to_dict() == {"dead_letters": [DEAD.to_dict()], "next_page_token": "t"}
+
+
+@pytest.mark.parametrize(
     ("name", "content_type"),
     [
         ("a.txt", "text/plain"),
@@ -262,6 +363,7 @@ class FakeRpcError(grpc.RpcError):
         (grpc.StatusCode.INVALID_ARGUMENT, InvalidArgumentError),
         (grpc.StatusCode.NOT_FOUND, NotFoundError),
         (grpc.StatusCode.RESOURCE_EXHAUSTED, ResourceExhaustedError),
+        (grpc.StatusCode.FAILED_PRECONDITION, FailedPreconditionError),
         (grpc.StatusCode.UNAVAILABLE, UnavailableError),
         (grpc.StatusCode.DEADLINE_EXCEEDED, DeadlineExceededError),
         (grpc.StatusCode.PERMISSION_DENIED, RaglineClientError),
@@ -329,6 +431,7 @@ class FakeStub:
     def __init__(self) -> None:
         self.stream = FakeStream([])
         self.jobs: list[job_pb2.Job] = []
+        self.pages: list[pb.ListDeadLettersResponse] = []
         self.error: grpc.RpcError | None = None
         self.calls: list[tuple[str, Any, dict[str, Any]]] = []
 
@@ -341,6 +444,30 @@ class FakeStub:
     def WatchJob(self, request: pb.WatchJobRequest, **kwargs: Any) -> FakeStream:
         self.calls.append(("WatchJob", request, kwargs))
         return self.stream
+
+    def CancelJob(self, request: pb.CancelJobRequest, **kwargs: Any) -> pb.CancelJobResponse:
+        self.calls.append(("CancelJob", request, kwargs))
+        if self.error is not None:
+            raise self.error
+        return pb.CancelJobResponse(job=self.jobs.pop(0))
+
+    def ListDeadLetters(
+        self, request: pb.ListDeadLettersRequest, **kwargs: Any
+    ) -> pb.ListDeadLettersResponse:
+        self.calls.append(("ListDeadLetters", request, kwargs))
+        return self.pages.pop(0)
+
+    def RequeueDeadLetters(
+        self, request: pb.RequeueDeadLettersRequest, **kwargs: Any
+    ) -> pb.RequeueDeadLettersResponse:
+        self.calls.append(("RequeueDeadLetters", request, kwargs))
+        return pb.RequeueDeadLettersResponse(requeued=len(request.dead_letter_ids) or 7)
+
+    def PurgeDeadLetters(
+        self, request: pb.PurgeDeadLettersRequest, **kwargs: Any
+    ) -> pb.PurgeDeadLettersResponse:
+        self.calls.append(("PurgeDeadLetters", request, kwargs))
+        return pb.PurgeDeadLettersResponse(purged=len(request.dead_letter_ids) or 5)
 
 
 @pytest.fixture
@@ -410,3 +537,83 @@ def test_watch_errors_mid_stream_are_client_errors(client: tuple[RaglineClient, 
     with pytest.raises(UnavailableError, match="cannot reach"):
         seen.extend(c.watch("j-1"))
     assert [job.state for job in seen] == [JobState.ACTIVE]
+
+
+def test_cancel_returns_the_job(client: tuple[RaglineClient, FakeStub]) -> None:
+    c, stub = client
+    stub.jobs = [_job_proto(job_pb2.JOB_STATE_CANCELLED)]
+    assert c.cancel("j-1").state is JobState.CANCELLED
+    name, request, kwargs = stub.calls[0]
+    assert (name, request.job_id, kwargs["timeout"]) == ("CancelJob", "j-1", 5)
+
+
+def test_cancelling_a_completed_job_is_failed_precondition(
+    client: tuple[RaglineClient, FakeStub],
+) -> None:
+    c, stub = client
+    stub.error = FakeRpcError(
+        grpc.StatusCode.FAILED_PRECONDITION, "job 'j-1' is already completed; nothing to cancel"
+    )
+    with pytest.raises(FailedPreconditionError) as info:
+        c.cancel("j-1")
+    assert str(info.value) == "job 'j-1' is already completed; nothing to cancel"
+    assert info.value.code == "FAILED_PRECONDITION"
+
+
+def _page(*ids: str, token: str = "") -> pb.ListDeadLettersResponse:
+    letters = [dead_letter_to_proto(DeadLetter(i, Stage.INDEX, job_id=f"j-{i}")) for i in ids]
+    return pb.ListDeadLettersResponse(dead_letters=letters, next_page_token=token)
+
+
+def test_list_dead_letters_returns_one_page(client: tuple[RaglineClient, FakeStub]) -> None:
+    c, stub = client
+    stub.pages = [_page("a", "b", token="b")]
+    page = c.list_dead_letters("index", page_size=2, page_token="x")
+    assert [d.dead_letter_id for d in page.dead_letters] == ["a", "b"]
+    assert page.next_page_token == "b"
+    request = stub.calls[0][1]
+    assert (request.stage, request.page_size, request.page_token) == (job_pb2.STAGE_INDEX, 2, "x")
+
+
+def test_iter_dead_letters_follows_every_page(client: tuple[RaglineClient, FakeStub]) -> None:
+    c, stub = client
+    stub.pages = [_page("a", "b", token="b"), _page("c", token="c"), _page()]
+    letters = list(c.iter_dead_letters(Stage.INDEX, page_size=2))
+    assert [d.dead_letter_id for d in letters] == ["a", "b", "c"]
+    tokens = [(request.page_token, request.page_size) for _, request, _ in stub.calls]
+    assert tokens == [("", 2), ("b", 2), ("c", 2)]
+
+
+def test_iter_dead_letters_checks_the_stage_at_once(client: tuple[RaglineClient, FakeStub]) -> None:
+    c, stub = client
+    with pytest.raises(ValueError, match="unknown stage 'indexer'"):
+        c.iter_dead_letters("indexer")
+    assert stub.calls == []
+
+
+def test_requeue_and_purge_send_the_stage_and_ids(client: tuple[RaglineClient, FakeStub]) -> None:
+    c, stub = client
+    assert c.requeue_dead_letters("chunk", ["a", "b"]) == 2
+    assert c.requeue_dead_letters(Stage.CHUNK) == 7
+    assert c.purge_dead_letters("embed", ("x",)) == 1
+    assert c.purge_dead_letters("embed") == 5
+    sent = [(name, r.stage, list(r.dead_letter_ids)) for name, r, _ in stub.calls]
+    assert sent == [
+        ("RequeueDeadLetters", job_pb2.STAGE_CHUNK, ["a", "b"]),
+        ("RequeueDeadLetters", job_pb2.STAGE_CHUNK, []),  # empty means all
+        ("PurgeDeadLetters", job_pb2.STAGE_EMBED, ["x"]),
+        ("PurgeDeadLetters", job_pb2.STAGE_EMBED, []),
+    ]
+
+
+def test_bad_stage_or_a_lone_id_string_sends_nothing(
+    client: tuple[RaglineClient, FakeStub],
+) -> None:
+    c, stub = client
+    with pytest.raises(ValueError, match="unknown stage"):
+        c.purge_dead_letters("all")
+    with pytest.raises(ValueError, match="unknown stage"):
+        c.list_dead_letters("")
+    with pytest.raises(TypeError, match="not a single str"):
+        c.requeue_dead_letters("chunk", "1714000000000-0")
+    assert stub.calls == []

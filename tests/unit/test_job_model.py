@@ -27,6 +27,9 @@ ALLOWED = {
     (R, C),
     (R, F),
     (R, X),
+    # An operator requeues a failed job's dead letter (reopen), or cancels the failed job.
+    (F, R),
+    (F, X),
 }
 
 ALL_PAIRS = list(itertools.product(JobState, repeat=2))
@@ -51,9 +54,14 @@ def test_terminal_states() -> None:
     assert not R.is_terminal
 
 
-@pytest.mark.parametrize("terminal", [C, F, X])
-def test_a_terminal_state_never_moves(terminal: JobState) -> None:
+@pytest.mark.parametrize("terminal", [C, X])
+def test_completed_and_cancelled_never_move(terminal: JobState) -> None:
     assert [t for t in JobState if can_move(terminal, t)] == []
+
+
+def test_failed_moves_only_to_active_or_cancelled() -> None:
+    assert [t for t in JobState if can_move(F, t)] == [R, X]
+    assert not can_move(F, C)
 
 
 @pytest.mark.parametrize("state", list(JobState))
@@ -61,11 +69,15 @@ def test_no_state_moves_to_itself(state: JobState) -> None:
     assert not can_move(state, state)
 
 
-def test_nothing_moves_back_to_accepted_or_active_from_a_later_state() -> None:
+def test_the_only_move_back_is_reopening_a_failed_job() -> None:
     order = {A: 0, R: 1, C: 2, F: 2, X: 2}
-    for current, target in ALL_PAIRS:
-        if can_move(current, target):
-            assert order[target] > order[current], (current, target)
+    backwards = {
+        (current, target)
+        for current, target in ALL_PAIRS
+        if can_move(current, target) and order[target] <= order[current]
+    }
+    assert backwards == {(F, R), (F, X)}
+    assert not any(can_move(s, A) for s in JobState)
 
 
 def test_state_values_are_the_lower_case_names() -> None:

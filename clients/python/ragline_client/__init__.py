@@ -15,6 +15,7 @@ Calls return the plain frozen dataclasses below, never protobuf messages, and ra
 from ragline_client._client import DEFAULT_GATEWAY, RaglineClient
 from ragline_client._errors import (
     DeadlineExceededError,
+    FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
     RaglineClientError,
@@ -23,6 +24,8 @@ from ragline_client._errors import (
 )
 from ragline_client._types import (
     CONTENT_TYPES,
+    DeadLetter,
+    DeadLetterPage,
     Document,
     DocumentInfo,
     Hit,
@@ -30,15 +33,19 @@ from ragline_client._types import (
     JobProgress,
     JobState,
     Metadata,
+    Stage,
     guess_content_type,
 )
 
 __all__ = [
     "CONTENT_TYPES",
     "DEFAULT_GATEWAY",
+    "DeadLetter",
+    "DeadLetterPage",
     "DeadlineExceededError",
     "Document",
     "DocumentInfo",
+    "FailedPreconditionError",
     "Hit",
     "InvalidArgumentError",
     "Job",
@@ -49,6 +56,7 @@ __all__ = [
     "RaglineClient",
     "RaglineClientError",
     "ResourceExhaustedError",
+    "Stage",
     "UnavailableError",
     "guess_content_type",
 ]

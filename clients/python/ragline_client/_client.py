@@ -12,14 +12,26 @@ import grpc
 
 from ragline.v1 import ingest_service_pb2 as pb
 from ragline.v1 import ingest_service_pb2_grpc as pb_grpc
+from ragline.v1 import job_pb2
 from ragline_client._convert import (
+    dead_letter_page_from_proto,
     document_info_from_proto,
     document_to_proto,
     hit_from_proto,
     job_from_proto,
+    stage_to_proto,
 )
 from ragline_client._errors import DeadlineExceededError, RaglineClientError, from_rpc_error
-from ragline_client._types import Document, DocumentInfo, Hit, Job, Metadata
+from ragline_client._types import (
+    DeadLetter,
+    DeadLetterPage,
+    Document,
+    DocumentInfo,
+    Hit,
+    Job,
+    Metadata,
+    Stage,
+)
 
 DEFAULT_GATEWAY = "127.0.0.1:50051"
 
@@ -206,6 +218,63 @@ class RaglineClient:
         request = pb.DeleteDocumentRequest(document_id=document_id)
         return self._unary(self._stub.DeleteDocument, request).chunks_deleted
 
+    def cancel(self, job_id: str) -> Job:
+        """Stops all further work on the job and removes the vectors it already wrote; returns the
+        job, normally in state cancelled.
+
+        Cancelling a cancelled job returns it unchanged. NotFoundError for an unknown job id;
+        FailedPreconditionError for a job that already completed.
+        """
+        return job_from_proto(
+            self._unary(self._stub.CancelJob, pb.CancelJobRequest(job_id=job_id)).job
+        )
+
+    def list_dead_letters(
+        self, stage: Stage | str, *, page_size: int = 100, page_token: str = ""
+    ) -> DeadLetterPage:
+        """One page of the stage's dead-letter queue, oldest first.
+
+        `stage` is "chunk", "embed" or "index" (ValueError otherwise); `page_size` is 1 to 1000.
+        Pass the page's `next_page_token` as `page_token` for the next page; it is empty on the last.
+        """
+        request = pb.ListDeadLettersRequest(
+            stage=stage_to_proto(stage), page_size=page_size, page_token=page_token
+        )
+        return dead_letter_page_from_proto(self._unary(self._stub.ListDeadLetters, request))
+
+    def iter_dead_letters(
+        self, stage: Stage | str, *, page_size: int = 100
+    ) -> Iterator[DeadLetter]:
+        """Every dead letter in the stage's queue, oldest first, fetching `page_size` at a time.
+
+        A bad `stage` raises ValueError here, not at the first ``next()``.
+        """
+        return self._follow_pages(stage_to_proto(stage), page_size)
+
+    def requeue_dead_letters(self, stage: Stage | str, ids: Sequence[str] = ()) -> int:
+        """Puts dead letters back on the stage's queue with a fresh attempt count and reopens their
+        jobs; returns how many were requeued. No `ids` requeues the whole dead-letter queue."""
+        request = pb.RequeueDeadLettersRequest(
+            stage=stage_to_proto(stage), dead_letter_ids=_ids(ids)
+        )
+        return self._unary(self._stub.RequeueDeadLetters, request).requeued
+
+    def purge_dead_letters(self, stage: Stage | str, ids: Sequence[str] = ()) -> int:
+        """Deletes dead letters for good (their jobs stay failed); returns how many were deleted.
+        No `ids` empties the stage's dead-letter queue."""
+        request = pb.PurgeDeadLettersRequest(stage=stage_to_proto(stage), dead_letter_ids=_ids(ids))
+        return self._unary(self._stub.PurgeDeadLetters, request).purged
+
+    def _follow_pages(self, stage: job_pb2.Stage.ValueType, page_size: int) -> Iterator[DeadLetter]:
+        token = ""
+        while True:
+            request = pb.ListDeadLettersRequest(stage=stage, page_size=page_size, page_token=token)
+            page = dead_letter_page_from_proto(self._unary(self._stub.ListDeadLetters, request))
+            yield from page.dead_letters
+            if not page.next_page_token:
+                return
+            token = page.next_page_token
+
     def _ingest(self, doc: Document) -> Job:
         response = self._unary(self._stub.Ingest, document_to_proto(doc))
         return job_from_proto(response.job)
@@ -223,3 +292,10 @@ class RaglineClient:
             f"(check it with `ragline job {job_id}`)",
             code="DEADLINE_EXCEEDED",
         )
+
+
+def _ids(ids: Sequence[str]) -> list[str]:
+    # A lone str is a Sequence[str] too: sending its characters as ids would be a silent mistake.
+    if isinstance(ids, str):
+        raise TypeError("ids must be a sequence of dead-letter ids, not a single str")
+    return list(ids)

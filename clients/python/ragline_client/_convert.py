@@ -9,7 +9,18 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from ragline.v1 import ingest_service_pb2 as pb
 from ragline.v1 import job_pb2
 from ragline_client._errors import RaglineClientError
-from ragline_client._types import Document, DocumentInfo, Hit, Job, JobProgress, JobState, Metadata
+from ragline_client._types import (
+    DeadLetter,
+    DeadLetterPage,
+    Document,
+    DocumentInfo,
+    Hit,
+    Job,
+    JobProgress,
+    JobState,
+    Metadata,
+    Stage,
+)
 
 _STATES: dict[int, JobState] = {
     job_pb2.JOB_STATE_ACCEPTED: JobState.ACCEPTED,
@@ -19,11 +30,10 @@ _STATES: dict[int, JobState] = {
     job_pb2.JOB_STATE_CANCELLED: JobState.CANCELLED,
 }
 
-_STAGES: dict[int, str] = {
-    job_pb2.STAGE_UNSPECIFIED: "",
-    job_pb2.STAGE_CHUNK: "chunk",
-    job_pb2.STAGE_EMBED: "embed",
-    job_pb2.STAGE_INDEX: "index",
+_STAGES: dict[int, Stage] = {
+    job_pb2.STAGE_CHUNK: Stage.CHUNK,
+    job_pb2.STAGE_EMBED: Stage.EMBED,
+    job_pb2.STAGE_INDEX: Stage.INDEX,
 }
 
 
@@ -44,7 +54,26 @@ def state_to_proto(state: JobState) -> job_pb2.JobState.ValueType:
     return job_pb2.JobState.Value(f"JOB_STATE_{state.name}")
 
 
-def time_from_proto(msg: job_pb2.Job | job_pb2.DocumentMetadata, name: str) -> datetime | None:
+def stage_from_proto(value: int) -> Stage:
+    """The Stage for a proto enum value; unset or unknown values (a newer server) raise."""
+    try:
+        return _STAGES[value]
+    except KeyError:
+        raise RaglineClientError(
+            f"the gateway returned stage {value}, which this client does not know; "
+            "upgrade ragline_client",
+            code="UNKNOWN",
+        ) from None
+
+
+def stage_to_proto(stage: Stage | str) -> job_pb2.Stage.ValueType:
+    """The proto enum value for a stage name; ValueError for a name that is not a stage."""
+    return job_pb2.Stage.Value(f"STAGE_{Stage.parse(stage).name}")
+
+
+def time_from_proto(
+    msg: job_pb2.Job | job_pb2.DocumentMetadata | pb.DeadLetter, name: str
+) -> datetime | None:
     """The timestamp field `name` of `msg` as an aware UTC datetime, or None when unset."""
     if not msg.HasField(name):  # type: ignore[arg-type]
         return None
@@ -114,7 +143,7 @@ def job_from_proto(msg: job_pb2.Job) -> Job:
             chunks_indexed=msg.progress.chunks_indexed,
         ),
         last_error=msg.last_error,
-        last_error_stage=_STAGES.get(msg.last_error_stage, ""),
+        last_error_stage=_stage_name(msg.last_error_stage),
         attempts=msg.attempts,
         request_id=msg.request_id,
         create_time=time_from_proto(msg, "create_time"),
@@ -144,3 +173,52 @@ def document_info_from_proto(msg: pb.GetDocumentResponse) -> DocumentInfo:
         latest_version=msg.latest_version,
         chunk_count=msg.chunk_count,
     )
+
+
+def dead_letter_from_proto(msg: pb.DeadLetter) -> DeadLetter:
+    """The DeadLetter in a DeadLetter message."""
+    return DeadLetter(
+        dead_letter_id=msg.dead_letter_id,
+        stage=stage_from_proto(msg.stage),
+        job_id=msg.job_id,
+        document_id=msg.document_id,
+        error_type=msg.error_type,
+        error_message=msg.error_message,
+        attempts=msg.attempts,
+        first_failure_time=time_from_proto(msg, "first_failure_time"),
+        last_failure_time=time_from_proto(msg, "last_failure_time"),
+        message_bytes=msg.message_bytes,
+    )
+
+
+def dead_letter_to_proto(letter: DeadLetter) -> pb.DeadLetter:
+    """The DeadLetter message for `letter` (the gateway's direction; used to test the round trip)."""
+    msg = pb.DeadLetter(
+        dead_letter_id=letter.dead_letter_id,
+        stage=stage_to_proto(letter.stage),
+        job_id=letter.job_id,
+        document_id=letter.document_id,
+        error_type=letter.error_type,
+        error_message=letter.error_message,
+        attempts=letter.attempts,
+        message_bytes=letter.message_bytes,
+    )
+    if letter.first_failure_time is not None:
+        msg.first_failure_time.CopyFrom(time_to_proto(letter.first_failure_time))
+    if letter.last_failure_time is not None:
+        msg.last_failure_time.CopyFrom(time_to_proto(letter.last_failure_time))
+    return msg
+
+
+def dead_letter_page_from_proto(msg: pb.ListDeadLettersResponse) -> DeadLetterPage:
+    """The DeadLetterPage in a ListDeadLettersResponse."""
+    return DeadLetterPage(
+        dead_letters=[dead_letter_from_proto(d) for d in msg.dead_letters],
+        next_page_token=msg.next_page_token,
+    )
+
+
+def _stage_name(value: int) -> str:
+    """A job's last_error_stage as a name; "" when unset or unknown (it is informational there)."""
+    stage = _STAGES.get(value)
+    return "" if stage is None else stage.value

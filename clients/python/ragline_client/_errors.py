@@ -4,6 +4,7 @@ RaglineClientError               .code: the gRPC status name; .details: the serv
 ├── InvalidArgumentError         INVALID_ARGUMENT: a request field is malformed
 ├── NotFoundError                NOT_FOUND: an unknown job or document
 ├── ResourceExhaustedError       RESOURCE_EXHAUSTED: too large, or the pipeline is busy
+├── FailedPreconditionError      FAILED_PRECONDITION: not possible in the current state
 ├── UnavailableError             UNAVAILABLE: the gateway cannot be reached
 └── DeadlineExceededError        DEADLINE_EXCEEDED: no answer in time (also a TimeoutError)
 """
@@ -34,6 +35,11 @@ class ResourceExhaustedError(RaglineClientError):
     """The document is over the size limit or the pipeline's queue is full; retry later."""
 
 
+class FailedPreconditionError(RaglineClientError):
+    """The call cannot be carried out in the current state, e.g. cancelling a completed job.
+    Retrying the same call will not help."""
+
+
 class UnavailableError(RaglineClientError):
     """The gateway could not be reached or could not serve the call right now."""
 
@@ -46,6 +52,7 @@ _BY_CODE: dict[str, type[RaglineClientError]] = {
     "INVALID_ARGUMENT": InvalidArgumentError,
     "NOT_FOUND": NotFoundError,
     "RESOURCE_EXHAUSTED": ResourceExhaustedError,
+    "FAILED_PRECONDITION": FailedPreconditionError,
     "UNAVAILABLE": UnavailableError,
     "DEADLINE_EXCEEDED": DeadlineExceededError,
 }
@@ -94,6 +101,8 @@ def _message(code: str, details: str, address: str) -> str:
             f"the gateway refused the request{said} (the document is over the size limit "
             "or the pipeline is busy: send smaller documents or retry later)"
         )
+    if code == "FAILED_PRECONDITION":
+        return details or "the gateway cannot do that in the current state"
     if code == "DEADLINE_EXCEEDED":
         return f"the ragline gateway at {address} did not answer in time{said}"
     if code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):

@@ -48,6 +48,23 @@ class JobState(enum.StrEnum):
         return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 
 
+class Stage(enum.StrEnum):
+    """A pipeline stage, each with its own queue and dead-letter queue."""
+
+    CHUNK = "chunk"
+    EMBED = "embed"
+    INDEX = "index"
+
+    @classmethod
+    def parse(cls, value: Stage | str) -> Stage:
+        """The Stage named by `value` ("chunk", "embed" or "index", any case); ValueError otherwise."""
+        try:
+            return cls(str(value).lower())
+        except ValueError:
+            names = ", ".join(repr(s.value) for s in cls)
+            raise ValueError(f"unknown stage {value!r}: expected one of {names}") from None
+
+
 @dataclass(frozen=True)
 class Metadata:
     """Where a document came from; stored beside every chunk and returned with search hits.
@@ -231,6 +248,58 @@ class DocumentInfo:
             "live_version": self.live_version,
             "latest_version": self.latest_version,
             "chunk_count": self.chunk_count,
+        }
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A task a stage gave up on, kept in the stage's dead-letter queue until requeued or purged.
+
+    `job_id` is empty when the gateway could not read the original message, and `document_id` when
+    it is unknown. Times are timezone-aware (UTC), or None when the broker did not record them;
+    `message_bytes` is the size of the original message.
+    """
+
+    dead_letter_id: str
+    stage: Stage
+    job_id: str = ""
+    document_id: str = ""
+    error_type: str = ""
+    error_message: str = ""
+    attempts: int = 0
+    first_failure_time: datetime | None = None
+    last_failure_time: datetime | None = None
+    message_bytes: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict; the stage as its name and times as ISO 8601 strings or None."""
+        return {
+            "dead_letter_id": self.dead_letter_id,
+            "stage": self.stage.value,
+            "job_id": self.job_id,
+            "document_id": self.document_id,
+            "error_type": self.error_type,
+            "error_message": self.error_message,
+            "attempts": self.attempts,
+            "first_failure_time": _iso(self.first_failure_time),
+            "last_failure_time": _iso(self.last_failure_time),
+            "message_bytes": self.message_bytes,
+        }
+
+
+@dataclass(frozen=True)
+class DeadLetterPage:
+    """One page of a dead-letter queue, oldest first; pass `next_page_token` to get the next page.
+    It is empty on the last page."""
+
+    dead_letters: list[DeadLetter]
+    next_page_token: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict with the same keys as the fields."""
+        return {
+            "dead_letters": [d.to_dict() for d in self.dead_letters],
+            "next_page_token": self.next_page_token,
         }
 
 

@@ -9,7 +9,7 @@ another consumer, so every stage's side effects are idempotent.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +90,11 @@ class Broker(abc.ABC):
     async def dead_letter(self, delivery: Delivery, record: DeadLetter) -> None:
         """Acks `delivery` and stores `record` in the queue's dead-letter queue, atomically."""
 
+    async def extend(self, deliveries: Sequence[Delivery]) -> None:
+        """Tells the broker the deliveries are still being worked on, so a slow batch is never
+        mistaken for a dead consumer's. A no-op where the broker tracks liveness by connection."""
+        return
+
     @abc.abstractmethod
     async def depth(self, queue: str) -> int:
         """Messages waiting or in flight on a queue (for backpressure and autoscaling)."""
@@ -101,8 +106,14 @@ class Broker(abc.ABC):
         """Dead letters of `queue`, oldest first, starting after the record id `after`."""
 
     @abc.abstractmethod
-    async def requeue_dead_letters(self, queue: str, ids: Sequence[str] = ()) -> int:
-        """Moves the named dead letters (all when `ids` is empty) back onto `queue`. Returns how many."""
+    async def requeue_dead_letters(
+        self,
+        queue: str,
+        ids: Sequence[str] = (),
+        transform: Callable[[bytes], bytes] | None = None,
+    ) -> int:
+        """Moves the named dead letters (all when `ids` is empty) back onto `queue`, each body
+        passed through `transform` first (e.g. to reset its attempt count). Returns how many."""
 
     @abc.abstractmethod
     async def purge_dead_letters(self, queue: str, ids: Sequence[str] = ()) -> int:

@@ -17,6 +17,19 @@ def make_broker(settings: Settings) -> Broker:
             namespace=settings.namespace,
             visibility_timeout_s=settings.visibility_timeout_s,
         )
+    if settings.broker == "rabbitmq":
+        from ragline.broker.rabbitmq import RabbitMQBroker
+
+        # RabbitMQ returns a dead consumer's messages as soon as its connection drops, so the
+        # visibility timeout is the server's business (its consumer_timeout); the prefetch lets
+        # a consumer hold two batches: the one in hand and the next.
+        return RabbitMQBroker(
+            settings.rabbitmq_url,
+            namespace=settings.namespace,
+            visibility_timeout_s=settings.visibility_timeout_s,
+            prefetch=2 * settings.read_batch_size,
+            max_deliveries=settings.max_deliveries,
+        )
     raise ConfigurationError(
-        f"the {settings.broker!r} broker is not available in this version; use RAGLINE_BROKER=redis"
+        f"the {settings.broker!r} broker is unknown; use RAGLINE_BROKER=redis or rabbitmq"
     )

@@ -19,7 +19,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -249,6 +249,27 @@ class RedisStreamsBroker(Broker):
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable(f"could not dead-letter: {exc}") from exc
 
+    async def extend(self, deliveries: Sequence[Delivery]) -> None:
+        by_queue: dict[str, list[str]] = {}
+        for d in deliveries:
+            by_queue.setdefault(d.queue, []).append(d.broker_id)
+        try:
+            for queue, ids in by_queue.items():
+                # Claiming a message for its own consumer resets its idle time; JUSTID leaves the
+                # delivery count alone.
+                await self.redis.xclaim(
+                    self.stream_key(queue),
+                    GROUP,
+                    self.consumer_name,
+                    0,
+                    list[Any](ids),
+                    justid=True,
+                )
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(
+                f"could not extend the claim on {len(deliveries)} message(s): {exc}"
+            ) from exc
+
     async def depth(self, queue: str) -> int:
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -277,13 +298,18 @@ class RedisStreamsBroker(Broker):
         every: Any = await self.redis.xrange(self.dlq_key(queue), min="-", max="+")
         return [(_s(r[0]), r[1][BODY]) for r in every]
 
-    async def requeue_dead_letters(self, queue: str, ids: Sequence[str] = ()) -> int:
+    async def requeue_dead_letters(
+        self,
+        queue: str,
+        ids: Sequence[str] = (),
+        transform: Callable[[bytes], bytes] | None = None,
+    ) -> int:
         found = await self._dead_letter_ids(queue, ids)
         if not found:
             return 0
         async with self.redis.pipeline(transaction=True) as pipe:
             for dlq_id, body in found:
-                pipe.xadd(self.stream_key(queue), {BODY: body})
+                pipe.xadd(self.stream_key(queue), {BODY: transform(body) if transform else body})
                 pipe.xdel(self.dlq_key(queue), dlq_id)
             await pipe.execute()
         return len(found)

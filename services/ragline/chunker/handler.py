@@ -9,6 +9,7 @@ from ragline.broker.base import Broker
 from ragline.chunker.cutting import cut_document
 from ragline.chunker.splitter import TokenSplitter
 from ragline.errors import BrokerUnavailable, StoreUnavailable
+from ragline.faults import Faults
 from ragline.jobs.model import Stage
 from ragline.jobs.store import JobStore
 from ragline.stage import envelope
@@ -20,8 +21,14 @@ class ChunkHandler:
     stage = Stage.CHUNK
 
     def __init__(
-        self, broker: Broker, jobs: JobStore, splitter: TokenSplitter, chunks_per_task: int
+        self,
+        broker: Broker,
+        jobs: JobStore,
+        splitter: TokenSplitter,
+        chunks_per_task: int,
+        faults: Faults | None = None,
     ) -> None:
+        self._faults = faults or Faults("", "chunk")
         self._broker = broker
         self._jobs = jobs
         self._splitter = splitter
@@ -41,6 +48,8 @@ class ChunkHandler:
 
     async def _chunk(self, task: Task) -> None:
         ct = task.envelope.chunk
+        if self._faults:
+            self._faults.check([ct.content.decode("utf-8", "replace")], task.attempt)
         chunks = await asyncio.to_thread(
             cut_document,
             self._splitter,

@@ -1,4 +1,5 @@
-"""The CLI commands that talk to a running gateway: ingest, search, job, document and delete."""
+"""The CLI commands that talk to a running gateway: ingest, search, job, cancel, document and
+delete. The dead-letter commands are in dlq_commands."""
 
 from __future__ import annotations
 
@@ -221,7 +222,7 @@ def _print_json(value: Any, out: TextIO | None = None) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Adds the ingest, search, job, document and delete subcommands."""
+    """Adds the ingest, search, job, cancel, document and delete subcommands."""
     p = subparsers.add_parser(
         "ingest",
         help="ingest files and folders, then follow their jobs",
@@ -272,6 +273,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--json", action="store_true", help="print JSON (one object a line with --watch)"
     )
     p.set_defaults(handler=cmd_job)
+
+    p = subparsers.add_parser(
+        "cancel",
+        help="cancel a job: stop its work and remove what it already indexed",
+        description="Cancel a job: every stage drops its remaining work and the vectors it already "
+        "wrote are removed. A completed job cannot be cancelled (exit code 1); cancelling a "
+        "cancelled job changes nothing.",
+    )
+    p.add_argument("job_id", metavar="ID")
+    p.add_argument("--json", action="store_true", help="print the job as JSON")
+    p.set_defaults(handler=cmd_cancel)
 
     p = subparsers.add_parser("document", help="show a document's versions and chunk count")
     p.add_argument("document_id", metavar="ID")
@@ -496,6 +508,17 @@ def cmd_job(args: argparse.Namespace) -> int:
         if last is None or not last.state.is_terminal:  # the stream ended early: poll instead
             last = client.wait(args.job_id)
     return 0 if last.state is JobState.COMPLETED else 1
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """`ragline cancel`: cancel a job and print its state."""
+    with _connect(args) as client:
+        job = client.cancel(args.job_id)
+    if args.json:
+        _print_json(job.to_dict())
+    else:
+        print(f"{job.state.value}: {job.document_id} (job {job.job_id})")
+    return 0
 
 
 def cmd_document(args: argparse.Namespace) -> int:

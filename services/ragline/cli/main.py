@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from ragline import __version__
-from ragline.cli import client_commands
+from ragline.cli import client_commands, dlq_commands
 from ragline.cli.client_commands import UsageError
 from ragline.errors import RaglineError
 from ragline_client import DEFAULT_GATEWAY, RaglineClientError
@@ -48,10 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_run_serve)
 
     client_commands.register(subparsers)
+    dlq_commands.register(subparsers)
     # Also accept --gateway after the subcommand; SUPPRESS keeps an absent one from hiding the global.
-    for subparser in subparsers.choices.values():
+    for subparser in _subparsers(parser):
         _add_gateway_option(subparser, default=argparse.SUPPRESS)
     return parser
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every subcommand's parser under `parser`, nested ones (`dlq list`) included."""
+    found: list[argparse.ArgumentParser] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                found += [subparser, *_subparsers(subparser)]
+    return found
 
 
 def _add_gateway_option(parser: argparse.ArgumentParser, default: str | None) -> None:
@@ -88,16 +99,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    # The command as typed, for messages: "ragline dlq list: ...".
+    name = " ".join(filter(None, [args.command, getattr(args, "subcommand", None)]))
     try:
         code: int = args.handler(args)
     except UsageError as exc:
-        print(f"ragline {args.command}: error: {exc}", file=sys.stderr)
+        print(f"ragline {name}: error: {exc}", file=sys.stderr)
         return 2
     except (RaglineClientError, RaglineError, OSError) as exc:
-        print(f"ragline {args.command}: {exc}", file=sys.stderr)
+        print(f"ragline {name}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"ragline {args.command}: interrupted", file=sys.stderr)
+        print(f"ragline {name}: interrupted", file=sys.stderr)
         return 130
     return code
 

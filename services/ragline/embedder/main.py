@@ -9,6 +9,7 @@ from ragline.embedder.encoder import Encoder
 from ragline.embedder.handler import EmbedHandler
 from ragline.embedder.models import resolve_model
 from ragline.embedder.service import EmbedderServicer
+from ragline.faults import Faults
 from ragline.stage.process import serve_stage
 from ragline.v1 import embedder_service_pb2_grpc
 
@@ -25,7 +26,7 @@ async def run(settings: Settings) -> None:
         name="embedder",
         address=settings.embedder_address,
         make_handler=lambda broker, jobs: EmbedHandler(
-            broker, jobs, encoder, settings.embed_batch_tokens
+            broker, jobs, encoder, settings.embed_batch_tokens, Faults(settings.faults, "embed")
         ),
         register=[
             lambda s: embedder_service_pb2_grpc.add_EmbedderServiceServicer_to_server(servicer, s)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from ragline.broker.factory import make_broker
 from ragline.config import Settings
 from ragline.embedder.models import resolve_model
+from ragline.gateway.dead_letters import DeadLetterOps
 from ragline.gateway.intake import Intake
 from ragline.gateway.service import IngestServicer
 from ragline.grpc_server import GrpcServer, channel, run_until_signalled
 from ragline.jobs.store import JobStore
+from ragline.redis_checks import check_redis_durability
 from ragline.v1 import ingest_service_pb2_grpc
 
 
@@ -18,10 +20,17 @@ async def run(settings: Settings) -> None:
     broker = make_broker(settings)
     await broker.connect()
     jobs = JobStore.from_url(settings.redis_url, namespace=settings.namespace)
+    await check_redis_durability(jobs.redis)
     embedder = channel(settings.embedder_address)
     indexer = channel(settings.indexer_address)
     servicer = IngestServicer(
-        settings, model, Intake(broker, jobs, settings.max_queue_depth), jobs, embedder, indexer
+        settings,
+        model,
+        Intake(broker, jobs, settings.max_queue_depth),
+        jobs,
+        DeadLetterOps(broker, jobs),
+        embedder,
+        indexer,
     )
     server = GrpcServer(
         settings.listen_address or settings.gateway_address,
@@ -29,7 +38,7 @@ async def run(settings: Settings) -> None:
         "gateway",
     )
     try:
-        await run_until_signalled(server)
+        await run_until_signalled(server, grace_s=settings.shutdown_grace_s)
     finally:
         await embedder.close(None)
         await indexer.close(None)

@@ -10,9 +10,16 @@ import grpc
 from grpc import aio
 
 from ragline.config import Settings
-from ragline.convert import job_to_pb
+from ragline.convert import dead_letter_to_pb, job_to_pb, stage_from_pb
 from ragline.embedder.models import ModelInfo
-from ragline.errors import DependencyUnavailable, InvalidArgument, NotFound, RaglineError
+from ragline.errors import (
+    DependencyUnavailable,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    RaglineError,
+)
+from ragline.gateway.dead_letters import DeadLetterOps
 from ragline.gateway.intake import Accepted, Intake
 from ragline.gateway.validation import (
     IngestCommand,
@@ -20,6 +27,7 @@ from ragline.gateway.validation import (
     validate_ingest,
     validate_search,
 )
+from ragline.jobs.model import JobState, Stage
 from ragline.jobs.store import JobStore
 from ragline.v1 import (
     embedder_service_pb2,
@@ -41,6 +49,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         model: ModelInfo,
         intake: Intake,
         jobs: JobStore,
+        dead_letters: DeadLetterOps,
         embedder: aio.Channel,
         indexer: aio.Channel,
     ) -> None:
@@ -48,6 +57,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         self._model = model
         self._intake = intake
         self._jobs = jobs
+        self._dead_letters = dead_letters
         self._embedder = embedder_service_pb2_grpc.EmbedderServiceStub(embedder)
         self._indexer = indexer_service_pb2_grpc.IndexerServiceStub(indexer)
 
@@ -186,6 +196,57 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         )
         return ingest_service_pb2.DeleteDocumentResponse(chunks_deleted=deleted.chunks_deleted)
 
+    # -- cancellation and dead letters ---------------------------------------------------------
+    async def CancelJob(
+        self, request: ingest_service_pb2.CancelJobRequest, context: Any
+    ) -> ingest_service_pb2.CancelJobResponse:
+        job_id = require_id("job_id", request.job_id)
+        job = await self._jobs.get(job_id)
+        if job.state != JobState.CANCELLED:
+            await self._jobs.move(job_id, JobState.CANCELLED, last_error="cancelled by request")
+            job = await self._jobs.get(job_id)
+            if job.state != JobState.CANCELLED:
+                raise FailedPrecondition(
+                    f"job {job_id!r} is already {job.state.value}; nothing to cancel"
+                )
+        # Every stage drops the job's remaining tasks; remove what the indexer already wrote.
+        # (An index batch in flight right now removes its own rows when it sees the cancellation.)
+        await self._call(
+            "indexer",
+            self._settings.indexer_address,
+            self._indexer.DeleteDocument(
+                indexer_service_pb2.IndexerServiceDeleteDocumentRequest(
+                    document_id=job.document_id, only_version=job.document_version
+                ),
+                timeout=60,
+            ),
+        )
+        return ingest_service_pb2.CancelJobResponse(job=job_to_pb(job))
+
+    async def ListDeadLetters(
+        self, request: ingest_service_pb2.ListDeadLettersRequest, context: Any
+    ) -> ingest_service_pb2.ListDeadLettersResponse:
+        stage = _stage(request.stage)
+        page, token = await self._dead_letters.list(stage, request.page_size, request.page_token)
+        return ingest_service_pb2.ListDeadLettersResponse(
+            dead_letters=[dead_letter_to_pb(d, stage, doc) for d, doc in page],
+            next_page_token=token,
+        )
+
+    async def RequeueDeadLetters(
+        self, request: ingest_service_pb2.RequeueDeadLettersRequest, context: Any
+    ) -> ingest_service_pb2.RequeueDeadLettersResponse:
+        count = await self._dead_letters.requeue(
+            _stage(request.stage), list(request.dead_letter_ids)
+        )
+        return ingest_service_pb2.RequeueDeadLettersResponse(requeued=count)
+
+    async def PurgeDeadLetters(
+        self, request: ingest_service_pb2.PurgeDeadLettersRequest, context: Any
+    ) -> ingest_service_pb2.PurgeDeadLettersResponse:
+        count = await self._dead_letters.purge(_stage(request.stage), list(request.dead_letter_ids))
+        return ingest_service_pb2.PurgeDeadLettersResponse(purged=count)
+
     @staticmethod
     async def _call(name: str, address: str, call: Awaitable[T]) -> T:
         """Awaits a call to another service, turning its failures into ragline errors."""
@@ -193,6 +254,13 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             return await call
         except aio.AioRpcError as exc:
             raise _from_status(name, address, exc) from exc
+
+
+def _stage(value: int) -> Stage:
+    try:
+        return stage_from_pb(value)
+    except KeyError:
+        raise InvalidArgument("stage", "must be STAGE_CHUNK, STAGE_EMBED or STAGE_INDEX") from None
 
 
 def _from_status(name: str, address: str, exc: aio.AioRpcError) -> RaglineError:

@@ -7,8 +7,9 @@ import asyncio
 from collections.abc import Sequence
 
 from ragline.convert import metadata_to_dict
+from ragline.faults import Faults
 from ragline.indexer.vector_store import ChunkRow, VectorStore
-from ragline.indexer.versions import cleanup_after
+from ragline.indexer.versions import Cleanup, cleanup_after
 from ragline.jobs.model import JobState, Stage
 from ragline.jobs.store import JobStore
 from ragline.stage.runner import Task
@@ -17,13 +18,15 @@ from ragline.stage.runner import Task
 class IndexHandler:
     stage = Stage.INDEX
 
-    def __init__(self, jobs: JobStore, store: VectorStore) -> None:
+    def __init__(self, jobs: JobStore, store: VectorStore, faults: Faults | None = None) -> None:
+        self._faults = faults or Faults("", "index")
         self._jobs = jobs
         self._store = store
 
     async def handle(self, tasks: Sequence[Task]) -> list[BaseException | None]:
         rows: list[ChunkRow] = []
         for task in tasks:
+            self._faults.check((c.text for c in task.envelope.index.chunks), task.attempt)
             index = task.envelope.index
             metadata = metadata_to_dict(index.document.metadata)
             rows.extend(
@@ -40,32 +43,34 @@ class IndexHandler:
             )
         await asyncio.to_thread(self._store.upsert, rows)
         for task in tasks:
+            doc = task.envelope.index.document
             marked = await self._jobs.mark_indexed(
                 task.job_id, (c.chunk_index for c in task.envelope.index.chunks), task.attempt
             )
-            if marked.all_done:
+            if marked.state == JobState.CANCELLED:
+                # Cancelled while this batch was in flight: take back what was just written.
+                await asyncio.to_thread(
+                    self._store.delete_document, doc.document_id, only_version=doc.document_version
+                )
+            elif marked.all_done:
                 await self.finish_version(task)
         return [None] * len(tasks)
 
     async def finish_version(self, task: Task) -> None:
-        """Makes the job's version live (unless newer or deleted) and removes replaced chunks.
-
-        Idempotent: a redelivered last message repeats it harmlessly.
+        """Makes the job's version live (unless newer or deleted), ends the job, and removes the
+        chunks the version replaces. Idempotent: a redelivered last message repeats it harmlessly.
         """
         doc = task.envelope.index.document
-        versions = await self._jobs.activate_version(doc.document_id, doc.document_version)
-        cleanup = cleanup_after(doc.document_version, versions.live, versions.floor)
+        versions, state = await self._jobs.complete_version(
+            task.job_id, doc.document_id, doc.document_version
+        )
+        if state == JobState.CANCELLED:
+            cleanup = Cleanup(below_version=None, only_version=doc.document_version, deleted=True)
+        else:
+            cleanup = cleanup_after(doc.document_version, versions.live, versions.floor)
         await asyncio.to_thread(
             self._store.delete_document,
             doc.document_id,
             below_version=cleanup.below_version,
             only_version=cleanup.only_version,
         )
-        if cleanup.deleted:
-            await self._jobs.move(
-                task.job_id,
-                JobState.CANCELLED,
-                last_error="the document was deleted while it was being ingested",
-            )
-        else:
-            await self._jobs.move(task.job_id, JobState.COMPLETED)

@@ -6,6 +6,7 @@ import logging
 
 from ragline.config import Settings
 from ragline.embedder.models import resolve_model
+from ragline.faults import Faults
 from ragline.indexer.handler import IndexHandler
 from ragline.indexer.service import IndexerServicer
 from ragline.indexer.vector_store import VectorStore
@@ -34,7 +35,9 @@ async def run(settings: Settings) -> None:
             settings,
             name="indexer",
             address=settings.indexer_address,
-            make_handler=lambda broker, stage_jobs: IndexHandler(stage_jobs, store),
+            make_handler=lambda broker, stage_jobs: IndexHandler(
+                stage_jobs, store, Faults(settings.faults, "index")
+            ),
             register=[
                 lambda s: indexer_service_pb2_grpc.add_IndexerServiceServicer_to_server(servicer, s)
             ],

@@ -75,6 +75,11 @@ class IndexerServicer(indexer_service_pb2_grpc.IndexerServiceServicer):
     ) -> indexer_service_pb2.IndexerServiceDeleteDocumentResponse:
         if not request.document_id:
             raise InvalidArgument("document_id", "must not be empty")
+        if request.only_version:
+            removed = await asyncio.to_thread(
+                self._store.delete_document, request.document_id, only_version=request.only_version
+            )
+            return indexer_service_pb2.IndexerServiceDeleteDocumentResponse(chunks_deleted=removed)
         # Void the versions first, so a version still in flight cannot come back after the delete.
         known = await self._jobs.delete_document(request.document_id)
         deleted = await asyncio.to_thread(self._store.delete_document, request.document_id)

@@ -1,10 +1,11 @@
 """The job state machine and the job record, free of any I/O.
 
     ACCEPTED ──▶ ACTIVE ──▶ COMPLETED
-        │           ├─────▶ FAILED
+        │           ├─────▶ FAILED ──(requeued from the dead-letter queue)──▶ ACTIVE
         └───────────┴─────▶ CANCELLED      (also ACCEPTED ──▶ FAILED)
 
-States only move forward, so a late or redelivered message can never drag a finished job back.
+States only move forward, so a late or redelivered message can never drag a finished job back;
+the one way back is an operator requeueing a failed job's dead letter.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ TERMINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCE
 # For each target state, the states a job may move to it from.
 ALLOWED_FROM: dict[JobState, frozenset[JobState]] = {
     JobState.ACCEPTED: frozenset(),
-    JobState.ACTIVE: frozenset({JobState.ACCEPTED}),
+    JobState.ACTIVE: frozenset({JobState.ACCEPTED, JobState.FAILED}),
     JobState.COMPLETED: frozenset({JobState.ACCEPTED, JobState.ACTIVE}),
     JobState.FAILED: frozenset({JobState.ACCEPTED, JobState.ACTIVE}),
-    JobState.CANCELLED: frozenset({JobState.ACCEPTED, JobState.ACTIVE}),
+    JobState.CANCELLED: frozenset({JobState.ACCEPTED, JobState.ACTIVE, JobState.FAILED}),
 }
 
 

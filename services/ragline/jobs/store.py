@@ -46,7 +46,8 @@ return {ARGV[1], 1}
 """
 
 _TRANSITION = """
--- KEYS: job, events   ARGV: target, now, terminal(0/1), ttl, n_from, from..., field, value, ...
+-- KEYS: job, events, embedded bitmap, indexed bitmap
+-- ARGV: target, now, terminal(0/1), ttl, n_from, from..., field, value, ...
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return -1 end
 local n = tonumber(ARGV[5])
@@ -57,7 +58,11 @@ redis.call('HSET', KEYS[1], 'state', ARGV[1], 'update_time', ARGV[2])
 for i = 6 + n, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if ARGV[3] == '1' then
   redis.call('HSET', KEYS[1], 'finish_time', ARGV[2])
-  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+  for i = 1, 4 do if i ~= 2 then redis.call('EXPIRE', KEYS[i], tonumber(ARGV[4])) end end
+else
+  -- Back in flight (a requeued failure): it must not expire under the work.
+  redis.call('HDEL', KEYS[1], 'finish_time')
+  for i = 1, 4 do if i ~= 2 then redis.call('PERSIST', KEYS[i]) end end
 end
 redis.call('PUBLISH', KEYS[2], ARGV[1])
 return 1
@@ -90,16 +95,33 @@ redis.call('PUBLISH', KEYS[3], 'progress')
 return {count, tonumber(redis.call('HGET', KEYS[1], 'chunks_total')), state}
 """
 
-_ACTIVATE_VERSION = """
--- KEYS: doc   ARGV: version.  Returns {live, floor} after the change.
+_COMPLETE_VERSION = """
+-- KEYS: doc, job, events, embedded bitmap, indexed bitmap   ARGV: version, now, ttl
+-- Makes the job's version live (unless a newer one is, or the document was deleted) and ends the
+-- job, in one step: a job cancelled before this never goes live; one completed here can no
+-- longer be cancelled. Returns {live, floor, job state}.
 local v = tonumber(ARGV[1])
 local live = tonumber(redis.call('HGET', KEYS[1], 'live') or '0')
 local floor = tonumber(redis.call('HGET', KEYS[1], 'floor') or '0')
+local state = redis.call('HGET', KEYS[2], 'state')
+if not state then return {-1, 0, ''} end
+if state == 'cancelled' then return {live, floor, state} end
 if v > floor and v > live then
   live = v
   redis.call('HSET', KEYS[1], 'live', live)
 end
-return {live, floor}
+if state == 'accepted' or state == 'active' or state == 'failed' then
+  if v <= floor then
+    state = 'cancelled'
+    redis.call('HSET', KEYS[2], 'last_error', 'the document was deleted while it was being ingested')
+  else
+    state = 'completed'
+  end
+  redis.call('HSET', KEYS[2], 'state', state, 'update_time', ARGV[2], 'finish_time', ARGV[2])
+  for _, k in ipairs({KEYS[2], KEYS[4], KEYS[5]}) do redis.call('EXPIRE', k, tonumber(ARGV[3])) end
+  redis.call('PUBLISH', KEYS[3], state)
+end
+return {live, floor, state}
 """
 
 _DELETE_DOCUMENT = """
@@ -145,7 +167,7 @@ class JobStore:
         self._transition = client.register_script(_TRANSITION)
         self._set_total = client.register_script(_SET_TOTAL)
         self._mark = client.register_script(_MARK)
-        self._activate = client.register_script(_ACTIVATE_VERSION)
+        self._complete = client.register_script(_COMPLETE_VERSION)
         self._delete_doc = client.register_script(_DELETE_DOCUMENT)
 
     @classmethod
@@ -165,6 +187,9 @@ class JobStore:
 
     def _events(self, job_id: str) -> str:
         return f"{self._ns}:job-events:{job_id}"
+
+    def _bitmaps(self, job_id: str) -> list[str]:
+        return [f"{self._job(job_id)}:embedded", f"{self._job(job_id)}:indexed"]
 
     def _doc(self, document_id: str) -> str:
         return f"{self._ns}:doc:{document_id}"
@@ -217,7 +242,7 @@ class JobStore:
             flat += [k, v]
         result = await self._call(
             self._transition,
-            [self._job(job_id), self._events(job_id)],
+            [self._job(job_id), self._events(job_id), *self._bitmaps(job_id)],
             [
                 target.value,
                 time.time(),
@@ -309,10 +334,32 @@ class JobStore:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     # -- documents --------------------------------------------------------------------------
-    async def activate_version(self, document_id: str, version: int) -> DocumentVersions:
-        """Makes `version` the searchable one if it is newer than the live one and not deleted."""
-        live, floor = await self._call(self._activate, [self._doc(document_id)], [version])
-        return DocumentVersions(seq=0, live=int(live), floor=int(floor))
+    async def complete_version(
+        self, job_id: str, document_id: str, version: int
+    ) -> tuple[DocumentVersions, JobState]:
+        """Once every chunk of a job's version is indexed: makes the version live if it is the
+        newest and not deleted, and ends the job (COMPLETED, or CANCELLED when the document was
+        deleted meanwhile), atomically. A cancelled job's version never goes live.
+
+        Returns the document's versions afterwards and the job's state.
+        """
+        live, floor, state = await self._call(
+            self._complete,
+            [
+                self._doc(document_id),
+                self._job(job_id),
+                self._events(job_id),
+                *self._bitmaps(job_id),
+            ],
+            [version, time.time(), FINISHED_JOB_TTL_S],
+        )
+        if int(live) == -1:
+            raise NotFound(f"job {job_id!r} does not exist")
+        return DocumentVersions(seq=0, live=int(live), floor=int(floor)), JobState(_s(state))
+
+    async def reopen(self, job_id: str) -> bool:
+        """Moves a FAILED job back to ACTIVE, when its dead letter is requeued."""
+        return await self.move(job_id, JobState.ACTIVE)
 
     async def document_versions(self, document_id: str) -> DocumentVersions | None:
         raw = await self._call_plain(self._r.hgetall(self._doc(document_id)))

@@ -44,4 +44,22 @@ def next_attempt(env: queue_pb2.TaskEnvelope) -> bytes:
     again.message_id = uuid.uuid4().hex
     again.attempt = max(1, env.attempt) + 1
     again.enqueue_time.FromNanoseconds(time.time_ns())
+    if not again.HasField("first_failure_time"):
+        again.first_failure_time.FromNanoseconds(time.time_ns())
     return again.SerializeToString()
+
+
+def fresh_start(body: bytes) -> bytes:
+    """A dead-lettered task made new again: attempt 1, no failure history, a new message id.
+
+    Bodies that are not envelopes pass through unchanged (they will be dead-lettered again).
+    """
+    try:
+        env = decode(body)
+    except PermanentTaskError:
+        return body
+    env.message_id = uuid.uuid4().hex
+    env.attempt = 1
+    env.ClearField("first_failure_time")
+    env.enqueue_time.FromNanoseconds(time.time_ns())
+    return env.SerializeToString()

@@ -12,7 +12,7 @@ from ragline.broker.factory import make_broker
 from ragline.config import Settings
 from ragline.grpc_server import GrpcServer, run_until_signalled
 from ragline.jobs.store import JobStore
-from ragline.retry import RetryPolicy
+from ragline.redis_checks import check_redis_durability
 from ragline.stage.runner import StageHandler, StageRunner
 
 log = logging.getLogger(__name__)
@@ -32,16 +32,20 @@ async def serve_stage(
     jobs = JobStore.from_url(settings.redis_url, namespace=settings.namespace)
     await broker.connect()
     try:
+        await check_redis_durability(jobs.redis)
         handler = make_handler(broker, jobs)
         runner = StageRunner(
             handler,
             broker,
             jobs,
-            policy=RetryPolicy(),
+            policy=settings.retry_policy(),
             batch_size=batch_size or settings.read_batch_size,
+            extend_every_s=max(0.5, settings.visibility_timeout_s / 3),
         )
         server = GrpcServer(settings.listen_address or address, register, name)
-        await run_until_signalled(server, background=[runner.run], on_stop=runner.stop)
+        await run_until_signalled(
+            server, background=[runner.run], on_stop=runner.stop, grace_s=settings.shutdown_grace_s
+        )
     finally:
         await broker.close()
         await jobs.close()

@@ -3,24 +3,35 @@
 Settling is where the promises live:
 - a task is acked only after its handler returned, i.e. after its output was published or its
   side effect committed;
+- when a batch fails as a whole, it is bisected until the failing task(s) are found, so one
+  poisoned task never fails the good ones beside it;
 - a failed task is retried later with backoff (a new message, attempt + 1) or, when the error is
   permanent or attempts are spent, dead-lettered with its reason and its job marked FAILED;
 - a message handed out too often without being settled (it kills its worker) is dead-lettered
   before it is handled again;
-- tasks of jobs already finished (failed or cancelled) are dropped without work.
+- while a batch is being handled its claim is extended, so slow is never mistaken for dead;
+- tasks of cancelled jobs are dropped without work.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from ragline.broker.base import Broker, DeadLetter, Delivery
-from ragline.errors import BrokerUnavailable, PermanentTaskError, RaglineError, StoreUnavailable
+from ragline.errors import (
+    BrokerUnavailable,
+    NotFound,
+    PermanentTaskError,
+    RaglineError,
+    StoreUnavailable,
+)
 from ragline.jobs.model import JobState, Stage
 from ragline.jobs.store import JobStore
 from ragline.retry import RetryPolicy
@@ -28,6 +39,8 @@ from ragline.stage import envelope
 from ragline.v1 import queue_pb2
 
 log = logging.getLogger(__name__)
+
+Outcome = BaseException | None
 
 
 @dataclass(frozen=True)
@@ -51,10 +64,10 @@ class StageHandler(Protocol):
 
     stage: Stage
 
-    async def handle(self, tasks: Sequence[Task]) -> Sequence[BaseException | None]:
+    async def handle(self, tasks: Sequence[Task]) -> Sequence[Outcome]:
         """Does the work for each task; returns, per task, None when done or the error it met.
 
-        Raising fails every task of the batch with that error.
+        Raising fails the whole batch; the runner then bisects it to find the culprit.
         """
         ...
 
@@ -71,6 +84,7 @@ class StageRunner:
         policy: RetryPolicy | None = None,
         batch_size: int = 64,
         read_timeout_s: float = 1.0,
+        extend_every_s: float = 10.0,
     ) -> None:
         self._handler = handler
         self._broker = broker
@@ -78,15 +92,17 @@ class StageRunner:
         self._policy = policy or RetryPolicy()
         self._batch_size = batch_size
         self._read_timeout_s = read_timeout_s
+        self._extend_every_s = extend_every_s
         self._stopping = asyncio.Event()
         self.queue = envelope.queue_name(handler.stage)
+        self._name = handler.stage.value
 
     def stop(self) -> None:
         """Asks the loop to finish the batch in hand and return."""
         self._stopping.set()
 
     async def run(self) -> None:
-        log.info("%s stage consuming queue %r", self._handler.stage.value, self.queue)
+        log.info("%s stage consuming queue %r", self._name, self.queue)
         backoff = 0.5
         while not self._stopping.is_set():
             try:
@@ -96,17 +112,14 @@ class StageRunner:
                 if deliveries:
                     await self.process(deliveries)
                 backoff = 0.5
-            except RaglineError as exc:
-                if not exc.retryable:
-                    raise
+            except (BrokerUnavailable, StoreUnavailable) as exc:
                 # The broker or the job store is away: what was read stays unacked and comes
-                # back; wait, then read again.
-                log.warning(
-                    "%s stage: %s; retrying in %.1fs", self._handler.stage.value, exc, backoff
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-        log.info("%s stage stopped consuming", self._handler.stage.value)
+                # back. Wait (with jitter, so replicas do not reconnect in lockstep) and go on.
+                delay = backoff * random.uniform(0.5, 1.5)
+                log.warning("%s stage: %s; trying again in %.1fs", self._name, exc, delay)
+                await asyncio.sleep(delay)
+                backoff = min(backoff * 2, 15.0)
+        log.info("%s stage stopped consuming", self._name)
 
     async def process(self, deliveries: Sequence[Delivery]) -> None:
         """Handles and settles one batch."""
@@ -115,57 +128,100 @@ class StageRunner:
             try:
                 env = envelope.decode(d.body)
             except PermanentTaskError as exc:
-                await self._dead_letter(d, "", exc, attempts=1)
+                await self._dead_letter(d, None, exc)
                 continue
+            task = Task(d, env)
             if d.delivery_count > self._policy.maximum_deliveries:
-                exc2 = PermanentTaskError(
-                    f"delivered {d.delivery_count} times without finishing: it likely crashes "
-                    "its worker"
+                await self._give_up(
+                    task,
+                    PermanentTaskError(
+                        f"delivered {d.delivery_count} times without finishing: it likely "
+                        "crashes its worker"
+                    ),
                 )
-                await self._give_up(Task(d, env), exc2)
                 continue
-            tasks.append(Task(d, env))
-        tasks = await self._drop_finished(tasks)
+            tasks.append(task)
+        tasks = await self._drop_cancelled(tasks)
         if not tasks:
             return
+        # A message delivered before without being settled may have crashed its worker: run
+        # each such one alone, so a crash takes down nothing beside it and innocent neighbours
+        # never climb towards the delivery limit with it.
+        fresh = [t for t in tasks if t.delivery.delivery_count <= 1]
+        suspects = [t for t in tasks if t.delivery.delivery_count > 1]
+        for group in ([fresh] if fresh else []) + [[t] for t in suspects]:
+            await self._run_group(group)
+
+    async def _run_group(self, tasks: list[Task]) -> None:
+        keeper = asyncio.create_task(self._keep_claimed([t.delivery for t in tasks]))
         try:
-            outcomes = list(await self._handler.handle(tasks))
-        except (BrokerUnavailable, StoreUnavailable):
-            # The broker or the job store went away mid-batch: leave the batch unacked so it is
-            # delivered again, rather than spend the tasks' attempts on an outage.
-            raise
-        except Exception as exc:
-            log.exception("%s stage: the batch failed", self._handler.stage.value)
-            outcomes = [exc] * len(tasks)
-        done = [t.delivery for t, o in zip(tasks, outcomes, strict=True) if o is None]
-        await self._broker.ack(done)
+            outcomes = await self._handle_isolating(tasks)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+        await self._broker.ack(
+            [t.delivery for t, o in zip(tasks, outcomes, strict=True) if o is None]
+        )
         for task, outcome in zip(tasks, outcomes, strict=True):
             if outcome is not None:
                 await self._settle_failure(task, outcome)
 
-    async def _drop_finished(self, tasks: list[Task]) -> list[Task]:
+    async def _handle_isolating(self, tasks: Sequence[Task]) -> list[Outcome]:
+        """The handler's outcomes; a batch that fails whole is split in two and each half tried
+        again, down to single tasks, so only the culprits fail."""
+        try:
+            return list(await self._handler.handle(tasks))
+        except (BrokerUnavailable, StoreUnavailable):
+            # An outage, not a bad task: leave the batch unacked so it is delivered again,
+            # rather than spend the tasks' attempts on it.
+            raise
+        except Exception as exc:
+            if len(tasks) == 1:
+                if not isinstance(exc, RaglineError):
+                    log.exception("%s stage: job %s failed", self._name, tasks[0].job_id)
+                return [exc]
+            log.warning(
+                "%s stage: a batch of %d failed (%s); bisecting to find the culprit",
+                self._name,
+                len(tasks),
+                _describe(exc),
+            )
+            middle = len(tasks) // 2
+            return [
+                *await self._handle_isolating(tasks[:middle]),
+                *await self._handle_isolating(tasks[middle:]),
+            ]
+
+    async def _keep_claimed(self, deliveries: list[Delivery]) -> None:
+        while True:
+            await asyncio.sleep(self._extend_every_s)
+            try:
+                await self._broker.extend(deliveries)
+            except BrokerUnavailable as exc:
+                log.warning("%s stage: could not extend claims: %s", self._name, exc)
+
+    async def _drop_cancelled(self, tasks: list[Task]) -> list[Task]:
+        """Acks, without work, tasks whose job was cancelled or no longer exists.
+
+        Tasks of FAILED jobs still run: the job's other chunks land, so requeueing its dead
+        letter after a fix completes the job.
+        """
         if not tasks:
             return tasks
-        jobs = await self._jobs.get_many({t.job_id for t in tasks})
-        finished = {
-            j.job_id
-            for j in jobs
-            if j is not None and j.state in (JobState.FAILED, JobState.CANCELLED)
-        }
-        # A job whose record expired or never existed has no one waiting for it either.
-        known = {j.job_id for j in jobs if j is not None}
-        drop = [t for t in tasks if t.job_id in finished or t.job_id not in known]
+        jobs = {j.job_id: j for j in await self._jobs.get_many({t.job_id for t in tasks}) if j}
+        keep = [t for t in tasks if t.job_id in jobs and jobs[t.job_id].state != JobState.CANCELLED]
+        drop = [t for t in tasks if t not in keep]
         if drop:
             await self._broker.ack([t.delivery for t in drop])
-        return [t for t in tasks if t.job_id not in finished and t.job_id in known]
+        return keep
 
     async def _settle_failure(self, task: Task, exc: BaseException) -> None:
-        stage = self._handler.stage.value
         if self._policy.should_retry(exc, task.attempt):
             delay = self._policy.delay_s(task.attempt)
             log.warning(
                 "%s stage: job %s attempt %d failed (%s); retrying in %.1fs",
-                stage,
+                self._name,
                 task.job_id,
                 task.attempt,
                 _describe(exc),
@@ -182,27 +238,31 @@ class StageRunner:
 
     async def _give_up(self, task: Task, exc: BaseException) -> None:
         log.error(
-            "%s stage: job %s failed after %d attempt(s): %s; moved to the dead-letter queue",
-            self._handler.stage.value,
+            "%s stage: job %s failed after %d attempt(s): %s; moved to the %s dead-letter queue",
+            self._name,
             task.job_id,
             task.attempt,
             _describe(exc),
+            self.queue,
         )
-        await self._dead_letter(task.delivery, task.job_id, exc, task.attempt)
-        await self._jobs.fail(task.job_id, self._handler.stage, _describe(exc), task.attempt)
+        await self._dead_letter(task.delivery, task, exc)
+        # A job record that expired or was never made: the dead letter still tells the story.
+        with contextlib.suppress(NotFound):
+            await self._jobs.fail(task.job_id, self._handler.stage, _describe(exc), task.attempt)
 
-    async def _dead_letter(
-        self, delivery: Delivery, job_id: str, exc: BaseException, attempts: int
-    ) -> None:
+    async def _dead_letter(self, delivery: Delivery, task: Task | None, exc: BaseException) -> None:
         now = time.time()
+        first = now
+        if task is not None and task.envelope.HasField("first_failure_time"):
+            first = task.envelope.first_failure_time.ToNanoseconds() / 1e9
         record = DeadLetter(
             queue=delivery.queue,
             body=delivery.body,
-            job_id=job_id,
+            job_id=task.job_id if task else "",
             error_type=type(exc).__name__,
-            error_message=str(exc),
-            attempts=attempts,
-            first_failure_time=now,
+            error_message=_describe(exc),
+            attempts=task.attempt if task else 1,
+            first_failure_time=first,
             last_failure_time=now,
         )
         await self._broker.dead_letter(delivery, record)

@@ -128,16 +128,20 @@ class IndexerServiceDeleteDocumentRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    ONLY_VERSION_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     """The document id."""
+    only_version: _builtins.int
+    """If set, only this version's chunks are removed (e.g. a cancelled job's), and the document stays."""
     def __init__(
         self,
         *,
         document_id: _builtins.str = ...,
+        only_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id", "only_version", b"only_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

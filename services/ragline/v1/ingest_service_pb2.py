@@ -22,46 +22,65 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from ragline.v1 import job_pb2 as ragline_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fragline/v1/ingest_service.proto\x12\nragline.v1\x1a\x14ragline/v1/job.proto\"\xbb\x01\n\rIngestRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12.\n\x08metadata\x18\x04 \x01(\x0b\x32\x1c.ragline.v1.DocumentMetadata\x12*\n\x06\x63onfig\x18\x05 \x01(\x0b\x32\x1a.ragline.v1.ChunkingConfig\x12\x12\n\nrequest_id\x18\x06 \x01(\t\".\n\x0eIngestResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.ragline.v1.Job\"B\n\x12IngestBatchRequest\x12,\n\tdocuments\x18\x01 \x03(\x0b\x32\x19.ragline.v1.IngestRequest\"4\n\x13IngestBatchResponse\x12\x1d\n\x04jobs\x18\x01 \x03(\x0b\x32\x0f.ragline.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\".\n\x0eGetJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.ragline.v1.Job\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"0\n\x10WatchJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.ragline.v1.Job\"C\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\x12\x14\n\x0c\x64ocument_ids\x18\x03 \x03(\t\"\x9c\x01\n\tSearchHit\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63hunk_index\x18\x02 \x01(\x05\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x02\x12.\n\x08metadata\x18\x05 \x01(\x0b\x32\x1c.ragline.v1.DocumentMetadata\x12\x18\n\x10\x64ocument_version\x18\x06 \x01(\x03\"5\n\x0eSearchResponse\x12#\n\x04hits\x18\x01 \x03(\x0b\x32\x15.ragline.v1.SearchHit\")\n\x12GetDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\"m\n\x13GetDocumentResponse\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x14\n\x0clive_version\x18\x02 \x01(\x03\x12\x16\n\x0elatest_version\x18\x03 \x01(\x03\x12\x13\n\x0b\x63hunk_count\x18\x04 \x01(\x03\",\n\x15\x44\x65leteDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\"0\n\x16\x44\x65leteDocumentResponse\x12\x16\n\x0e\x63hunks_deleted\x18\x01 \x01(\x03\x32\x94\x04\n\rIngestService\x12?\n\x06Ingest\x12\x19.ragline.v1.IngestRequest\x1a\x1a.ragline.v1.IngestResponse\x12N\n\x0bIngestBatch\x12\x1e.ragline.v1.IngestBatchRequest\x1a\x1f.ragline.v1.IngestBatchResponse\x12?\n\x06GetJob\x12\x19.ragline.v1.GetJobRequest\x1a\x1a.ragline.v1.GetJobResponse\x12G\n\x08WatchJob\x12\x1b.ragline.v1.WatchJobRequest\x1a\x1c.ragline.v1.WatchJobResponse0\x01\x12?\n\x06Search\x12\x19.ragline.v1.SearchRequest\x1a\x1a.ragline.v1.SearchResponse\x12N\n\x0bGetDocument\x12\x1e.ragline.v1.GetDocumentRequest\x1a\x1f.ragline.v1.GetDocumentResponse\x12W\n\x0e\x44\x65leteDocument\x12!.ragline.v1.DeleteDocumentRequest\x1a\".ragline.v1.DeleteDocumentResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fragline/v1/ingest_service.proto\x12\nragline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14ragline/v1/job.proto\"\xbb\x01\n\rIngestRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12.\n\x08metadata\x18\x04 \x01(\x0b\x32\x1c.ragline.v1.DocumentMetadata\x12*\n\x06\x63onfig\x18\x05 \x01(\x0b\x32\x1a.ragline.v1.ChunkingConfig\x12\x12\n\nrequest_id\x18\x06 \x01(\t\".\n\x0eIngestResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.ragline.v1.Job\"B\n\x12IngestBatchRequest\x12,\n\tdocuments\x18\x01 \x03(\x0b\x32\x19.ragline.v1.IngestRequest\"4\n\x13IngestBatchResponse\x12\x1d\n\x04jobs\x18\x01 \x03(\x0b\x32\x0f.ragline.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\".\n\x0eGetJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.ragline.v1.Job\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"0\n\x10WatchJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.ragline.v1.Job\"C\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\x12\x14\n\x0c\x64ocument_ids\x18\x03 \x03(\t\"\x9c\x01\n\tSearchHit\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63hunk_index\x18\x02 \x01(\x05\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x02\x12.\n\x08metadata\x18\x05 \x01(\x0b\x32\x1c.ragline.v1.DocumentMetadata\x12\x18\n\x10\x64ocument_version\x18\x06 \x01(\x03\"5\n\x0eSearchResponse\x12#\n\x04hits\x18\x01 \x03(\x0b\x32\x15.ragline.v1.SearchHit\")\n\x12GetDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\"m\n\x13GetDocumentResponse\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x14\n\x0clive_version\x18\x02 \x01(\x03\x12\x16\n\x0elatest_version\x18\x03 \x01(\x03\x12\x13\n\x0b\x63hunk_count\x18\x04 \x01(\x03\",\n\x15\x44\x65leteDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\"0\n\x16\x44\x65leteDocumentResponse\x12\x16\n\x0e\x63hunks_deleted\x18\x01 \x01(\x03\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"1\n\x11\x43\x61ncelJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.ragline.v1.Job\"\xae\x02\n\nDeadLetter\x12\x16\n\x0e\x64\x65\x61\x64_letter_id\x18\x01 \x01(\t\x12 \n\x05stage\x18\x02 \x01(\x0e\x32\x11.ragline.v1.Stage\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x04 \x01(\t\x12\x12\n\nerror_type\x18\x05 \x01(\t\x12\x15\n\rerror_message\x18\x06 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\x05\x12\x36\n\x12\x66irst_failure_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_failure_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rmessage_bytes\x18\n \x01(\x03\"a\n\x16ListDeadLettersRequest\x12 \n\x05stage\x18\x01 \x01(\x0e\x32\x11.ragline.v1.Stage\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"`\n\x17ListDeadLettersResponse\x12,\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x16.ragline.v1.DeadLetter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"V\n\x19RequeueDeadLettersRequest\x12 \n\x05stage\x18\x01 \x01(\x0e\x32\x11.ragline.v1.Stage\x12\x17\n\x0f\x64\x65\x61\x64_letter_ids\x18\x02 \x03(\t\".\n\x1aRequeueDeadLettersResponse\x12\x10\n\x08requeued\x18\x01 \x01(\x05\"T\n\x17PurgeDeadLettersRequest\x12 \n\x05stage\x18\x01 \x01(\x0e\x32\x11.ragline.v1.Stage\x12\x17\n\x0f\x64\x65\x61\x64_letter_ids\x18\x02 \x03(\t\"*\n\x18PurgeDeadLettersResponse\x12\x0e\n\x06purged\x18\x01 \x01(\x05\x32\xfe\x06\n\rIngestService\x12?\n\x06Ingest\x12\x19.ragline.v1.IngestRequest\x1a\x1a.ragline.v1.IngestResponse\x12N\n\x0bIngestBatch\x12\x1e.ragline.v1.IngestBatchRequest\x1a\x1f.ragline.v1.IngestBatchResponse\x12?\n\x06GetJob\x12\x19.ragline.v1.GetJobRequest\x1a\x1a.ragline.v1.GetJobResponse\x12G\n\x08WatchJob\x12\x1b.ragline.v1.WatchJobRequest\x1a\x1c.ragline.v1.WatchJobResponse0\x01\x12?\n\x06Search\x12\x19.ragline.v1.SearchRequest\x1a\x1a.ragline.v1.SearchResponse\x12N\n\x0bGetDocument\x12\x1e.ragline.v1.GetDocumentRequest\x1a\x1f.ragline.v1.GetDocumentResponse\x12W\n\x0e\x44\x65leteDocument\x12!.ragline.v1.DeleteDocumentRequest\x1a\".ragline.v1.DeleteDocumentResponse\x12H\n\tCancelJob\x12\x1c.ragline.v1.CancelJobRequest\x1a\x1d.ragline.v1.CancelJobResponse\x12Z\n\x0fListDeadLetters\x12\".ragline.v1.ListDeadLettersRequest\x1a#.ragline.v1.ListDeadLettersResponse\x12\x63\n\x12RequeueDeadLetters\x12%.ragline.v1.RequeueDeadLettersRequest\x1a&.ragline.v1.RequeueDeadLettersResponse\x12]\n\x10PurgeDeadLetters\x12#.ragline.v1.PurgeDeadLettersRequest\x1a$.ragline.v1.PurgeDeadLettersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ragline.v1.ingest_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INGESTREQUEST']._serialized_start=70
-  _globals['_INGESTREQUEST']._serialized_end=257
-  _globals['_INGESTRESPONSE']._serialized_start=259
-  _globals['_INGESTRESPONSE']._serialized_end=305
-  _globals['_INGESTBATCHREQUEST']._serialized_start=307
-  _globals['_INGESTBATCHREQUEST']._serialized_end=373
-  _globals['_INGESTBATCHRESPONSE']._serialized_start=375
-  _globals['_INGESTBATCHRESPONSE']._serialized_end=427
-  _globals['_GETJOBREQUEST']._serialized_start=429
-  _globals['_GETJOBREQUEST']._serialized_end=460
-  _globals['_GETJOBRESPONSE']._serialized_start=462
-  _globals['_GETJOBRESPONSE']._serialized_end=508
-  _globals['_WATCHJOBREQUEST']._serialized_start=510
-  _globals['_WATCHJOBREQUEST']._serialized_end=543
-  _globals['_WATCHJOBRESPONSE']._serialized_start=545
-  _globals['_WATCHJOBRESPONSE']._serialized_end=593
-  _globals['_SEARCHREQUEST']._serialized_start=595
-  _globals['_SEARCHREQUEST']._serialized_end=662
-  _globals['_SEARCHHIT']._serialized_start=665
-  _globals['_SEARCHHIT']._serialized_end=821
-  _globals['_SEARCHRESPONSE']._serialized_start=823
-  _globals['_SEARCHRESPONSE']._serialized_end=876
-  _globals['_GETDOCUMENTREQUEST']._serialized_start=878
-  _globals['_GETDOCUMENTREQUEST']._serialized_end=919
-  _globals['_GETDOCUMENTRESPONSE']._serialized_start=921
-  _globals['_GETDOCUMENTRESPONSE']._serialized_end=1030
-  _globals['_DELETEDOCUMENTREQUEST']._serialized_start=1032
-  _globals['_DELETEDOCUMENTREQUEST']._serialized_end=1076
-  _globals['_DELETEDOCUMENTRESPONSE']._serialized_start=1078
-  _globals['_DELETEDOCUMENTRESPONSE']._serialized_end=1126
-  _globals['_INGESTSERVICE']._serialized_start=1129
-  _globals['_INGESTSERVICE']._serialized_end=1661
+  _globals['_INGESTREQUEST']._serialized_start=103
+  _globals['_INGESTREQUEST']._serialized_end=290
+  _globals['_INGESTRESPONSE']._serialized_start=292
+  _globals['_INGESTRESPONSE']._serialized_end=338
+  _globals['_INGESTBATCHREQUEST']._serialized_start=340
+  _globals['_INGESTBATCHREQUEST']._serialized_end=406
+  _globals['_INGESTBATCHRESPONSE']._serialized_start=408
+  _globals['_INGESTBATCHRESPONSE']._serialized_end=460
+  _globals['_GETJOBREQUEST']._serialized_start=462
+  _globals['_GETJOBREQUEST']._serialized_end=493
+  _globals['_GETJOBRESPONSE']._serialized_start=495
+  _globals['_GETJOBRESPONSE']._serialized_end=541
+  _globals['_WATCHJOBREQUEST']._serialized_start=543
+  _globals['_WATCHJOBREQUEST']._serialized_end=576
+  _globals['_WATCHJOBRESPONSE']._serialized_start=578
+  _globals['_WATCHJOBRESPONSE']._serialized_end=626
+  _globals['_SEARCHREQUEST']._serialized_start=628
+  _globals['_SEARCHREQUEST']._serialized_end=695
+  _globals['_SEARCHHIT']._serialized_start=698
+  _globals['_SEARCHHIT']._serialized_end=854
+  _globals['_SEARCHRESPONSE']._serialized_start=856
+  _globals['_SEARCHRESPONSE']._serialized_end=909
+  _globals['_GETDOCUMENTREQUEST']._serialized_start=911
+  _globals['_GETDOCUMENTREQUEST']._serialized_end=952
+  _globals['_GETDOCUMENTRESPONSE']._serialized_start=954
+  _globals['_GETDOCUMENTRESPONSE']._serialized_end=1063
+  _globals['_DELETEDOCUMENTREQUEST']._serialized_start=1065
+  _globals['_DELETEDOCUMENTREQUEST']._serialized_end=1109
+  _globals['_DELETEDOCUMENTRESPONSE']._serialized_start=1111
+  _globals['_DELETEDOCUMENTRESPONSE']._serialized_end=1159
+  _globals['_CANCELJOBREQUEST']._serialized_start=1161
+  _globals['_CANCELJOBREQUEST']._serialized_end=1195
+  _globals['_CANCELJOBRESPONSE']._serialized_start=1197
+  _globals['_CANCELJOBRESPONSE']._serialized_end=1246
+  _globals['_DEADLETTER']._serialized_start=1249
+  _globals['_DEADLETTER']._serialized_end=1551
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=1553
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=1650
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=1652
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=1748
+  _globals['_REQUEUEDEADLETTERSREQUEST']._serialized_start=1750
+  _globals['_REQUEUEDEADLETTERSREQUEST']._serialized_end=1836
+  _globals['_REQUEUEDEADLETTERSRESPONSE']._serialized_start=1838
+  _globals['_REQUEUEDEADLETTERSRESPONSE']._serialized_end=1884
+  _globals['_PURGEDEADLETTERSREQUEST']._serialized_start=1886
+  _globals['_PURGEDEADLETTERSREQUEST']._serialized_end=1970
+  _globals['_PURGEDEADLETTERSRESPONSE']._serialized_start=1972
+  _globals['_PURGEDEADLETTERSRESPONSE']._serialized_end=2014
+  _globals['_INGESTSERVICE']._serialized_start=2017
+  _globals['_INGESTSERVICE']._serialized_end=2911
 # @@protoc_insertion_point(module_scope)

@@ -71,6 +71,26 @@ class IngestServiceStub:
                 request_serializer=ragline_dot_v1_dot_ingest__service__pb2.DeleteDocumentRequest.SerializeToString,
                 response_deserializer=ragline_dot_v1_dot_ingest__service__pb2.DeleteDocumentResponse.FromString,
                 _registered_method=True)
+        self.CancelJob = channel.unary_unary(
+                '/ragline.v1.IngestService/CancelJob',
+                request_serializer=ragline_dot_v1_dot_ingest__service__pb2.CancelJobRequest.SerializeToString,
+                response_deserializer=ragline_dot_v1_dot_ingest__service__pb2.CancelJobResponse.FromString,
+                _registered_method=True)
+        self.ListDeadLetters = channel.unary_unary(
+                '/ragline.v1.IngestService/ListDeadLetters',
+                request_serializer=ragline_dot_v1_dot_ingest__service__pb2.ListDeadLettersRequest.SerializeToString,
+                response_deserializer=ragline_dot_v1_dot_ingest__service__pb2.ListDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.RequeueDeadLetters = channel.unary_unary(
+                '/ragline.v1.IngestService/RequeueDeadLetters',
+                request_serializer=ragline_dot_v1_dot_ingest__service__pb2.RequeueDeadLettersRequest.SerializeToString,
+                response_deserializer=ragline_dot_v1_dot_ingest__service__pb2.RequeueDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.PurgeDeadLetters = channel.unary_unary(
+                '/ragline.v1.IngestService/PurgeDeadLetters',
+                request_serializer=ragline_dot_v1_dot_ingest__service__pb2.PurgeDeadLettersRequest.SerializeToString,
+                response_deserializer=ragline_dot_v1_dot_ingest__service__pb2.PurgeDeadLettersResponse.FromString,
+                _registered_method=True)
 
 
 class IngestServiceServicer:
@@ -134,6 +154,37 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelJob(self, request, context):
+        """CancelJob stops further work on a job at every stage and removes whatever vectors it already wrote.
+        NOT_FOUND for an unknown job; FAILED_PRECONDITION for a job that already completed.
+        Cancelling a job that is already cancelled returns it unchanged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDeadLetters(self, request, context):
+        """ListDeadLetters pages through a stage's dead-letter queue, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequeueDeadLetters(self, request, context):
+        """RequeueDeadLetters puts dead letters back on their stage's queue with a fresh attempt count,
+        and reopens their jobs. With no ids, requeues the whole dead-letter queue.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PurgeDeadLetters(self, request, context):
+        """PurgeDeadLetters deletes dead letters for good. With no ids, empties the stage's dead-letter queue.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -171,6 +222,26 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.DeleteDocument,
                     request_deserializer=ragline_dot_v1_dot_ingest__service__pb2.DeleteDocumentRequest.FromString,
                     response_serializer=ragline_dot_v1_dot_ingest__service__pb2.DeleteDocumentResponse.SerializeToString,
+            ),
+            'CancelJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelJob,
+                    request_deserializer=ragline_dot_v1_dot_ingest__service__pb2.CancelJobRequest.FromString,
+                    response_serializer=ragline_dot_v1_dot_ingest__service__pb2.CancelJobResponse.SerializeToString,
+            ),
+            'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadLetters,
+                    request_deserializer=ragline_dot_v1_dot_ingest__service__pb2.ListDeadLettersRequest.FromString,
+                    response_serializer=ragline_dot_v1_dot_ingest__service__pb2.ListDeadLettersResponse.SerializeToString,
+            ),
+            'RequeueDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequeueDeadLetters,
+                    request_deserializer=ragline_dot_v1_dot_ingest__service__pb2.RequeueDeadLettersRequest.FromString,
+                    response_serializer=ragline_dot_v1_dot_ingest__service__pb2.RequeueDeadLettersResponse.SerializeToString,
+            ),
+            'PurgeDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeDeadLetters,
+                    request_deserializer=ragline_dot_v1_dot_ingest__service__pb2.PurgeDeadLettersRequest.FromString,
+                    response_serializer=ragline_dot_v1_dot_ingest__service__pb2.PurgeDeadLettersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -364,6 +435,114 @@ class IngestService:
             '/ragline.v1.IngestService/DeleteDocument',
             ragline_dot_v1_dot_ingest__service__pb2.DeleteDocumentRequest.SerializeToString,
             ragline_dot_v1_dot_ingest__service__pb2.DeleteDocumentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragline.v1.IngestService/CancelJob',
+            ragline_dot_v1_dot_ingest__service__pb2.CancelJobRequest.SerializeToString,
+            ragline_dot_v1_dot_ingest__service__pb2.CancelJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragline.v1.IngestService/ListDeadLetters',
+            ragline_dot_v1_dot_ingest__service__pb2.ListDeadLettersRequest.SerializeToString,
+            ragline_dot_v1_dot_ingest__service__pb2.ListDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequeueDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragline.v1.IngestService/RequeueDeadLetters',
+            ragline_dot_v1_dot_ingest__service__pb2.RequeueDeadLettersRequest.SerializeToString,
+            ragline_dot_v1_dot_ingest__service__pb2.RequeueDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragline.v1.IngestService/PurgeDeadLetters',
+            ragline_dot_v1_dot_ingest__service__pb2.PurgeDeadLettersRequest.SerializeToString,
+            ragline_dot_v1_dot_ingest__service__pb2.PurgeDeadLettersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -61,6 +61,19 @@ class IngestServiceStub:
     """
     DeleteDocument: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.DeleteDocumentRequest, _ingest_service_pb2.DeleteDocumentResponse]
     """DeleteDocument removes every chunk of a document from the index. NOT_FOUND for an unknown document id."""
+    CancelJob: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.CancelJobRequest, _ingest_service_pb2.CancelJobResponse]
+    """CancelJob stops further work on a job at every stage and removes whatever vectors it already wrote.
+    NOT_FOUND for an unknown job; FAILED_PRECONDITION for a job that already completed.
+    Cancelling a job that is already cancelled returns it unchanged.
+    """
+    ListDeadLetters: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.ListDeadLettersRequest, _ingest_service_pb2.ListDeadLettersResponse]
+    """ListDeadLetters pages through a stage's dead-letter queue, oldest first."""
+    RequeueDeadLetters: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.RequeueDeadLettersRequest, _ingest_service_pb2.RequeueDeadLettersResponse]
+    """RequeueDeadLetters puts dead letters back on their stage's queue with a fresh attempt count,
+    and reopens their jobs. With no ids, requeues the whole dead-letter queue.
+    """
+    PurgeDeadLetters: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.PurgeDeadLettersRequest, _ingest_service_pb2.PurgeDeadLettersResponse]
+    """PurgeDeadLetters deletes dead letters for good. With no ids, empties the stage's dead-letter queue."""
 
 @_typing.type_check_only
 class IngestServiceAsyncStub(IngestServiceStub):
@@ -95,6 +108,19 @@ class IngestServiceAsyncStub(IngestServiceStub):
     """
     DeleteDocument: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.DeleteDocumentRequest, _ingest_service_pb2.DeleteDocumentResponse]  # type: ignore[assignment]
     """DeleteDocument removes every chunk of a document from the index. NOT_FOUND for an unknown document id."""
+    CancelJob: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.CancelJobRequest, _ingest_service_pb2.CancelJobResponse]  # type: ignore[assignment]
+    """CancelJob stops further work on a job at every stage and removes whatever vectors it already wrote.
+    NOT_FOUND for an unknown job; FAILED_PRECONDITION for a job that already completed.
+    Cancelling a job that is already cancelled returns it unchanged.
+    """
+    ListDeadLetters: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.ListDeadLettersRequest, _ingest_service_pb2.ListDeadLettersResponse]  # type: ignore[assignment]
+    """ListDeadLetters pages through a stage's dead-letter queue, oldest first."""
+    RequeueDeadLetters: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.RequeueDeadLettersRequest, _ingest_service_pb2.RequeueDeadLettersResponse]  # type: ignore[assignment]
+    """RequeueDeadLetters puts dead letters back on their stage's queue with a fresh attempt count,
+    and reopens their jobs. With no ids, requeues the whole dead-letter queue.
+    """
+    PurgeDeadLetters: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.PurgeDeadLettersRequest, _ingest_service_pb2.PurgeDeadLettersResponse]  # type: ignore[assignment]
+    """PurgeDeadLetters deletes dead letters for good. With no ids, empties the stage's dead-letter queue."""
 
 class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
     """IngestService is ragline's public API. Ingest answers as soon as the document is validated and queued;
@@ -168,5 +194,42 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_ingest_service_pb2.DeleteDocumentResponse, _abc.Awaitable[_ingest_service_pb2.DeleteDocumentResponse]]:
         """DeleteDocument removes every chunk of a document from the index. NOT_FOUND for an unknown document id."""
+
+    @_abc_1.abstractmethod
+    def CancelJob(
+        self,
+        request: _ingest_service_pb2.CancelJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ingest_service_pb2.CancelJobResponse, _abc.Awaitable[_ingest_service_pb2.CancelJobResponse]]:
+        """CancelJob stops further work on a job at every stage and removes whatever vectors it already wrote.
+        NOT_FOUND for an unknown job; FAILED_PRECONDITION for a job that already completed.
+        Cancelling a job that is already cancelled returns it unchanged.
+        """
+
+    @_abc_1.abstractmethod
+    def ListDeadLetters(
+        self,
+        request: _ingest_service_pb2.ListDeadLettersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ingest_service_pb2.ListDeadLettersResponse, _abc.Awaitable[_ingest_service_pb2.ListDeadLettersResponse]]:
+        """ListDeadLetters pages through a stage's dead-letter queue, oldest first."""
+
+    @_abc_1.abstractmethod
+    def RequeueDeadLetters(
+        self,
+        request: _ingest_service_pb2.RequeueDeadLettersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ingest_service_pb2.RequeueDeadLettersResponse, _abc.Awaitable[_ingest_service_pb2.RequeueDeadLettersResponse]]:
+        """RequeueDeadLetters puts dead letters back on their stage's queue with a fresh attempt count,
+        and reopens their jobs. With no ids, requeues the whole dead-letter queue.
+        """
+
+    @_abc_1.abstractmethod
+    def PurgeDeadLetters(
+        self,
+        request: _ingest_service_pb2.PurgeDeadLettersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ingest_service_pb2.PurgeDeadLettersResponse, _abc.Awaitable[_ingest_service_pb2.PurgeDeadLettersResponse]]:
+        """PurgeDeadLetters deletes dead letters for good. With no ids, empties the stage's dead-letter queue."""
 
 def add_IngestServiceServicer_to_server(servicer: IngestServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

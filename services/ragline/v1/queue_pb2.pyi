@@ -32,6 +32,7 @@ class TaskEnvelope(_message.Message):
     JOB_ID_FIELD_NUMBER: _builtins.int
     ATTEMPT_FIELD_NUMBER: _builtins.int
     ENQUEUE_TIME_FIELD_NUMBER: _builtins.int
+    FIRST_FAILURE_TIME_FIELD_NUMBER: _builtins.int
     CHUNK_FIELD_NUMBER: _builtins.int
     EMBED_FIELD_NUMBER: _builtins.int
     INDEX_FIELD_NUMBER: _builtins.int
@@ -44,6 +45,10 @@ class TaskEnvelope(_message.Message):
     @_builtins.property
     def enqueue_time(self) -> _timestamp_pb2.Timestamp:
         """When the task was published to its queue."""
+
+    @_builtins.property
+    def first_failure_time(self) -> _timestamp_pb2.Timestamp:
+        """When an earlier attempt of this task first failed; unset until one has."""
 
     @_builtins.property
     def chunk(self) -> Global___ChunkTask:
@@ -64,13 +69,14 @@ class TaskEnvelope(_message.Message):
         job_id: _builtins.str = ...,
         attempt: _builtins.int = ...,
         enqueue_time: _timestamp_pb2.Timestamp | None = ...,
+        first_failure_time: _timestamp_pb2.Timestamp | None = ...,
         chunk: Global___ChunkTask | None = ...,
         embed: Global___EmbedTask | None = ...,
         index: Global___IndexTask | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "embed", b"embed", "enqueue_time", b"enqueue_time", "index", b"index", "task", b"task"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "embed", b"embed", "enqueue_time", b"enqueue_time", "first_failure_time", b"first_failure_time", "index", b"index", "task", b"task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "chunk", b"chunk", "embed", b"embed", "enqueue_time", b"enqueue_time", "index", b"index", "job_id", b"job_id", "message_id", b"message_id", "task", b"task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "chunk", b"chunk", "embed", b"embed", "enqueue_time", b"enqueue_time", "first_failure_time", b"first_failure_time", "index", b"index", "job_id", b"job_id", "message_id", b"message_id", "task", b"task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_task: _TypeAlias = _typing.Literal["chunk", "embed", "index"]  # noqa: Y015
     _WhichOneofArgType_task: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015

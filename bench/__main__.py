@@ -1,0 +1,178 @@
+"""`python -m bench`: run the benchmark, print the table, write bench.json and bench.png."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import corpus, report
+
+QUICK = {"modules": 12, "max_doc_kib": 3, "gateway_calls": 300, "gateway_seconds": 3.0}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; --quick shrinks every size for a smoke run."""
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs")
+    p.add_argument(
+        "--modules", type=int, default=200, help="standard-library modules in the corpus"
+    )
+    p.add_argument(
+        "--max-doc-kib",
+        type=float,
+        default=8,
+        help="cut each pydoc page to this many KiB (0: whole pages, ~5700 chunks for 200 modules)",
+    )
+    p.add_argument("--out", type=Path, default=Path(".bench"), help="where bench.json/png go")
+    p.add_argument(
+        "--threads", type=int, default=-1, help="torch threads (default: RAGLINE_TORCH_THREADS)"
+    )
+    p.add_argument("--redis-url", default=None, help="default: RAGLINE_REDIS_URL or local Redis")
+    p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run in ~1-2 min")
+    p.add_argument("--skip-models", action="store_true", help="skip measurements 1 and 2")
+    p.add_argument("--skip-e2e", action="store_true", help="skip measurement 3")
+    p.add_argument("--skip-gateway", action="store_true", help="skip measurement 4")
+    p.add_argument("--concurrency", type=int, default=64, help="concurrent gateway calls")
+    p.add_argument("--gateway-calls", type=int, default=3000, help="calls per gateway test")
+    p.add_argument("--gateway-seconds", type=float, default=10.0, help="time cap per gateway test")
+    p.add_argument("--batch-docs", type=int, default=32, help="documents per IngestBatch call")
+    p.add_argument(
+        "--big-doc-mb",
+        type=float,
+        default=0,
+        help="also measure the chunker's peak RSS on one document this large (issue: 50; "
+        "takes minutes on 2 cores); 0 skips",
+    )
+    args = p.parse_args(argv)
+    if args.quick:
+        for key, value in QUICK.items():
+            if getattr(args, key) == p.get_default(key):
+                setattr(args, key, value)
+    return args
+
+
+def machine_info(device: str, threads: int) -> dict[str, Any]:
+    """What the figures came from."""
+    import psutil  # type: ignore[import-untyped]
+    import torch
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "cpu_model": model,
+        "cores": os.cpu_count(),
+        "physical_cores": psutil.cpu_count(logical=False),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": threads,
+        "device": device,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if device == "cuda" and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _step(message: str) -> float:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+    return time.perf_counter()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs every measurement not skipped; returns 0 (targets missed are reported, not errors)."""
+    args = parse_args(argv)
+    for var, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1")):
+        os.environ.setdefault(var, value)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    import torch
+
+    from bench import gateway_load, model_baselines, pipeline
+    from ragline.config import Settings
+
+    settings = Settings.from_env(os.environ)
+    redis_url = args.redis_url or settings.redis_url
+    threads = settings.torch_threads if args.threads < 0 else args.threads
+    if threads > 0:
+        torch.set_num_threads(threads)
+    threads = torch.get_num_threads()  # what the embedder gets too (same default)
+    out: Path = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    work = out / "work"
+
+    t = _step(f"corpus: {args.modules} modules, pages cut to {args.max_doc_kib} KiB")
+    corp = corpus.build(args.modules, int(args.max_doc_kib * 1024))
+    figures: dict[str, Any] = {
+        "machine": machine_info(args.device, threads),
+        "settings": {
+            "embed_batch_tokens": settings.embed_batch_tokens,
+            "read_batch_size": settings.read_batch_size,
+            "chunks_per_embed_task": settings.chunks_per_embed_task,
+            "modules": args.modules,
+            "max_doc_kib": args.max_doc_kib,
+            "quick": args.quick,
+        },
+        "corpus": corp.stats(),
+    }
+    figures["corpus"]["build_seconds"] = round(time.perf_counter() - t, 2)
+    texts = corp.chunks
+
+    if not args.skip_models:
+        _step(f"1. hand-written transformers loop over {len(texts)} chunks")
+        hand = model_baselines.hand_loop(texts, args.device, threads)
+        _step(f"   {hand['chunks_per_s']:.2f} chunks/s; 2. embedder path")
+        ceiling = model_baselines.embedder_path(
+            texts, args.device, threads, settings.embed_batch_tokens
+        )
+        _step(f"   {ceiling['chunks_per_s']:.2f} chunks/s")
+        figures["quality"] = {
+            "min_cosine": model_baselines.min_cosine(hand.pop("vectors"), ceiling.pop("vectors"))
+        }
+        figures["hand_loop"], figures["embedder_path"] = hand, ceiling
+        del hand, ceiling
+
+    if not args.skip_e2e:
+        _step("3. end-to-end: gateway -> chunker -> embedder -> indexer")
+        figures["end_to_end"] = pipeline.end_to_end(corp, work, redis_url, args.device, threads)
+        _step(f"   {figures['end_to_end']['chunks_per_s']:.2f} chunks/s")
+
+    if not args.skip_gateway:
+        _step(f"4. gateway alone, {args.concurrency} concurrent calls")
+        figures["gateway"] = gateway_load.gateway_alone(
+            corp,
+            work,
+            redis_url,
+            calls=args.gateway_calls,
+            duration_s=args.gateway_seconds,
+            concurrency=args.concurrency,
+            batch_docs=args.batch_docs,
+        )
+
+    if args.big_doc_mb > 0:
+        _step(f"5. chunker peak RSS on one {args.big_doc_mb:g} MB document")
+        figures["chunker_big_document"] = pipeline.chunker_big_document(
+            corp, work, redis_url, args.big_doc_mb
+        )
+
+    print(report.table(figures))
+    report.write_json(figures, out / "bench.json")
+    report.draw(figures, out / "bench.png")
+    print(f"\nwrote {out / 'bench.json'} and {out / 'bench.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

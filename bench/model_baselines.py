@@ -1,0 +1,155 @@
+"""Measurements 1 and 2: the bare model by hand, and the embedder's encode path without queues.
+
+Both run in this process on the same chunks, with the same torch thread count.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+HAND_BATCH = 32  # what most ingestion tools use
+HAND_MAX_LENGTH = 256
+
+
+def hand_batches(n: int, size: int = HAND_BATCH) -> Iterator[list[int]]:
+    """Indices 0..n-1 in corpus order, cut into batches of `size`."""
+    for start in range(0, n, size):
+        yield list(range(start, min(start + size, n)))
+
+
+def embedder_batches(lengths: Sequence[int], max_tokens: int) -> Iterator[list[int]]:
+    """The embedder's batches, mirroring `Encoder.encode`: indices sorted longest first (stable),
+    cut so that each batch's rows x longest row stays within `max_tokens`; a row never splits."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+    batch: list[int] = []
+    for i in order:
+        if batch and (len(batch) + 1) * lengths[batch[0]] > max_tokens:
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
+
+
+def padding_efficiency(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:
+    """Real tokens / padded tokens (rows x longest row, summed over batches)."""
+    real = sum(lengths[i] for b in batches for i in b)
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches if b)
+    return real / padded if padded else 1.0
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def hand_loop(texts: Sequence[str], device: str, threads: int) -> dict[str, Any]:
+    """What a user writes by hand: AutoModel, batches of 32 in corpus order, fp32, mean pooling.
+
+    Returns chunks/s and the vectors (key "vectors", dropped from the report).
+    """
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from ragline.config import DEFAULT_MODEL
+    from ragline.embedder.models import resolve_model
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    path = resolve_model(DEFAULT_MODEL).path
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = AutoModel.from_pretrained(path, local_files_only=True).to(device).eval()
+
+    def embed(batch: list[str]) -> npt.NDArray[np.float32]:
+        enc = tokenizer(
+            batch, padding=True, truncation=True, max_length=HAND_MAX_LENGTH, return_tensors="pt"
+        ).to(device)
+        with torch.inference_mode():
+            out = model(**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).to(out.dtype)
+            vec = (out * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            result: npt.NDArray[np.float32] = F.normalize(vec, p=2, dim=1).cpu().numpy()
+        return result
+
+    embed(list(texts[:HAND_BATCH]))  # warm-up: first-call allocations and kernel selection
+    _sync(device)
+    vectors = np.empty((len(texts), 384), dtype=np.float32)
+    start = time.perf_counter()
+    for batch in hand_batches(len(texts)):
+        vectors[batch[0] : batch[-1] + 1] = embed([texts[i] for i in batch])
+    _sync(device)
+    seconds = time.perf_counter() - start
+    lengths = [
+        len(ids)
+        for ids in tokenizer(
+            list(texts), truncation=True, max_length=HAND_MAX_LENGTH, padding=False
+        )["input_ids"]
+    ]
+    return {
+        "chunks": len(texts),
+        "seconds": round(seconds, 3),
+        "chunks_per_s": len(texts) / seconds,
+        "batch_size": HAND_BATCH,
+        "dtype": "float32",
+        "torch_threads": torch.get_num_threads(),
+        "padding_efficiency": padding_efficiency(lengths, list(hand_batches(len(texts)))),
+        "vectors": vectors,
+    }
+
+
+def embedder_path(
+    texts: Sequence[str], device: str, threads: int, max_batch_tokens: int
+) -> dict[str, Any]:
+    """`ragline.embedder.encoder.Encoder.encode` over all chunks: the pipeline's ceiling.
+
+    Padding efficiency comes from `Encoder.tokenize` lengths cut by `embedder_batches`, the
+    same rule `Encoder.encode` applies (tests/unit/test_bench_smoke.py checks they agree).
+    """
+    import torch
+
+    from ragline.config import DEFAULT_MODEL
+    from ragline.embedder.encoder import Encoder
+    from ragline.embedder.models import resolve_model
+
+    encoder = Encoder(resolve_model(DEFAULT_MODEL), device=device, threads=threads)
+    encoder.encode(list(texts[:HAND_BATCH]), max_batch_tokens=max_batch_tokens)  # warm-up
+    _sync(device)
+    start = time.perf_counter()
+    vectors = encoder.encode(list(texts), max_batch_tokens=max_batch_tokens)
+    _sync(device)
+    seconds = time.perf_counter() - start
+    lengths = encoder.tokenize(list(texts))
+    batches = list(embedder_batches(lengths, max_batch_tokens))
+    dtype = str(next(encoder._model.parameters()).dtype).removeprefix("torch.")
+    return {
+        "chunks": len(texts),
+        "seconds": round(seconds, 3),
+        "chunks_per_s": len(texts) / seconds,
+        "max_batch_tokens": max_batch_tokens,
+        "batches": len(batches),
+        "mean_batch_rows": round(len(texts) / max(len(batches), 1), 1),
+        "dtype": dtype,
+        "device": encoder.device,
+        "torch_threads": torch.get_num_threads(),
+        "real_tokens": sum(lengths),
+        "padded_tokens": sum(len(b) * lengths[b[0]] for b in batches),
+        "padding_efficiency": padding_efficiency(lengths, batches),
+        "vectors": vectors,
+    }
+
+
+def min_cosine(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
+    """Smallest row-wise cosine between two sets of vectors (rows in the same order)."""
+    num = (a * b).sum(axis=1)
+    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return float((num / np.maximum(den, 1e-12)).min()) if len(a) else 1.0

@@ -1,0 +1,152 @@
+"""Measurement 3: the whole pipeline as separate processes, from the first Ingest to the last
+job completed; and the chunker's peak RSS on one large document."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from bench.corpus import CHUNK_OVERLAP, CHUNK_SIZE, Corpus
+from bench.stack import ProcessSampler, Stack
+from ragline_client import Document, Job, RaglineClient
+
+INGEST_BATCH = 50  # documents per IngestBatch call
+POLL_S = 0.2
+
+
+def _documents(corpus: Corpus) -> list[Document]:
+    return [
+        Document(
+            content=d.text,
+            document_id=d.document_id,
+            content_type="text/plain",
+            chunk_size=CHUNK_SIZE,
+            chunk_overlap=CHUNK_OVERLAP,
+        )
+        for d in corpus.documents
+    ]
+
+
+def _wait_all(client: RaglineClient, job_ids: list[str], timeout_s: float) -> list[Job]:
+    """Polls the jobs one at a time, in order, until each is terminal (few RPCs: the CPU is
+    the model's). Returns the last seen state of every job; stops at `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    done: list[Job] = []
+    for job_id in job_ids:
+        job = client.get_job(job_id)
+        while not job.state.is_terminal and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+            job = client.get_job(job_id)
+        done.append(job)
+    return done
+
+
+def end_to_end(
+    corpus: Corpus, workdir: Path, redis_url: str, device: str, threads: int
+) -> dict[str, Any]:
+    """Ingest every corpus document through a fresh stack; chunks/s and per-service RSS/CPU."""
+    stack = Stack(workdir, redis_url, device, threads)
+    try:
+        stack.start()
+        with ProcessSampler(stack.pids()) as sampler, RaglineClient(stack.gateway) as client:
+            # One small document first: model warm-up and Milvus collection creation.
+            warm = client.ingest("Warm-up text for the benchmark.", document_id="bench-warmup")
+            client.wait(warm.job_id, timeout=120)
+            sampler.mark_cpu()
+            docs = _documents(corpus)
+            start_wall = time.time()
+            start = time.perf_counter()
+            job_ids: list[str] = []
+            for i in range(0, len(docs), INGEST_BATCH):
+                job_ids += [j.job_id for j in client.ingest_batch(docs[i : i + INGEST_BATCH])]
+            accepted_s = time.perf_counter() - start
+            jobs = _wait_all(client, job_ids, timeout_s=120 + len(corpus.chunks) / 2)
+            observed_s = time.perf_counter() - start
+            cpu = sampler.cpu_seconds()
+        finish = [j.finish_time.timestamp() for j in jobs if j.finish_time is not None]
+        # The gateway stamps finish times; polling only adds lag to the observed time.
+        seconds = (max(finish) - start_wall) if len(finish) == len(jobs) else observed_s
+        indexed = sum(j.progress.chunks_indexed for j in jobs)
+        states: dict[str, int] = {}
+        for j in jobs:
+            states[j.state.value] = states.get(j.state.value, 0) + 1
+        return {
+            "documents": len(jobs),
+            "job_states": states,
+            "chunks_indexed": indexed,
+            "chunks_expected": len(corpus.chunks),
+            "seconds": round(seconds, 3),
+            "observed_seconds": round(observed_s, 3),
+            "accept_seconds": round(accepted_s, 3),
+            "chunks_per_s": indexed / seconds if seconds > 0 else 0.0,
+            "peak_rss_bytes": sampler.peak_rss,
+            "cpu_seconds": cpu,
+            "errors": sorted({j.last_error for j in jobs if j.last_error})[:5],
+        }
+    finally:
+        stack.stop_all()
+        _delete_namespace(redis_url, stack.namespace)
+        milvus = Path(stack.env["RAGLINE_MILVUS_URI"])
+        if milvus.is_dir():
+            shutil.rmtree(milvus, ignore_errors=True)
+        milvus.unlink(missing_ok=True)
+
+
+def chunker_big_document(
+    corpus: Corpus, workdir: Path, redis_url: str, megabytes: float
+) -> dict[str, Any]:
+    """The chunker's peak RSS cutting one `megabytes` text document (gateway + chunker only).
+
+    Stops once the chunker has queued every embed task; no embedder runs.
+    """
+    text = "\n\n".join(d.text for d in corpus.documents) or "text "
+    size = int(megabytes * 1_000_000)
+    content = (text * (size // len(text) + 1))[:size].encode("utf-8", "ignore")
+    stack = Stack(workdir, redis_url, "cpu", 0)
+    chunks_per_task = int(stack.env.get("RAGLINE_CHUNKS_PER_EMBED_TASK", "32"))
+    r = redis.Redis.from_url(redis_url)
+    try:
+        stack.start("gateway", "chunker")
+        with ProcessSampler(stack.pids()) as sampler, RaglineClient(stack.gateway) as client:
+            start = time.perf_counter()
+            job = client.ingest(content, document_id="bench-big", content_type="text/plain")
+            deadline = time.monotonic() + 600
+            total = 0
+            while time.monotonic() < deadline:
+                job = client.get_job(job.job_id)
+                total = job.progress.chunks_total
+                if job.state.is_terminal and job.state.value != "completed":
+                    break
+                queued = r.xlen(f"{stack.namespace}:q:embed") if total else 0
+                if total and queued >= math.ceil(total / chunks_per_task):
+                    break
+                time.sleep(POLL_S)
+            seconds = time.perf_counter() - start
+        return {
+            "document_bytes": len(content),
+            "chunks": total,
+            "seconds": round(seconds, 2),
+            "state": job.state.value,
+            "peak_rss_bytes": sampler.peak_rss,
+        }
+    finally:
+        stack.stop_all()
+        _delete_namespace(redis_url, stack.namespace)
+        r.close()
+
+
+def _delete_namespace(redis_url: str, namespace: str) -> int:
+    """Deletes every `{namespace}:*` key; returns how many."""
+    r = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(r.scan_iter(match=f"{namespace}:*", count=1000))
+        for i in range(0, len(keys), 1000):
+            r.delete(*keys[i : i + 1000])
+        return len(keys)
+    finally:
+        r.close()

@@ -1,0 +1,183 @@
+"""The broker contract, written once and run against each real broker (Redis Streams, RabbitMQ).
+
+Every adapter must pass every test here; tests of one broker's own machinery live in
+test_redis_broker.py and test_rabbitmq_broker.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+import redis.asyncio as aioredis
+
+from ragline.broker.base import Broker, DeadLetter
+from ragline.broker.rabbitmq import RabbitMQBroker
+from ragline.broker.redis_streams import RedisStreamsBroker
+from tests.conftest import REDIS_URL
+
+pytestmark = pytest.mark.integration
+
+RABBITMQ_URL = os.environ.get("RAGLINE_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+# broker_factory(consumer_name, visibility_s=..., prefetch=...) -> a connected broker
+BrokerFactory = Callable[..., Awaitable[Broker]]
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+async def broker_factory(
+    request: pytest.FixtureRequest, namespace: str, redis_client: aioredis.Redis
+) -> AsyncIterator[BrokerFactory]:
+    """Makes connected brokers of one kind, all in the test's namespace; cleans up after
+    (`redis_client` deletes the namespace's Redis keys, `delete_everything` its RabbitMQ queues)."""
+    kind: str = request.param
+    made: list[Broker] = []
+
+    async def make(name: str, visibility_s: float = 60.0, prefetch: int = 128) -> Broker:
+        broker: Broker
+        if kind == "redis":
+            broker = RedisStreamsBroker(
+                REDIS_URL,
+                namespace=namespace,
+                consumer_name=name,
+                visibility_timeout_s=visibility_s,
+            )
+        else:
+            broker = RabbitMQBroker(
+                RABBITMQ_URL,
+                namespace=namespace,
+                consumer_name=name,
+                visibility_timeout_s=visibility_s,
+                prefetch=prefetch,
+            )
+        await broker.connect()
+        made.append(broker)
+        return broker
+
+    yield make
+    for broker in made:
+        await broker.close()
+    if kind == "rabbitmq":
+        await RabbitMQBroker(RABBITMQ_URL, namespace=namespace).delete_everything(["q"])
+
+
+async def test_publish_then_read_in_order_and_ack_removes(broker_factory):
+    broker = await broker_factory("c1")
+    await broker.publish("q", [b"one", b"two", b"three"])
+    got = await broker.read("q", 10, 0.5)
+    assert [d.body for d in got] == [b"one", b"two", b"three"]
+    assert all(d.delivery_count == 1 for d in got)
+    assert await broker.depth("q") == 3  # in flight until acked
+    await broker.ack(got)
+    assert await broker.depth("q") == 0
+    assert await broker.read("q", 10, 0.1) == []
+    await broker.close()
+
+
+async def test_batch_read_is_bounded(broker_factory):
+    broker = await broker_factory("c1")
+    await broker.publish("q", [str(i).encode() for i in range(25)])
+    first = await broker.read("q", 10, 0.5)
+    assert len(first) == 10
+    await broker.close()
+
+
+async def test_competing_consumers_share_without_overlap(broker_factory):
+    # RabbitMQ pushes up to `prefetch` messages to a consumer as soon as it subscribes, before
+    # the application reads them: a consumer with a prefetch of 128 would take all 20 and leave
+    # none to its competitor. A prefetch of one batch lets two consumers share; Redis ignores it.
+    a = await broker_factory("a", prefetch=10)
+    b = await broker_factory("b", prefetch=10)
+    await a.publish("q", [str(i).encode() for i in range(20)])
+    got_a = await a.read("q", 10, 0.5)
+    got_b = await b.read("q", 10, 0.5)
+    bodies = [d.body for d in got_a + got_b]
+    assert sorted(bodies) == sorted(str(i).encode() for i in range(20))
+    await a.close()
+    await b.close()
+
+
+async def test_unacked_message_is_redelivered_to_a_live_consumer(broker_factory):
+    # Redis reclaims after the visibility timeout; RabbitMQ as soon as the holder's connection
+    # closes. Both hand the message to the live consumer with its delivery count raised.
+    dead = await broker_factory("dead", visibility_s=0.3)
+    live = await broker_factory("live", visibility_s=0.3)
+    await dead.publish("q", [b"work"])
+    taken = await dead.read("q", 10, 0.5)
+    assert [d.body for d in taken] == [b"work"]
+    await dead.close()  # dies holding the message, never acks
+    await asyncio.sleep(0.5)
+    again = []
+    for _ in range(10):
+        again = await live.read("q", 10, 0.2)
+        if again:
+            break
+    assert [d.body for d in again] == [b"work"]
+    assert again[0].delivery_count == 2
+    await live.ack(again)
+    assert await live.depth("q") == 0
+    await live.close()
+
+
+async def test_retry_later_comes_back_after_the_delay_not_before(broker_factory):
+    broker = await broker_factory("c")
+    await broker.publish("q", [b"attempt-1"])
+    (d,) = await broker.read("q", 1, 0.5)
+    start = time.monotonic()
+    await broker.retry_later(d, b"attempt-2", delay_s=0.6)
+    assert await broker.depth("q") == 1  # waiting in the delayed set
+    got = []
+    while not got and time.monotonic() - start < 5:
+        got = await broker.read("q", 10, 0.1)
+    assert [x.body for x in got] == [b"attempt-2"]
+    assert time.monotonic() - start >= 0.55
+    await broker.close()
+
+
+async def test_dead_letter_keeps_the_original_and_can_be_requeued_or_purged(broker_factory):
+    broker = await broker_factory("c")
+    await broker.publish("q", [b"poison", b"also-poison"])
+    got = await broker.read("q", 10, 0.5)
+    now = time.time()
+    for d in got:
+        await broker.dead_letter(
+            d, DeadLetter("q", d.body, "job-1", "PermanentTaskError", "bad pdf", 3, now, now)
+        )
+    assert await broker.depth("q") == 0
+    letters = await broker.list_dead_letters("q")
+    assert [(x.body, x.error_message, x.attempts) for x in letters] == [
+        (b"poison", "bad pdf", 3),
+        (b"also-poison", "bad pdf", 3),
+    ]
+    assert all(
+        (x.job_id, x.error_type, x.first_failure_time, x.last_failure_time)
+        == ("job-1", "PermanentTaskError", now, now)
+        for x in letters
+    )
+    page = await broker.list_dead_letters("q", limit=1, after=letters[0].dead_letter_id)
+    assert [x.body for x in page] == [b"also-poison"]
+    assert await broker.requeue_dead_letters("q", [letters[0].dead_letter_id]) == 1
+    assert [d.body for d in await broker.read("q", 10, 0.5)] == [b"poison"]
+    assert await broker.purge_dead_letters("q") == 1
+    assert await broker.list_dead_letters("q") == []
+    await broker.close()
+
+
+async def test_requeue_can_transform_and_purge_can_pick(broker_factory):
+    broker = await broker_factory("c")
+    await broker.publish("q", [b"a", b"b", b"c"])
+    now = time.time()
+    for d in await broker.read("q", 10, 0.5):
+        await broker.dead_letter(d, DeadLetter("q", d.body, "j", "E", "m", 1, now, now))
+    letters = await broker.list_dead_letters("q")
+    assert [x.body for x in letters] == [b"a", b"b", b"c"]
+    assert await broker.purge_dead_letters("q", [letters[1].dead_letter_id]) == 1
+    assert [x.body for x in await broker.list_dead_letters("q")] == [b"a", b"c"]
+    assert await broker.requeue_dead_letters("q", transform=lambda body: body.upper()) == 2
+    got = await broker.read("q", 10, 0.5)
+    assert sorted(d.body for d in got) == [b"A", b"C"]
+    assert await broker.list_dead_letters("q") == []
+    await broker.close()

@@ -1,0 +1,712 @@
+"""The job store and the stage runner against a real Redis (and the real Redis Streams broker)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+import redis.asyncio as aioredis
+
+from ragline.broker.base import Delivery
+from ragline.broker.redis_streams import RedisStreamsBroker
+from ragline.errors import BrokerUnavailable, NotFound, PermanentTaskError, TransientError
+from ragline.jobs.model import Job, JobState, Stage
+from ragline.jobs.store import FINISHED_JOB_TTL_S, JobStore
+from ragline.retry import RetryPolicy
+from ragline.stage.envelope import decode, new_envelope
+from ragline.stage.runner import StageRunner, Task
+from ragline.v1 import queue_pb2
+from tests.conftest import REDIS_URL
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+
+@pytest.fixture
+def store(redis_client: aioredis.Redis, namespace: str) -> JobStore:
+    return JobStore(redis_client, namespace=namespace)
+
+
+# -- create and idempotency --------------------------------------------------------------------
+
+
+async def test_create_gives_accepted_and_consecutive_versions(store: JobStore) -> None:
+    before = time.time()
+    jobs = [(await store.create("doc-a"))[0] for _ in range(3)]
+    assert [j.document_version for j in jobs] == [1, 2, 3]
+    assert all(j.state is JobState.ACCEPTED for j in jobs)
+    assert len({j.job_id for j in jobs}) == 3
+    first = jobs[0]
+    assert first.document_id == "doc-a"
+    assert first.progress.chunks_total == 0
+    assert first.attempts == 1
+    assert first.last_error == ""
+    assert first.last_error_stage is None
+    assert first.finish_time == 0.0
+    assert before <= first.create_time <= time.time()
+    # Another document counts from 1 on its own.
+    other, created = await store.create("doc-b")
+    assert created
+    assert other.document_version == 1
+    versions = await store.document_versions("doc-a")
+    assert versions is not None
+    assert (versions.seq, versions.live, versions.floor) == (3, 0, 0)
+    assert await store.document_versions("never-seen") is None
+
+
+async def test_request_id_returns_the_first_job_without_a_new_version(store: JobStore) -> None:
+    first, created = await store.create("doc", request_id="req-1")
+    assert created
+    again, created_again = await store.create("doc", request_id="req-1")
+    assert not created_again
+    assert again.job_id == first.job_id
+    assert again.document_version == 1
+    assert again.request_id == "req-1"
+    versions = await store.document_versions("doc")
+    assert versions is not None and versions.seq == 1
+    # A different request id, or none, makes a new job and version.
+    third, created3 = await store.create("doc", request_id="req-2")
+    assert created3 and third.document_version == 2
+    fourth, _ = await store.create("doc")
+    assert fourth.document_version == 3
+
+
+async def test_forget_request_lets_the_key_make_a_new_job(store: JobStore) -> None:
+    first, _ = await store.create("doc", request_id="req-x")
+    await store.forget_request("req-x")
+    second, created = await store.create("doc", request_id="req-x")
+    assert created
+    assert second.job_id != first.job_id
+
+
+async def test_get_unknown_is_not_found(store: JobStore) -> None:
+    with pytest.raises(NotFound):
+        await store.get("no-such-job")
+    with pytest.raises(NotFound):
+        await store.move("no-such-job", JobState.ACTIVE)
+    with pytest.raises(NotFound):
+        await store.mark_embedded("no-such-job", [0])
+    assert await store.get_many(["no-such-job"]) == [None]
+
+
+# -- progress ----------------------------------------------------------------------------------
+
+
+async def test_set_total_moves_to_active(store: JobStore) -> None:
+    job, _ = await store.create("doc")
+    await store.set_total(job.job_id, 7)
+    got = await store.get(job.job_id)
+    assert got.state is JobState.ACTIVE
+    assert got.progress.chunks_total == 7
+    assert got.update_time >= job.update_time
+
+
+async def test_chunks_delivered_twice_are_counted_once(store: JobStore) -> None:
+    job, _ = await store.create("doc")
+    await store.set_total(job.job_id, 4)
+
+    r = await store.mark_embedded(job.job_id, [0, 0, 1])
+    assert (r.count, r.total, r.state, r.all_done) == (2, 4, JobState.ACTIVE, False)
+    r = await store.mark_embedded(job.job_id, [1, 0])  # a redelivered batch
+    assert (r.count, r.all_done) == (2, False)
+    r = await store.mark_embedded(job.job_id, [2])
+    assert (r.count, r.all_done) == (3, False)
+    r = await store.mark_embedded(job.job_id, [3, 3, 3])
+    assert (r.count, r.all_done) == (4, True)
+    r = await store.mark_embedded(job.job_id, [0, 1, 2, 3])
+    assert (r.count, r.all_done) == (4, True)
+
+    r = await store.mark_indexed(job.job_id, [3, 2])
+    assert (r.count, r.all_done) == (2, False)
+    r = await store.mark_indexed(job.job_id, [2, 3])
+    assert (r.count, r.all_done) == (2, False)
+    r = await store.mark_indexed(job.job_id, [0, 1, 1])
+    assert (r.count, r.all_done) == (4, True)
+
+    got = await store.get(job.job_id)
+    assert got.progress.chunks_embedded == 4
+    assert got.progress.chunks_indexed == 4
+
+
+async def test_concurrent_marks_of_overlapping_chunks_count_each_once(store: JobStore) -> None:
+    job, _ = await store.create("doc")
+    await store.set_total(job.job_id, 100)
+    # Each index but the first ten is in two batches.
+    batches = [list(range(i, min(i + 20, 100))) for i in range(0, 100, 10)]
+    results = await asyncio.gather(*(store.mark_indexed(job.job_id, b) for b in batches))
+    assert sum(r.all_done for r in results) >= 1
+    assert max(r.count for r in results) == 100
+    assert (await store.get(job.job_id)).progress.chunks_indexed == 100
+
+
+async def test_all_done_is_false_before_the_total_is_known(store: JobStore) -> None:
+    job, _ = await store.create("doc")
+    r = await store.mark_embedded(job.job_id, [0, 1])
+    assert r.total == 0
+    assert not r.all_done
+    # Marking moves an accepted job to active too.
+    assert r.state is JobState.ACTIVE
+
+
+async def test_mark_records_the_highest_attempt(store: JobStore) -> None:
+    job, _ = await store.create("doc")
+    await store.mark_embedded(job.job_id, [0], attempt=3)
+    await store.mark_embedded(job.job_id, [1], attempt=2)
+    assert (await store.get(job.job_id)).attempts == 3
+
+
+# -- transitions -------------------------------------------------------------------------------
+
+
+async def test_move_forward_and_refuse_backwards(store: JobStore) -> None:
+    job, _ = await store.create("doc")
+    assert await store.move(job.job_id, JobState.ACTIVE)
+    assert await store.move(job.job_id, JobState.COMPLETED)
+    done = await store.get(job.job_id)
+    assert done.state is JobState.COMPLETED
+    assert done.finish_time > 0
+
+    for target in (JobState.ACTIVE, JobState.ACCEPTED, JobState.FAILED, JobState.COMPLETED):
+        assert await store.move(job.job_id, target) is False
+    assert not await store.fail(job.job_id, Stage.INDEX, "late", 2)
+    after = await store.get(job.job_id)
+    assert after.state is JobState.COMPLETED
+    assert after.last_error == ""
+    assert after.finish_time == done.finish_time
+
+
+async def test_a_late_set_total_or_mark_does_not_revive_a_finished_job(store: JobStore) -> None:
+    job, _ = await store.create("doc")
+    await store.fail(job.job_id, Stage.CHUNK, "bad", 1)
+    await store.set_total(job.job_id, 3)
+    await store.mark_embedded(job.job_id, [0, 1, 2])
+    assert (await store.get(job.job_id)).state is JobState.FAILED
+
+
+async def test_fail_records_the_error(store: JobStore) -> None:
+    job, _ = await store.create("doc")
+    await store.set_total(job.job_id, 2)
+    before = time.time()
+    assert await store.fail(job.job_id, Stage.EMBED, "the model ran out of memory", 4)
+    got = await store.get(job.job_id)
+    assert got.state is JobState.FAILED
+    assert got.last_error == "the model ran out of memory"
+    assert got.last_error_stage is Stage.EMBED
+    assert got.attempts == 4
+    assert before <= got.finish_time <= time.time()
+    assert got.progress.chunks_total == 2
+
+
+async def test_finished_jobs_expire_and_so_does_their_progress(
+    store: JobStore, redis_client: aioredis.Redis, namespace: str
+) -> None:
+    job, _ = await store.create("doc")
+    await store.set_total(job.job_id, 2)
+    await store.mark_embedded(job.job_id, [0, 1])
+    await store.mark_indexed(job.job_id, [0, 1])
+    await store.move(job.job_id, JobState.COMPLETED)
+    key = f"{namespace}:job:{job.job_id}"
+    assert 0 < await redis_client.ttl(key) <= FINISHED_JOB_TTL_S
+    # The per-chunk bitmaps belong to the job: they must not outlive it in Redis forever.
+    for kind in ("embedded", "indexed"):
+        ttl = await redis_client.ttl(f"{key}:{kind}")
+        assert 0 < ttl <= FINISHED_JOB_TTL_S, f"{key}:{kind} has ttl {ttl}"
+
+
+async def test_note_error_keeps_the_state(store: JobStore) -> None:
+    job, _ = await store.create("doc")
+    await store.set_total(job.job_id, 1)
+    await store.note_error(job.job_id, Stage.INDEX, "milvus busy", 2)
+    got = await store.get(job.job_id)
+    assert got.state is JobState.ACTIVE
+    assert (got.last_error, got.last_error_stage, got.attempts) == ("milvus busy", Stage.INDEX, 2)
+    assert got.finish_time == 0.0
+
+
+# -- watch -------------------------------------------------------------------------------------
+
+
+async def test_watch_yields_now_then_each_change_and_stops_at_a_terminal_state(
+    store: JobStore,
+) -> None:
+    job, _ = await store.create("doc")
+    seen: asyncio.Queue[Job] = asyncio.Queue()
+
+    async def watch() -> int:
+        n = 0
+        async for j in store.watch(job.job_id, poll_s=5.0):
+            n += 1
+            await seen.put(j)
+        return n
+
+    watcher = asyncio.create_task(watch())
+
+    async def next_seen() -> Job:
+        return await asyncio.wait_for(seen.get(), timeout=3)
+
+    first = await next_seen()
+    assert first.state is JobState.ACCEPTED
+    assert first.job_id == job.job_id
+
+    await store.set_total(job.job_id, 2)
+    got = await next_seen()
+    assert (got.state, got.progress.chunks_total) == (JobState.ACTIVE, 2)
+
+    await store.mark_embedded(job.job_id, [0, 1])
+    got = await next_seen()
+    assert got.progress.chunks_embedded == 2
+
+    await store.mark_indexed(job.job_id, [0, 1])
+    got = await next_seen()
+    assert got.progress.chunks_indexed == 2
+    assert got.state is JobState.ACTIVE
+
+    await store.move(job.job_id, JobState.COMPLETED)
+    got = await next_seen()
+    assert got.state is JobState.COMPLETED
+
+    # The pub/sub wake-ups came well before the 5 s poll, and the watch ended by itself.
+    assert await asyncio.wait_for(watcher, timeout=3) == 5
+    assert seen.empty()
+
+
+async def test_watch_of_a_finished_job_yields_it_once(store: JobStore) -> None:
+    job, _ = await store.create("doc")
+    await store.fail(job.job_id, Stage.CHUNK, "corrupt PDF", 1)
+    got = [j async for j in store.watch(job.job_id)]
+    assert [j.state for j in got] == [JobState.FAILED]
+
+
+async def test_watch_of_an_unknown_job_is_not_found(store: JobStore) -> None:
+    with pytest.raises(NotFound):
+        async for _ in store.watch("no-such-job"):
+            pass
+
+
+# -- document versions -------------------------------------------------------------------------
+
+
+async def test_versions_only_move_forward_and_delete_voids_them(store: JobStore) -> None:
+    j1, j2, j3 = [(await store.create("doc"))[0] for _ in range(3)]
+    await store.create("other")
+
+    versions, state = await store.complete_version(j2.job_id, "doc", 2)
+    assert (versions.live, state) == (2, JobState.COMPLETED)
+    versions, state = await store.complete_version(j3.job_id, "doc", 3)
+    assert (versions.live, state) == (3, JobState.COMPLETED)
+    # An older version finishing late cannot replace the newer live one.
+    versions, state = await store.complete_version(j1.job_id, "doc", 1)
+    assert (versions.live, versions.floor, state) == (3, 0, JobState.COMPLETED)
+    assert await store.live_versions(["doc", "other", "unknown", "doc"]) == {
+        "doc": 3,
+        "other": 0,
+        "unknown": 0,
+    }
+    done = await store.get(j3.job_id)
+    assert done.finish_time > 0
+
+    assert await store.delete_document("doc") is True
+    assert await store.live_versions(["doc"]) == {"doc": 0}
+    after = await store.document_versions("doc")
+    assert after is not None
+    assert (after.seq, after.live, after.floor) == (3, 0, 3)
+    assert await store.delete_document("doc") is False  # already deleted
+    assert await store.delete_document("unknown") is False
+
+    # A new ingest after the delete gets version 4, which can go live.
+    j4, _ = await store.create("doc")
+    assert j4.document_version == 4
+    versions, state = await store.complete_version(j4.job_id, "doc", 4)
+    assert (versions.live, state) == (4, JobState.COMPLETED)
+    assert await store.live_versions(["doc"]) == {"doc": 4}
+    assert await store.delete_document("doc") is True
+
+
+async def test_a_version_finishing_after_its_document_was_deleted_never_goes_live(
+    store: JobStore,
+) -> None:
+    j1, _ = await store.create("doc")
+    j2, _ = await store.create("doc")
+    await store.set_total(j2.job_id, 1)
+    assert await store.delete_document("doc") is True
+    for job, version in ((j1, 1), (j2, 2)):
+        versions, state = await store.complete_version(job.job_id, "doc", version)
+        assert (versions.live, versions.floor) == (0, 2)
+        assert state is JobState.CANCELLED
+        got = await store.get(job.job_id)
+        assert got.state is JobState.CANCELLED
+        assert "deleted" in got.last_error
+    assert await store.live_versions(["doc"]) == {"doc": 0}
+
+
+async def test_a_cancelled_job_never_goes_live(store: JobStore) -> None:
+    job, _ = await store.create("doc")
+    assert await store.move(job.job_id, JobState.CANCELLED)
+    versions, state = await store.complete_version(job.job_id, "doc", 1)
+    assert (versions.live, state) == (0, JobState.CANCELLED)
+    assert await store.live_versions(["doc"]) == {"doc": 0}
+
+
+async def test_complete_version_of_an_unknown_job_is_not_found(store: JobStore) -> None:
+    await store.create("doc")
+    with pytest.raises(NotFound):
+        await store.complete_version("no-such-job", "doc", 1)
+
+
+async def test_reopen_moves_a_failed_job_back_to_active(
+    store: JobStore, redis_client: aioredis.Redis, namespace: str
+) -> None:
+    job, _ = await store.create("doc")
+    await store.fail(job.job_id, Stage.EMBED, "boom", 5)
+    assert await store.reopen(job.job_id)
+    got = await store.get(job.job_id)
+    assert got.state is JobState.ACTIVE
+    assert got.finish_time == 0.0
+    # A job at work again must not vanish on the expiry its failure set.
+    assert await redis_client.ttl(f"{namespace}:job:{job.job_id}") == -1
+    # Only a failed job reopens.
+    await store.move(job.job_id, JobState.COMPLETED)
+    assert not await store.reopen(job.job_id)
+    assert (await store.get(job.job_id)).state is JobState.COMPLETED
+
+
+# -- the stage runner --------------------------------------------------------------------------
+
+
+class FakeHandler:
+    """A stage handler that fails the jobs it is told to, and records what it was given."""
+
+    stage = Stage.EMBED
+
+    def __init__(self) -> None:
+        self.failures: dict[str, BaseException] = {}
+        self.calls: list[list[tuple[str, int]]] = []
+        self.raise_for_batch: BaseException | None = None
+
+    async def handle(self, tasks: Sequence[Task]) -> Sequence[BaseException | None]:
+        self.calls.append([(t.job_id, t.attempt) for t in tasks])
+        if self.raise_for_batch is not None:
+            raise self.raise_for_batch
+        return [self.failures.get(t.job_id) for t in tasks]
+
+
+@pytest.fixture
+async def broker(namespace: str) -> AsyncIterator[RedisStreamsBroker]:
+    b = RedisStreamsBroker(REDIS_URL, namespace=namespace, consumer_name="runner-test")
+    await b.connect()
+    yield b
+    await b.close()
+
+
+def embed_task(job_id: str, attempt: int = 1) -> bytes:
+    env = new_envelope(job_id, attempt=attempt)
+    env.embed.CopyFrom(
+        queue_pb2.EmbedTask(
+            document=queue_pb2.DocumentRef(document_id="doc", document_version=1),
+            chunks=[queue_pb2.TextChunk(chunk_index=0, text="hello", token_count=1)],
+        )
+    )
+    return env.SerializeToString()
+
+
+async def read_all(broker: RedisStreamsBroker, want: int, within_s: float = 5.0) -> list[Delivery]:
+    got: list[Delivery] = []
+    deadline = time.monotonic() + within_s
+    while len(got) < want and time.monotonic() < deadline:
+        got += await broker.read("embed", 64, 0.1)
+    return got
+
+
+FAST = RetryPolicy(initial_interval_s=0.3, jitter=0.0, maximum_attempts=3)
+
+
+async def test_a_failed_task_is_retried_later_as_its_next_attempt_while_others_are_acked(
+    store: JobStore, broker: RedisStreamsBroker
+) -> None:
+    a, b, c = [(await store.create(f"doc-{i}"))[0].job_id for i in range(3)]
+    handler = FakeHandler()
+    handler.failures[b] = RuntimeError("the GPU hiccuped")
+    runner = StageRunner(handler, broker, store, policy=FAST)
+
+    await broker.publish("embed", [embed_task(a), embed_task(b), embed_task(c)])
+    first = await read_all(broker, 3)
+    assert len(first) == 3
+    started = time.monotonic()
+    await runner.process(first)
+
+    assert handler.calls == [[(a, 1), (b, 1), (c, 1)]]
+    # a and c are settled; b waits in the delayed set.
+    assert await broker.redis.xlen(broker.stream_key("embed")) == 0
+    assert await broker.depth("embed") == 1
+    assert await broker.list_dead_letters("embed") == []
+    noted = await store.get(b)
+    assert noted.state is JobState.ACCEPTED
+    assert (noted.last_error, noted.last_error_stage) == ("the GPU hiccuped", Stage.EMBED)
+    for other in (a, c):
+        assert (await store.get(other)).last_error == ""
+
+    again = await read_all(broker, 1)
+    assert time.monotonic() - started >= 0.25  # not before the delay
+    assert len(again) == 1
+    env = decode(again[0].body)
+    assert env.job_id == b
+    assert env.attempt == 2
+    assert env.message_id != decode(first[1].body).message_id
+    assert env.embed == decode(first[1].body).embed
+
+    handler.failures.clear()
+    await runner.process(again)
+    assert handler.calls[-1] == [(b, 2)]
+    assert await broker.depth("embed") == 0
+
+
+async def test_the_run_loop_retries_until_the_task_succeeds(
+    store: JobStore, broker: RedisStreamsBroker
+) -> None:
+    job, _ = await store.create("doc")
+
+    class FlakyOnce(FakeHandler):
+        async def handle(self, tasks: Sequence[Task]) -> Sequence[BaseException | None]:
+            await super().handle(tasks)
+            return [TransientError("busy") if t.attempt == 1 else None for t in tasks]
+
+    handler = FlakyOnce()
+    runner = StageRunner(
+        handler,
+        broker,
+        store,
+        policy=RetryPolicy(initial_interval_s=0.2, jitter=0.0),
+        read_timeout_s=0.1,
+    )
+    loop = asyncio.create_task(runner.run())
+    await broker.publish("embed", [embed_task(job.job_id)])
+    deadline = time.monotonic() + 10
+    while len(handler.calls) < 2 and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    runner.stop()
+    await asyncio.wait_for(loop, timeout=5)
+    assert handler.calls == [[(job.job_id, 1)], [(job.job_id, 2)]]
+    assert await broker.depth("embed") == 0
+    assert await broker.list_dead_letters("embed") == []
+
+
+async def test_attempts_spent_dead_letter_and_fail_the_job(
+    store: JobStore, broker: RedisStreamsBroker
+) -> None:
+    job, _ = await store.create("doc")
+    handler = FakeHandler()
+    handler.failures[job.job_id] = TransientError("still busy")
+    runner = StageRunner(handler, broker, store, policy=FAST)
+    await broker.publish("embed", [embed_task(job.job_id, attempt=FAST.maximum_attempts)])
+    await runner.process(await read_all(broker, 1))
+    (letter,) = await broker.list_dead_letters("embed")
+    assert letter.attempts == FAST.maximum_attempts
+    assert letter.error_type == "TransientError"
+    got = await store.get(job.job_id)
+    assert got.state is JobState.FAILED
+    assert got.attempts == FAST.maximum_attempts
+    assert got.last_error == "still busy"
+
+
+async def test_a_permanent_error_dead_letters_at_once_and_fails_the_job(
+    store: JobStore, broker: RedisStreamsBroker
+) -> None:
+    bad, _ = await store.create("bad")
+    good, _ = await store.create("good")
+    handler = FakeHandler()
+    handler.failures[bad.job_id] = PermanentTaskError("chunk 0 is not text")
+    runner = StageRunner(handler, broker, store, policy=FAST)
+    body = embed_task(bad.job_id)
+    await broker.publish("embed", [body, embed_task(good.job_id)])
+    await runner.process(await read_all(broker, 2))
+
+    assert await broker.depth("embed") == 0  # nothing waits for a retry
+    (letter,) = await broker.list_dead_letters("embed")
+    assert letter.job_id == bad.job_id
+    assert letter.body == body
+    assert letter.error_type == "PermanentTaskError"
+    assert letter.error_message == "chunk 0 is not text"
+    assert letter.attempts == 1
+    failed = await store.get(bad.job_id)
+    assert failed.state is JobState.FAILED
+    assert failed.last_error == "chunk 0 is not text"
+    assert failed.last_error_stage is Stage.EMBED
+    assert (await store.get(good.job_id)).state is JobState.ACCEPTED
+
+
+async def test_a_batch_that_raises_retries_every_task(
+    store: JobStore, broker: RedisStreamsBroker
+) -> None:
+    ids = [(await store.create(f"d{i}"))[0].job_id for i in range(2)]
+    handler = FakeHandler()
+    handler.raise_for_batch = ValueError("bug in the batcher")
+    runner = StageRunner(handler, broker, store, policy=FAST)
+    await broker.publish("embed", [embed_task(i) for i in ids])
+    await runner.process(await read_all(broker, 2))
+    assert await broker.redis.zcard(broker.delayed_key("embed")) == 2
+    for job_id in ids:
+        assert (await store.get(job_id)).last_error == "bug in the batcher"
+
+
+async def test_an_outage_mid_batch_leaves_the_batch_unacked(
+    store: JobStore, broker: RedisStreamsBroker
+) -> None:
+    job, _ = await store.create("doc")
+    handler = FakeHandler()
+    handler.raise_for_batch = BrokerUnavailable("redis went away")
+    runner = StageRunner(handler, broker, store, policy=FAST)
+    await broker.publish("embed", [embed_task(job.job_id)])
+    with pytest.raises(BrokerUnavailable):
+        await runner.process(await read_all(broker, 1))
+    # Still in the stream, pending: it is delivered again, with no attempt spent.
+    assert await broker.redis.xlen(broker.stream_key("embed")) == 1
+    assert await broker.redis.zcard(broker.delayed_key("embed")) == 0
+    assert (await store.get(job.job_id)).last_error == ""
+
+
+async def test_a_message_delivered_too_often_is_dead_lettered_without_handling(
+    store: JobStore, namespace: str
+) -> None:
+    """A task that kills its worker every time: each 'crash' leaves it unacked, the broker hands
+    it out again after the visibility timeout, and past maximum_deliveries it is given up."""
+    broker = RedisStreamsBroker(
+        REDIS_URL, namespace=namespace, consumer_name="crashy", visibility_timeout_s=0.01
+    )
+    await broker.connect()
+    try:
+        job, _ = await store.create("doc")
+        handler = FakeHandler()
+        handler.raise_for_batch = BrokerUnavailable("stands in for a crash: nothing is settled")
+        policy = RetryPolicy(maximum_deliveries=5)
+        runner = StageRunner(handler, broker, store, policy=policy)
+        await broker.publish("embed", [embed_task(job.job_id)])
+
+        counts = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            got = await broker.read("embed", 10, 0.1)
+            if not got:
+                await asyncio.sleep(0.05)
+                continue
+            (delivery,) = got
+            counts.append(delivery.delivery_count)
+            if delivery.delivery_count <= policy.maximum_deliveries:
+                with pytest.raises(BrokerUnavailable):
+                    await runner.process(got)
+            else:
+                await runner.process(got)
+                break
+        assert counts == [1, 2, 3, 4, 5, 6]
+        assert len(handler.calls) == 5  # not called on the sixth delivery
+        assert await broker.depth("embed") == 0
+        (letter,) = await broker.list_dead_letters("embed")
+        assert "delivered 6 times" in letter.error_message
+        assert letter.job_id == job.job_id
+        got_job = await store.get(job.job_id)
+        assert got_job.state is JobState.FAILED
+        assert "delivered 6 times" in got_job.last_error
+    finally:
+        await broker.close()
+
+
+async def test_an_over_delivered_message_is_dead_lettered_without_handling(
+    store: JobStore, broker: RedisStreamsBroker
+) -> None:
+    job, _ = await store.create("doc")
+    handler = FakeHandler()
+    runner = StageRunner(handler, broker, store, policy=RetryPolicy(maximum_deliveries=3))
+    await broker.publish("embed", [embed_task(job.job_id)])
+    (delivery,) = await read_all(broker, 1)
+    await runner.process([dataclasses.replace(delivery, delivery_count=4)])
+    assert handler.calls == []
+    assert len(await broker.list_dead_letters("embed")) == 1
+    assert (await store.get(job.job_id)).state is JobState.FAILED
+
+
+async def test_an_over_delivered_message_of_an_unknown_job_does_not_crash_the_stage(
+    store: JobStore, broker: RedisStreamsBroker
+) -> None:
+    """E.g. a job whose record expired or was removed: the message must still be settled without
+    the runner raising (a non-retryable error out of process() ends StageRunner.run)."""
+    handler = FakeHandler()
+    runner = StageRunner(handler, broker, store, policy=RetryPolicy(maximum_deliveries=3))
+    await broker.publish("embed", [embed_task("job-that-is-gone")])
+    (delivery,) = await read_all(broker, 1)
+    await runner.process([dataclasses.replace(delivery, delivery_count=4)])
+    assert handler.calls == []
+    assert await broker.depth("embed") == 0
+
+
+async def test_tasks_of_cancelled_or_unknown_jobs_are_acked_without_handling(
+    store: JobStore, broker: RedisStreamsBroker
+) -> None:
+    cancelled, _ = await store.create("cancelled")
+    await store.move(cancelled.job_id, JobState.CANCELLED)
+    live, _ = await store.create("live")
+    handler = FakeHandler()
+    runner = StageRunner(handler, broker, store, policy=FAST)
+    await broker.publish(
+        "embed",
+        [embed_task(cancelled.job_id), embed_task("unknown-job"), embed_task(live.job_id)],
+    )
+    await runner.process(await read_all(broker, 3))
+    assert handler.calls == [[(live.job_id, 1)]]
+    assert await broker.depth("embed") == 0
+    assert await broker.list_dead_letters("embed") == []
+
+
+async def test_tasks_of_a_failed_job_still_run(store: JobStore, broker: RedisStreamsBroker) -> None:
+    """runner.py (working tree): tasks of FAILED jobs run, so that requeueing the job's dead
+    letter after a fix can complete it. (The first design acked them without work.)"""
+    failed, _ = await store.create("failed")
+    await store.fail(failed.job_id, Stage.CHUNK, "bad", 1)
+    handler = FakeHandler()
+    runner = StageRunner(handler, broker, store, policy=FAST)
+    await broker.publish("embed", [embed_task(failed.job_id)])
+    await runner.process(await read_all(broker, 1))
+    assert handler.calls == [[(failed.job_id, 1)]]
+    assert await broker.depth("embed") == 0
+    after = await store.get(failed.job_id)
+    assert (after.state, after.last_error) == (JobState.FAILED, "bad")
+
+
+async def test_one_poisoned_task_does_not_fail_the_batch_beside_it(
+    store: JobStore, broker: RedisStreamsBroker
+) -> None:
+    ids = [(await store.create(f"d{i}"))[0].job_id for i in range(5)]
+    poisoned = ids[3]
+
+    class Poisoned(FakeHandler):
+        async def handle(self, tasks: Sequence[Task]) -> Sequence[BaseException | None]:
+            await super().handle(tasks)
+            if any(t.job_id == poisoned for t in tasks):
+                raise PermanentTaskError("a chunk the tokenizer chokes on")
+            return [None] * len(tasks)
+
+    handler = Poisoned()
+    runner = StageRunner(handler, broker, store, policy=FAST)
+    await broker.publish("embed", [embed_task(i) for i in ids])
+    await runner.process(await read_all(broker, 5))
+    assert await broker.depth("embed") == 0
+    (letter,) = await broker.list_dead_letters("embed")
+    assert letter.job_id == poisoned
+    for job_id in ids:
+        state = (await store.get(job_id)).state
+        assert state is (JobState.FAILED if job_id == poisoned else JobState.ACCEPTED)
+
+
+async def test_garbage_on_the_queue_is_dead_lettered(
+    store: JobStore, broker: RedisStreamsBroker
+) -> None:
+    handler = FakeHandler()
+    runner = StageRunner(handler, broker, store, policy=FAST)
+    await broker.publish("embed", [b"\xff\xfe not an envelope"])
+    await runner.process(await read_all(broker, 1))
+    assert handler.calls == []
+    (letter,) = await broker.list_dead_letters("embed")
+    assert letter.error_type == "PermanentTaskError"
+    assert letter.body == b"\xff\xfe not an envelope"
+    assert letter.job_id == ""
+    assert await broker.depth("embed") == 0

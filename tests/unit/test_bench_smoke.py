@@ -1,0 +1,94 @@
+"""The benchmark's pure helpers on tiny inputs: batching, padding, percentiles, the report."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from bench import report
+from bench.__main__ import parse_args
+from bench.gateway_load import percentile
+from bench.model_baselines import embedder_batches, hand_batches, padding_efficiency
+from ragline.embedder.encoder import _batches
+
+pytestmark = pytest.mark.unit
+
+
+def test_embedder_batches_match_the_encoder() -> None:
+    rng = random.Random(5)
+    for _ in range(50):
+        lengths = [rng.randint(3, 256) for _ in range(rng.randint(1, 300))]
+        budget = rng.choice([256, 1000, 4096, 16384])
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+        assert list(embedder_batches(lengths, budget)) == list(_batches(order, lengths, budget))
+
+
+def test_padding_efficiency() -> None:
+    lengths = [4, 2, 2, 1]
+    assert padding_efficiency(lengths, [[0, 1], [2, 3]]) == pytest.approx(9 / 12)
+    assert padding_efficiency(lengths, list(embedder_batches(lengths, 4))) == 1.0
+    assert list(embedder_batches(lengths, 8)) == [[0, 1], [2, 3]]
+    assert list(hand_batches(5, 2)) == [[0, 1], [2, 3], [4]]
+
+
+def test_percentile() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile([], 99) == 0.0
+
+
+def test_report_targets_and_table() -> None:
+    figures = {
+        "machine": {
+            "device": "cpu",
+            "cpu_model": "x",
+            "cores": 2,
+            "torch": "2",
+            "torch_threads": 2,
+        },
+        "corpus": {
+            "documents": 1,
+            "bytes": 10,
+            "chunks": 2,
+            "chunk_size": 254,
+            "chunk_overlap": 32,
+            "tokens_mean": 3.0,
+            "tokens_median": 3,
+            "tokens_min": 2,
+            "tokens_max": 4,
+        },
+        "hand_loop": {"chunks_per_s": 10.0, "seconds": 1.0, "padding_efficiency": 0.7},
+        "embedder_path": {
+            "chunks_per_s": 20.0,
+            "seconds": 1.0,
+            "dtype": "float32",
+            "batches": 1,
+            "max_batch_tokens": 16384,
+            "padding_efficiency": 0.9,
+        },
+        "end_to_end": {
+            "chunks_per_s": 19.0,
+            "seconds": 1.0,
+            "chunks_indexed": 2,
+            "chunks_expected": 2,
+            "job_states": {"completed": 1},
+            "peak_rss_bytes": {"embedder": 2**30},
+            "cpu_seconds": {"embedder": 1.0},
+        },
+    }
+    verdicts = {t.name: t.passed for t in report.targets(figures)}
+    assert verdicts == {
+        "end-to-end / embedder path (3/2)": True,
+        "end-to-end / hand loop (3/1)": False,
+        "padding efficiency (embedder)": True,
+        "embedder peak RSS": True,
+    }
+    text = report.table(figures)
+    assert "MISS" in text and "PASS" in text and "skipped" not in text
+
+
+def test_quick_shrinks_sizes_but_keeps_explicit_flags() -> None:
+    args = parse_args(["--quick", "--modules", "5"])
+    assert args.modules == 5 and args.max_doc_kib == 3 and args.gateway_calls == 300
