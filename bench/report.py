@@ -78,7 +78,8 @@ def targets(figures: dict[str, Any]) -> list[Target]:
             )
         )
         out.append(Target("Ingest p99", gw["ingest"]["p99_ms"], "<=", 50, " ms"))
-        out.append(Target("IngestBatch p99", gw["ingest_batch"]["p99_ms"], "<=", 50, " ms"))
+        # IngestBatch p99 is shown in the table, not judged: 64 calls of 32 documents in flight
+        # queue ~2000 documents, so its latency is set by the rate (Little's law).
     if e2e:
         out.append(
             Target(
@@ -110,7 +111,7 @@ def table(figures: dict[str, Any]) -> str:
     c = figures["corpus"]
     lines = [
         f"ragline bench  device={m['device']}  cpu={m['cpu_model']} ({m['cores']} cores)  "
-        f"torch {m['torch']} threads={m['torch_threads']}",
+        f"torch {m['torch']} threads={m['torch_threads']}  load avg {m.get('load_average', '?')}",
         f"corpus: {c['documents']} pydoc documents, {c['bytes'] / MB:.2f} MB, {c['chunks']} chunks "
         f"(size {c['chunk_size']}, overlap {c['chunk_overlap']}), tokens/chunk mean {c['tokens_mean']} "
         f"median {c['tokens_median']} min {c['tokens_min']} max {c['tokens_max']}",

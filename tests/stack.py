@@ -98,6 +98,14 @@ class Stack:
         process.kill()
         process.wait(10)
 
+    def restart_dead(self) -> list[str]:
+        """Starts again every stage whose process has exited (as a supervisor would); returns them."""
+        dead = [s for s, p in self.processes.items() if p.poll() is not None]
+        for stage in dead:
+            del self.processes[stage]
+            self.start(stage)
+        return dead
+
     def stop_all(self) -> None:
         for stage in ("gateway", "chunker", "embedder", "indexer"):
             if stage in self.processes:

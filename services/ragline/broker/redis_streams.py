@@ -27,6 +27,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from ragline.broker.base import Broker, DeadLetter, Delivery
 from ragline.errors import BrokerUnavailable
+from ragline.redis_client import connect
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +94,7 @@ class RedisStreamsBroker(Broker):
 
     async def connect(self) -> None:
         if self._redis is None:
-            self._redis = aioredis.Redis.from_url(
-                self._url, socket_timeout=None, socket_connect_timeout=5, health_check_interval=30
-            )
+            self._redis = connect(self._url)
         self._promote = self._redis.register_script(_PROMOTE_DUE)
         await self.health()
 

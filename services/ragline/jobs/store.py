@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 from ragline.errors import NotFound, StoreUnavailable
 from ragline.jobs.model import ALLOWED_FROM, Job, JobProgress, JobState, Stage
+from ragline.redis_client import connect
 
 REQUEST_TTL_S = 24 * 3600
 # Finished jobs stay readable this long, then Redis drops them.
@@ -172,7 +173,7 @@ class JobStore:
 
     @classmethod
     def from_url(cls, url: str, *, namespace: str = "ragline") -> JobStore:
-        return cls(aioredis.Redis.from_url(url, socket_connect_timeout=5), namespace=namespace)
+        return cls(connect(url), namespace=namespace)
 
     @property
     def redis(self) -> aioredis.Redis:

@@ -1,0 +1,24 @@
+"""One way to open Redis connections, with reconnects that ride out a Redis restart."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+
+def connect(url: str) -> aioredis.Redis:
+    """A client that retries a command a few times, with jittered backoff, when its connection
+    broke (e.g. Redis restarted): the pool's stale connections are replaced transparently.
+
+    A retried write may run twice; every write ragline makes is idempotent or harmless twice.
+    """
+    return aioredis.Redis.from_url(
+        url,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=4),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError],
+    )

@@ -1,0 +1,214 @@
+"""Redis restarts, SIGTERM under load, and a Redis configured to evict."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from ragline_client import Document, JobState, RaglineClient
+from tests.faults.conftest import long_text, wait_all, wait_until
+from tests.stack import free_port
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(400)]
+
+
+class PrivateRedis:
+    """A redis-server of the test's own, with the append-only file on, that can be restarted."""
+
+    def __init__(self, workdir: Path, *extra: str) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.extra = extra
+        self.process: subprocess.Popen[bytes] | None = None
+        workdir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.workdir),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+                *self.extra,
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "private redis-server did not start"
+                time.sleep(0.05)
+        client.close()
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
+        self.process = None
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    if server.process is not None:
+        server.kill()
+
+
+def test_a_redis_restart_mid_run_loses_no_accepted_document(make_stack, private_redis) -> None:
+    stack = make_stack(redis_url=private_redis.url)
+    stack.start()
+    tag = uuid.uuid4().hex[:6]
+    with RaglineClient(stack.gateway, timeout=60) as client:
+        jobs = client.ingest_batch(
+            [
+                Document(
+                    long_text(f"mills {tag} {i}", 4), document_id=f"r-{tag}-{i}", chunk_size=32
+                )
+                for i in range(20)
+            ]
+        )
+        ids = [j.job_id for j in jobs]
+        wait_until(
+            lambda: sum(client.get_job(i).progress.chunks_indexed for i in ids) > 5,
+            120,
+            "indexing to start",
+        )
+        private_redis.kill()  # kill -9: only what the append-only file holds survives
+        time.sleep(2)
+        private_redis.start()
+        finished = wait_all(client, ids, 300, stack)
+        assert all(j.state == JobState.COMPLETED for j in finished), [
+            (j.document_id, j.state) for j in finished
+        ]
+        for job in finished:
+            assert client.get_document(job.document_id).chunk_count == job.progress.chunks_total
+        # Every service rode out the outage without a restart.
+        assert all(p.poll() is None for p in stack.processes.values())
+
+
+@pytest.mark.parametrize("stage", ["chunker", "embedder", "indexer", "gateway"])
+def test_sigterm_under_load_drains_and_exits_within_the_grace(make_stack, stage: str) -> None:
+    stack = make_stack(shutdown_grace_s="15")
+    stack.start()
+    tag = uuid.uuid4().hex[:6]
+    with RaglineClient(stack.gateway, timeout=60) as client:
+        jobs = client.ingest_batch(
+            [
+                Document(
+                    long_text(f"ports {tag} {i}", 5), document_id=f"t-{tag}-{i}", chunk_size=32
+                )
+                for i in range(12)
+            ]
+        )
+        ids = [j.job_id for j in jobs]
+        wait_until(
+            lambda: sum(client.get_job(i).progress.chunks_embedded for i in ids) > 5,
+            120,
+            "work under way",
+        )
+        started = time.monotonic()
+        code = stack.stop(stage, timeout_s=30)
+        assert code == 0, stack.tail(stage)
+        assert time.monotonic() - started < 15 + 5
+        assert "stopped" in stack.tail(stage)
+        stack.start(stage)
+        finished = wait_all(client, ids, 300, stack)
+        assert all(j.state == JobState.COMPLETED for j in finished)
+        for job in finished:
+            assert client.get_document(job.document_id).chunk_count == job.progress.chunks_total
+
+
+def test_services_refuse_to_start_on_a_redis_that_evicts(tmp_path: Path) -> None:
+    server = PrivateRedis(
+        tmp_path / "evicting", "--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru"
+    )
+    server.start()
+    try:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ragline.cli.main",
+                "serve",
+                "chunker",
+                "--listen",
+                f"127.0.0.1:{free_port()}",
+            ],
+            env={
+                **__import__("os").environ,
+                "RAGLINE_REDIS_URL": server.url,
+                "RAGLINE_NAMESPACE": f"test-{uuid.uuid4().hex[:8]}",
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        server.kill()
+    assert result.returncode == 2
+    assert "allkeys-lru" in result.stderr
+    assert "noeviction" in result.stderr
+
+
+def test_services_warn_when_redis_runs_without_the_append_only_file(tmp_path: Path) -> None:
+    server = PrivateRedis(tmp_path / "volatile")
+    server.start()
+    redis.Redis(port=server.port).config_set("appendonly", "no")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ragline.cli.main",
+            "serve",
+            "chunker",
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        env={
+            **__import__("os").environ,
+            "RAGLINE_REDIS_URL": server.url,
+            "RAGLINE_NAMESPACE": f"test-{uuid.uuid4().hex[:8]}",
+        },
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        from tests.stack import serving
+
+        wait_until(lambda: serving(f"127.0.0.1:{port}"), 60, "the chunker to serve")
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        server.kill()
+    assert process.returncode == 0
+    assert "appendonly no" in err
