@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(args.device, threads),
         "settings": {
             "embed_batch_tokens": settings.embed_batch_tokens,
+            "precision": settings.precision,
             "read_batch_size": settings.read_batch_size,
             "chunks_per_embed_task": settings.chunks_per_embed_task,
             "modules": args.modules,
@@ -133,11 +134,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_models:
         _step(f"1. hand-written transformers loop over {len(texts)} chunks")
         hand = model_baselines.hand_loop(texts, args.device, threads)
-        _step(f"   {hand['chunks_per_s']:.2f} chunks/s; 2. embedder path")
-        ceiling = model_baselines.embedder_path(
-            texts, args.device, threads, settings.embed_batch_tokens
+        _step(
+            f"   {hand['chunks_per_s']:.2f} chunks/s; 2. embedder path, precision "
+            f"{settings.precision}"
         )
-        _step(f"   {ceiling['chunks_per_s']:.2f} chunks/s")
+        ceiling = model_baselines.embedder_path(
+            texts, args.device, threads, settings.embed_batch_tokens, settings.precision
+        )
+        _step(f"   {ceiling['chunks_per_s']:.2f} chunks/s in {ceiling['precision']}")
         figures["quality"] = {
             "min_cosine": model_baselines.min_cosine(hand.pop("vectors"), ceiling.pop("vectors"))
         }

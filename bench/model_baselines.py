@@ -108,9 +108,15 @@ def hand_loop(texts: Sequence[str], device: str, threads: int) -> dict[str, Any]
 
 
 def embedder_path(
-    texts: Sequence[str], device: str, threads: int, max_batch_tokens: int
+    texts: Sequence[str],
+    device: str,
+    threads: int,
+    max_batch_tokens: int,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """`ragline.embedder.encoder.Encoder.encode` over all chunks: the pipeline's ceiling.
+
+    `precision` is the embedder's (Settings.precision); the report gives the one it resolved to.
 
     Padding efficiency comes from `Encoder.tokenize` lengths cut by `embedder_batches`, the
     same rule `Encoder.encode` applies (tests/unit/test_bench_smoke.py checks they agree).
@@ -121,7 +127,9 @@ def embedder_path(
     from ragline.embedder.encoder import Encoder
     from ragline.embedder.models import resolve_model
 
-    encoder = Encoder(resolve_model(DEFAULT_MODEL), device=device, threads=threads)
+    encoder = Encoder(
+        resolve_model(DEFAULT_MODEL), device=device, threads=threads, precision=precision
+    )
     encoder.encode(list(texts[:HAND_BATCH]), max_batch_tokens=max_batch_tokens)  # warm-up
     _sync(device)
     start = time.perf_counter()
@@ -130,7 +138,6 @@ def embedder_path(
     seconds = time.perf_counter() - start
     lengths = encoder.tokenize(list(texts))
     batches = list(embedder_batches(lengths, max_batch_tokens))
-    dtype = str(next(encoder._model.parameters()).dtype).removeprefix("torch.")
     return {
         "chunks": len(texts),
         "seconds": round(seconds, 3),
@@ -138,7 +145,9 @@ def embedder_path(
         "max_batch_tokens": max_batch_tokens,
         "batches": len(batches),
         "mean_batch_rows": round(len(texts) / max(len(batches), 1), 1),
-        "dtype": dtype,
+        "dtype": _DTYPE_NAMES[encoder.precision],
+        "precision": encoder.precision,
+        "precision_requested": precision,
         "device": encoder.device,
         "torch_threads": torch.get_num_threads(),
         "real_tokens": sum(lengths),
@@ -146,6 +155,9 @@ def embedder_path(
         "padding_efficiency": padding_efficiency(lengths, batches),
         "vectors": vectors,
     }
+
+
+_DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 def min_cosine(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:

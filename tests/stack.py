@@ -3,6 +3,7 @@ free ports, with its own namespace, Milvus Lite file and log files."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -13,9 +14,14 @@ import uuid
 from pathlib import Path
 
 import grpc
+import redis
+import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ragline.broker.rabbitmq import RabbitMQBroker
+
 STAGES = ("indexer", "embedder", "chunker", "gateway")
+RABBITMQ_URL = os.environ.get("RAGLINE_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
 def free_port() -> int:
@@ -43,6 +49,7 @@ class Stack:
         self.env = {
             **os.environ,
             "RAGLINE_REDIS_URL": redis_url,
+            "RAGLINE_RABBITMQ_URL": RABBITMQ_URL,
             "RAGLINE_NAMESPACE": self.namespace,
             "RAGLINE_MILVUS_URI": str(workdir / "milvus.db"),
             "RAGLINE_MILVUS_COLLECTION": "chunks_" + uuid.uuid4().hex[:8],
@@ -107,12 +114,37 @@ class Stack:
         return dead
 
     def stop_all(self) -> None:
+        """Stops every service, then removes the stack's keys and queues from the shared servers."""
         for stage in ("gateway", "chunker", "embedder", "indexer"):
             if stage in self.processes:
                 try:
                     self.stop(stage, 30)
                 except subprocess.TimeoutExpired:
                     self.kill(stage)
+        clean_servers(
+            self.env["RAGLINE_REDIS_URL"], self.namespace, self.env.get("RAGLINE_BROKER", "redis")
+        )
+
+
+def clean_servers(redis_url: str, namespace: str, broker: str) -> None:
+    """Removes a namespace's keys from Redis and, for RabbitMQ, its queues."""
+
+    async def clean() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            keys = [k async for k in client.scan_iter(match=f"{namespace}:*", count=1000)]
+            if keys:
+                await client.delete(*keys)
+        except (redis.RedisError, OSError):
+            pass  # a test that stopped its private Redis already took the keys with it
+        finally:
+            await client.aclose()
+        if broker == "rabbitmq":
+            await RabbitMQBroker(RABBITMQ_URL, namespace=namespace).delete_everything(
+                ["chunk", "embed", "index"]
+            )
+
+    asyncio.run(clean())
 
     def tail(self, stage: str, lines: int = 40) -> str:
         try:

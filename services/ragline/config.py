@@ -37,6 +37,9 @@ class Settings:
     device: str = "auto"
     # Threads torch may use for the model; 0 lets torch decide.
     torch_threads: int = 0
+    # What the model computes in: "auto" picks bf16 or fp16 on a GPU, bf16 on a CPU with native
+    # bf16 (avx512_bf16 / amx_bf16), fp32 otherwise; "fp32", "bf16" or "fp16" (GPU only) force one.
+    precision: str = "auto"
 
     # A Milvus Lite file path (the default, opened by the indexer alone) or any Milvus server URI.
     milvus_uri: str = "ragline-data/milvus.db"
@@ -119,6 +122,10 @@ class Settings:
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigurationError(
                 f"RAGLINE_DEVICE is {self.device!r}; choose 'auto', 'cpu' or 'cuda'."
+            )
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ConfigurationError(
+                f"RAGLINE_PRECISION is {self.precision!r}; choose 'auto', 'fp32', 'bf16' or 'fp16'."
             )
         for name in (
             "max_document_bytes",

@@ -1,4 +1,5 @@
-"""One whole stack per session for the end-to-end tests; each test uses its own document ids."""
+"""One whole stack per broker per session for the end-to-end tests; each test uses its own
+document ids."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from tests.conftest import REDIS_URL
 from tests.stack import Stack
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(tmp_path_factory.mktemp("stack"), REDIS_URL)
+@pytest.fixture(scope="session", params=["redis", "rabbitmq"])
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """The whole stack on each broker in turn (Redis is the job store either way)."""
+    s = Stack(tmp_path_factory.mktemp(f"stack-{request.param}"), REDIS_URL, broker=request.param)
     try:
         s.start()
     except Exception:

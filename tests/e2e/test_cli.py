@@ -18,7 +18,7 @@ import pytest
 from ragline_client import JobState, RaglineClient
 from tests.conftest import REDIS_URL
 from tests.corpus import mixed_corpus
-from tests.stack import Stack, free_port, serving
+from tests.stack import Stack, clean_servers, free_port, serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
@@ -159,14 +159,16 @@ class LineReader:
         return "\n".join(self.lines[-n:])
 
 
-def test_ragline_up_serves_then_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
+def test_ragline_up_serves_then_stops_cleanly_on_sigterm(tmp_path: Path, broker: str) -> None:
+    namespace = f"test-{uuid.uuid4().hex[:10]}"
     addresses = {
         s: f"127.0.0.1:{free_port()}" for s in ("gateway", "chunker", "embedder", "indexer")
     }
     env = {
         **os.environ,
         "RAGLINE_REDIS_URL": REDIS_URL,
-        "RAGLINE_NAMESPACE": f"test-{uuid.uuid4().hex[:10]}",
+        "RAGLINE_NAMESPACE": namespace,
         "RAGLINE_MILVUS_URI": str(tmp_path / "milvus.db"),
         "RAGLINE_MILVUS_COLLECTION": "chunks_" + uuid.uuid4().hex[:8],
         "RAGLINE_GATEWAY_ADDRESS": addresses["gateway"],
@@ -178,7 +180,7 @@ def test_ragline_up_serves_then_stops_cleanly_on_sigterm(tmp_path: Path) -> None
         "PYTHONUNBUFFERED": "1",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "ragline.cli.main", "up", "--no-redis-start"],
+        [sys.executable, "-m", "ragline.cli.main", "up", "--no-redis-start", "--broker", broker],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,
@@ -191,6 +193,7 @@ def test_ragline_up_serves_then_stops_cleanly_on_sigterm(tmp_path: Path) -> None
         assert reader.ready.wait(180), f"no 'ready' line within 180 s:\n{reader.tail()}"
         ready_line = next(line for line in reader.lines if line.startswith("ragline: ready"))
         assert addresses["gateway"] in ready_line
+        assert f"broker {broker}" in ready_line
         for stage, address in addresses.items():
             assert serving(address), stage
 
@@ -217,3 +220,4 @@ def test_ragline_up_serves_then_stops_cleanly_on_sigterm(tmp_path: Path) -> None
         reader.join()
         assert process.stdout is not None
         process.stdout.close()
+        clean_servers(REDIS_URL, namespace, broker)

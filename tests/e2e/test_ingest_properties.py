@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,11 +30,6 @@ def gateway(
     with grpc.insecure_channel(stack.gateway) as channel:
         yield ingest_service_pb2_grpc.IngestServiceStub(channel)
     stack.stop_all()
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{stack.namespace}:*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 text = st.text(max_size=40)

@@ -24,12 +24,19 @@ FAST = {
 }
 
 
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker(request: pytest.FixtureRequest) -> str:
+    """Every fault test runs on both brokers; parametrize `broker` directly to pick one."""
+    return str(request.param)
+
+
 @pytest.fixture
-def make_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
+def make_stack(tmp_path: Path, broker: str) -> Iterator[Callable[..., Stack]]:
     stacks: list[Stack] = []
 
     def make(redis_url: str = REDIS_URL, **settings: str) -> Stack:
-        s = Stack(tmp_path / f"stack{len(stacks)}", redis_url, **{**FAST, **settings})
+        settings = {**FAST, "broker": broker, **settings}
+        s = Stack(tmp_path / f"stack{len(stacks)}", redis_url, **settings)
         s.workdir.mkdir(parents=True, exist_ok=True)
         stacks.append(s)
         return s

@@ -212,3 +212,52 @@ def test_services_warn_when_redis_runs_without_the_append_only_file(tmp_path: Pa
         server.kill()
     assert process.returncode == 0
     assert "appendonly no" in err
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+
+
+def amqp_port_open() -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 5672), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("broker", ["rabbitmq"])
+def test_a_rabbitmq_outage_mid_run_is_ridden_out_without_restarts(make_stack) -> None:
+    stack = make_stack()
+    stack.start()
+    tag = uuid.uuid4().hex[:6]
+    with RaglineClient(stack.gateway, timeout=60) as client:
+        jobs = client.ingest_batch(
+            [
+                Document(
+                    long_text(f"kilns {tag} {i}", 4), document_id=f"o-{tag}-{i}", chunk_size=32
+                )
+                for i in range(16)
+            ]
+        )
+        ids = [j.job_id for j in jobs]
+        wait_until(
+            lambda: sum(client.get_job(i).progress.chunks_embedded for i in ids) > 5,
+            120,
+            "work under way",
+        )
+        rabbitmqctl("stop_app")
+        try:
+            time.sleep(3)
+        finally:
+            rabbitmqctl("start_app")
+        wait_until(amqp_port_open, 60, "RabbitMQ to listen again")
+        finished = wait_all(client, ids, 300, stack)
+        assert all(j.state == JobState.COMPLETED for j in finished), [
+            (j.document_id, j.state) for j in finished
+        ]
+        for job in finished:
+            assert client.get_document(job.document_id).chunk_count == job.progress.chunks_total
+        assert all(p.poll() is None for p in stack.processes.values()), "a service had to restart"

@@ -9,7 +9,7 @@ import logging
 import os
 
 from ragline.config import Settings
-from ragline.errors import ConfigurationError
+from ragline.errors import ConfigurationError, RaglineError
 from ragline.telemetry import configure_logging
 
 STAGE_MODULES = {
@@ -38,6 +38,9 @@ def run_serve(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         log.error("%s cannot start: %s", args.stage, exc)
         return 2
+    except RaglineError as exc:
+        log.error("%s stopped: %s", args.stage, exc)
+        return 1
     except KeyboardInterrupt:
         pass
     return 0

@@ -11,6 +11,7 @@ import argparse
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -66,6 +67,12 @@ def run_up(args: argparse.Namespace) -> int:
             redis_child = _start_redis(settings.redis_url)
             if redis_child is None:
                 return 1
+        if settings.broker == "rabbitmq" and not _rabbitmq_answers(settings.rabbitmq_url):
+            say(
+                f"RabbitMQ does not answer at {_without_password(settings.rabbitmq_url)}. Start it "
+                "(Debian/Ubuntu: sudo rabbitmq-server -detached) or use --broker redis."
+            )
+            return 1
         addresses = {
             "gateway": settings.gateway_address,
             "chunker": settings.chunker_address,
@@ -155,6 +162,24 @@ def _redis_answers(url: str) -> bool:
             client.close()
     except (redis.RedisError, OSError):
         return False
+
+
+def _rabbitmq_answers(url: str) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or 5672), timeout=2
+        ):
+            return True
+    except OSError:
+        return False
+
+
+def _without_password(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.password is None:
+        return url
+    return url.replace(f":{parsed.password}@", ":***@", 1)
 
 
 def _start_redis(url: str) -> subprocess.Popen[bytes] | None:

@@ -17,6 +17,7 @@ from transformers.utils import logging as hf_logging
 
 from ragline.embedder.models import ModelInfo
 from ragline.embedder.pooling import normalize, pool
+from ragline.embedder.precision import choose_dtype, cpu_flags
 from ragline.errors import ConfigurationError
 
 __all__ = ["Encoder"]
@@ -25,18 +26,29 @@ __all__ = ["Encoder"]
 class Encoder:
     """One loaded embedding model. Safe to share between threads."""
 
-    def __init__(self, info: ModelInfo, *, device: str = "auto", threads: int = 0) -> None:
+    def __init__(
+        self, info: ModelInfo, *, device: str = "auto", threads: int = 0, precision: str = "auto"
+    ) -> None:
         """Load `info`'s tokenizer and weights from its folder; never downloads.
 
-        `device` is "auto" (CUDA when present, else CPU), "cpu", "cuda" or e.g. "cuda:1"; on CUDA
-        the weights are float16. `threads` > 0 sets torch's CPU thread count, which is
-        process-wide.
+        `device` is "auto" (CUDA when present, else CPU), "cpu", "cuda" or e.g. "cuda:1".
+        `precision` is what the weights and arithmetic use: "auto" (bf16 or fp16 on a GPU, bf16
+        on a CPU with native bf16, else fp32) or a forced "fp32", "bf16" or "fp16" (GPU only);
+        see `ragline.embedder.precision`. Vectors come out as float32 in every precision.
+        `threads` > 0 sets torch's CPU thread count, which is process-wide.
         """
         self._info = info
         self._device = _pick_device(device)
         if threads > 0:
             torch.set_num_threads(threads)
-        dtype = torch.float16 if self._device.type == "cuda" else torch.float32
+        on_gpu = self._device.type == "cuda"
+        self._precision = choose_dtype(
+            precision,
+            self._device.type,
+            frozenset() if on_gpu else cpu_flags(),
+            cuda_bf16=on_gpu and torch.cuda.is_bf16_supported(including_emulation=False),
+        )
+        dtype = _TORCH_DTYPES[self._precision]
         try:
             with _quiet_loading():
                 self._tokenizer = AutoTokenizer.from_pretrained(info.path, local_files_only=True)
@@ -56,6 +68,12 @@ class Encoder:
     def device(self) -> str:
         """Where the model runs, e.g. "cpu" or "cuda"."""
         return str(self._device)
+
+    @property
+    def precision(self) -> str:
+        """The precision the model runs in, as resolved from the requested one: "fp32", "bf16"
+        or "fp16"."""
+        return self._precision
 
     @property
     def info(self) -> ModelInfo:
@@ -106,14 +124,18 @@ class Encoder:
             )
         features = features.to(self._device)
         with self._model_lock, torch.inference_mode():
-            token_embeddings = self._model(**features).last_hidden_state
+            # Pooled and normalized in float32 whatever the model ran in: a bf16 mean over 256
+            # tokens, or a half-precision sum of 384 squares, would lose most of the digits
+            # the model's own precision kept.
+            token_embeddings = self._model(**features).last_hidden_state.float()
             vectors = pool(token_embeddings, features["attention_mask"], self._info.pooling)
-            # Normalized in float32: float16 loses precision summing 384+ squares.
-            vectors = vectors.float()
             if self._info.normalize:
                 vectors = normalize(vectors)
             result: npt.NDArray[np.float32] = vectors.cpu().numpy()
         return result
+
+
+_TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _batches(order: list[int], lengths: list[int], max_tokens: int) -> Iterator[list[int]]:

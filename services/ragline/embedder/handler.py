@@ -56,9 +56,11 @@ class EmbedHandler:
                 )
                 row += 1
             bodies.append(env.SerializeToString())
-        await self._broker.publish(envelope.queue_name(Stage.INDEX), bodies)
+        # Progress first, then the index tasks: a job is never seen completed with chunks still
+        # counted as unembedded. A crash in between redoes the batch; the bitmaps count it once.
         for task in tasks:
             await self._jobs.mark_embedded(
                 task.job_id, (c.chunk_index for c in task.envelope.embed.chunks), task.attempt
             )
+        await self._broker.publish(envelope.queue_name(Stage.INDEX), bodies)
         return [None] * len(tasks)

@@ -18,13 +18,25 @@ log = logging.getLogger(__name__)
 
 async def run(settings: Settings) -> None:
     model = resolve_model(settings.model)
-    encoder = Encoder(model, device=settings.device, threads=settings.torch_threads)
-    log.info("embedder: model %s (%d dims) on %s", model.name, model.dimension, encoder.device)
+    encoder = Encoder(
+        model, device=settings.device, threads=settings.torch_threads, precision=settings.precision
+    )
+    log.info(
+        "embedder: model %s (%d dims) on %s in %s (asked for %s)",
+        model.name,
+        model.dimension,
+        encoder.device,
+        encoder.precision,
+        settings.precision,
+    )
     servicer = EmbedderServicer(encoder)
     await serve_stage(
         settings,
         name="embedder",
         address=settings.embedder_address,
+        # Two consumers: while one batch is in the model, the next is read and the last is
+        # published, so the model never waits on Redis.
+        consumers=2,
         make_handler=lambda broker, jobs: EmbedHandler(
             broker, jobs, encoder, settings.embed_batch_tokens, Faults(settings.faults, "embed")
         ),

@@ -62,27 +62,31 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         self._indexer = indexer_service_pb2_grpc.IndexerServiceStub(indexer)
 
     # -- ingest -------------------------------------------------------------------------------
-    def _validated(self, request: ingest_service_pb2.IngestRequest) -> Accepted:
+    def _validated(self, request: ingest_service_pb2.IngestRequest, now_ns: int) -> Accepted:
+        config = request.config
+        meta = request.metadata
         cmd = IngestCommand(
             document_id=request.document_id,
             content=request.content,
             content_type=request.content_type,
-            chunk_size=request.config.chunk_size if request.config.HasField("chunk_size") else None,
-            chunk_overlap=request.config.chunk_overlap
-            if request.config.HasField("chunk_overlap")
-            else None,
-            embedding_model=request.config.embedding_model,
-            vector_dimension=request.config.vector_dimension,
+            chunk_size=config.chunk_size if config.HasField("chunk_size") else None,
+            chunk_overlap=config.chunk_overlap if config.HasField("chunk_overlap") else None,
+            embedding_model=config.embedding_model,
+            vector_dimension=config.vector_dimension,
             request_id=request.request_id,
-            uploaded_by=request.metadata.uploaded_by,
-            original_filename=request.metadata.original_filename,
-            attributes=dict(request.metadata.attributes),
+            uploaded_by=meta.uploaded_by,
+            original_filename=meta.original_filename,
+            # Read-only here: validation only looks at the entries, so no copy.
+            attributes=meta.attributes,
         )
         valid = validate_ingest(cmd, self._model, self._settings)
-        metadata = job_pb2.DocumentMetadata()
-        metadata.CopyFrom(request.metadata)
-        if not metadata.HasField("upload_time"):
-            metadata.upload_time.FromNanoseconds(time.time_ns())
+        if meta.HasField("upload_time"):
+            # The chunk task copies the metadata anyway; the request's own is used as is.
+            metadata = meta
+        else:
+            metadata = job_pb2.DocumentMetadata()
+            metadata.CopyFrom(meta)
+            metadata.upload_time.seconds, metadata.upload_time.nanos = divmod(now_ns, 1_000_000_000)
         return Accepted(
             document_id=request.document_id,
             request_id=request.request_id,
@@ -97,24 +101,26 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
     async def Ingest(
         self, request: ingest_service_pb2.IngestRequest, context: Any
     ) -> ingest_service_pb2.IngestResponse:
-        (job,) = await self._intake.accept([self._validated(request)])
+        (job,) = await self._intake.accept([self._validated(request, time.time_ns())])
         return ingest_service_pb2.IngestResponse(job=job_to_pb(job))
 
     async def IngestBatch(
         self, request: ingest_service_pb2.IngestBatchRequest, context: Any
     ) -> ingest_service_pb2.IngestBatchResponse:
-        if not request.documents:
+        documents = request.documents
+        if not documents:
             raise InvalidArgument("documents", "must not be empty")
-        if len(request.documents) > self._settings.max_batch_documents:
+        if len(documents) > self._settings.max_batch_documents:
             raise InvalidArgument(
                 "documents",
-                f"has {len(request.documents)} documents; at most "
+                f"has {len(documents)} documents; at most "
                 f"{self._settings.max_batch_documents} per call",
             )
+        now_ns = time.time_ns()  # one upload time for the whole batch
         accepted = []
-        for i, doc in enumerate(request.documents):
+        for i, doc in enumerate(documents):
             try:
-                accepted.append(self._validated(doc))
+                accepted.append(self._validated(doc, now_ns))
             except InvalidArgument as exc:
                 raise exc.at(f"documents[{i}]") from None
         jobs = await self._intake.accept(accepted)

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from ragline.errors import NotFound, StoreUnavailable
 from ragline.jobs.model import ALLOWED_FROM, Job, JobProgress, JobState, Stage
@@ -44,6 +44,34 @@ redis.call('HSET', KEYS[1], 'job_id', ARGV[1], 'document_id', ARGV[2], 'document
   'attempts', 1, 'request_id', ARGV[3], 'create_time', ARGV[4], 'update_time', ARGV[4])
 if KEYS[2] ~= '' then redis.call('SET', KEYS[2], ARGV[1], 'EX', tonumber(ARGV[5])) end
 return {ARGV[1], 1}
+"""
+
+# The same as _CREATE, for many jobs in one pipeline, answering with what the caller needs to build
+# the job without reading it back:
+#   {1, version}   a job made now (or by an earlier run of this very call, which a client retry
+#                  after a broken connection replays: it is reported as made, not as a request
+#                  seen before, so its task still gets published)
+#   {0, hash}      a request id seen before: that job's record as HGETALL returns it
+# A request id whose job record is gone (removed by hand, or evicted) makes a new job rather than
+# failing the whole pipeline. ARGV[6] is the job key prefix: the earlier job's key is only known
+# inside the script, which is fine on a single Redis (not on Redis Cluster).
+_CREATE_RETURNING = """
+-- KEYS: job, request (or ''), doc   ARGV: job_id, document_id, request_id, now, ttl, job prefix
+local mine = redis.call('HGET', KEYS[1], 'document_version')
+if mine then return {1, tonumber(mine)} end
+if KEYS[2] ~= '' then
+  local existing = redis.call('GET', KEYS[2])
+  if existing then
+    local record = redis.call('HGETALL', ARGV[6] .. existing)
+    if #record > 0 then return {0, record} end
+  end
+end
+local version = redis.call('HINCRBY', KEYS[3], 'seq', 1)
+redis.call('HSET', KEYS[1], 'job_id', ARGV[1], 'document_id', ARGV[2], 'document_version', version,
+  'state', 'accepted', 'chunks_total', 0, 'chunks_embedded', 0, 'chunks_indexed', 0,
+  'attempts', 1, 'request_id', ARGV[3], 'create_time', ARGV[4], 'update_time', ARGV[4])
+if KEYS[2] ~= '' then redis.call('SET', KEYS[2], ARGV[1], 'EX', tonumber(ARGV[5])) end
+return {1, version}
 """
 
 _TRANSITION = """
@@ -165,6 +193,7 @@ class JobStore:
         self._r = client
         self._ns = namespace
         self._create = client.register_script(_CREATE)
+        self._create_returning = client.register_script(_CREATE_RETURNING)
         self._transition = client.register_script(_TRANSITION)
         self._set_total = client.register_script(_SET_TOTAL)
         self._mark = client.register_script(_MARK)
@@ -199,23 +228,90 @@ class JobStore:
     async def create(self, document_id: str, *, request_id: str = "") -> tuple[Job, bool]:
         """Records a new job in ACCEPTED with the document's next version.
 
-        With a request id seen in the last 24 h, returns that request's job instead.
-        Returns (job, created).
+        With a request id seen in the last 24 h, returns that request's job instead (unless that
+        job's record is gone: then the request makes a new one). Returns (job, created).
         """
-        job_id = uuid.uuid4().hex
-        request_key = f"{self._ns}:request:{request_id}" if request_id else ""
-        result = await self._call(
-            self._create,
-            [self._job(job_id), request_key, self._doc(document_id)],
-            [job_id, document_id, request_id, time.time(), REQUEST_TTL_S],
-        )
-        found_id, created = _s(result[0]), bool(int(result[1]))
-        return await self.get(found_id), created
+        (result,) = await self.create_many([(document_id, request_id)])
+        return result
+
+    async def create_many(self, items: Sequence[tuple[str, str]]) -> list[tuple[Job, bool]]:
+        """`create` for each (document_id, request_id) in `items`, in order, in one round trip.
+
+        Repeats of a document get consecutive versions; a request id repeated within `items`
+        returns the job its first occurrence made. Returns (job, created) per item.
+        """
+        if not items:
+            return []
+        now = time.time()
+        prefix = f"{self._ns}:job:"
+        calls: list[tuple[list[str], list[Any]]] = []
+        for document_id, request_id in items:
+            job_id = uuid.uuid4().hex
+            calls.append(
+                (
+                    [
+                        prefix + job_id,
+                        f"{self._ns}:request:{request_id}" if request_id else "",
+                        self._doc(document_id),
+                    ],
+                    [job_id, document_id, request_id, now, REQUEST_TTL_S, prefix],
+                )
+            )
+        replies = await self._eval_many(self._create_returning, calls)
+        out: list[tuple[Job, bool]] = []
+        for (_keys, args), reply in zip(calls, replies, strict=True):
+            if int(reply[0]) == 1:
+                job = Job(
+                    job_id=args[0],
+                    document_id=args[1],
+                    document_version=int(reply[1]),
+                    state=JobState.ACCEPTED,
+                    progress=JobProgress(),
+                    request_id=args[2],
+                    create_time=now,
+                    update_time=now,
+                )
+                out.append((job, True))
+                continue
+            flat = reply[1]
+            out.append((_job_from_hash(dict(zip(flat[::2], flat[1::2], strict=True))), False))
+        return out
 
     async def forget_request(self, request_id: str) -> None:
         """Drops an idempotency key, e.g. when the job it made could not be queued."""
         if request_id:
             await self._call_plain(self._r.delete(f"{self._ns}:request:{request_id}"))
+
+    async def abandon(self, jobs: Sequence[Job], stage: Stage, error: str) -> None:
+        """Marks jobs FAILED at `stage` with `error` and forgets their request ids, in one round
+        trip: for jobs made but never queued, so a retry of the same request makes a new job."""
+        if not jobs:
+            return
+        allowed = sorted(ALLOWED_FROM[JobState.FAILED])
+        now = time.time()
+        calls: list[tuple[list[str], list[Any]]] = []
+        for job in jobs:
+            calls.append(
+                (
+                    [self._job(job.job_id), self._events(job.job_id), *self._bitmaps(job.job_id)],
+                    [
+                        JobState.FAILED.value,
+                        now,
+                        1,
+                        FINISHED_JOB_TTL_S,
+                        len(allowed),
+                        *[s.value for s in allowed],
+                        "last_error",
+                        error,
+                        "last_error_stage",
+                        stage.value,
+                        "attempts",
+                        job.attempts,
+                    ],
+                )
+            )
+        forget = [f"{self._ns}:request:{j.request_id}" for j in jobs if j.request_id]
+        await self._eval_many(self._transition, calls, delete=forget)
 
     async def get(self, job_id: str) -> Job:
         """The job, or NotFound."""
@@ -391,6 +487,45 @@ class JobStore:
             return await script(keys=keys, args=args)
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"the job store (Redis) did not answer: {exc}") from exc
+
+    async def _eval_many(
+        self, script: Any, calls: Sequence[tuple[list[str], list[Any]]], delete: Sequence[str] = ()
+    ) -> list[Any]:
+        """Runs `script` once per (keys, args) in one pipelined round trip (not a transaction),
+        then DELs `delete`; returns the script's replies in order.
+
+        EVALSHA straight away: a pipeline given the Script object would first ask SCRIPT EXISTS,
+        a second round trip. Calls the server answers NOSCRIPT (it lost its script cache) did not
+        run; they are run again once the script is loaded.
+        """
+        pending = list(range(len(calls)))
+        replies: list[Any] = [None] * len(calls)
+        try:
+            for attempt in range(2):
+                async with self._r.pipeline(transaction=False) as pipe:
+                    for i in pending:
+                        keys, args = calls[i]
+                        pipe.evalsha(script.sha, len(keys), *keys, *args)
+                    if delete and attempt == 0:
+                        pipe.delete(*delete)
+                    results = await pipe.execute(raise_on_error=False)
+                missing = []
+                for i, result in zip(pending, results, strict=False):
+                    if isinstance(result, NoScriptError) and attempt == 0:
+                        missing.append(i)
+                    elif isinstance(result, Exception):
+                        raise result
+                    else:
+                        replies[i] = result
+                if delete and attempt == 0 and isinstance(results[-1], Exception):
+                    raise results[-1]
+                if not missing:
+                    return replies
+                script.sha = await self._r.script_load(script.script)
+                pending = missing
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"the job store (Redis) did not answer: {exc}") from exc
+        raise AssertionError("unreachable")
 
     async def _call_plain(self, awaitable: Any) -> Any:
         try:

@@ -26,6 +26,7 @@ async def serve_stage(
     make_handler: Callable[[Broker, JobStore], StageHandler],
     register: Sequence[Callable[[aio.Server], None]] = (),
     batch_size: int | None = None,
+    consumers: int = 1,
 ) -> None:
     """Runs a stage's consumer loop beside its gRPC server until SIGTERM/SIGINT, then drains."""
     broker = make_broker(settings)
@@ -41,6 +42,7 @@ async def serve_stage(
             policy=settings.retry_policy(),
             batch_size=batch_size or settings.read_batch_size,
             extend_every_s=max(0.5, settings.visibility_timeout_s / 3),
+            consumers=consumers,
         )
         server = GrpcServer(settings.listen_address or address, register, name)
         await run_until_signalled(

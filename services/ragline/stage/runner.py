@@ -85,7 +85,10 @@ class StageRunner:
         batch_size: int = 64,
         read_timeout_s: float = 1.0,
         extend_every_s: float = 10.0,
+        consumers: int = 1,
     ) -> None:
+        # More than one consumer loop overlaps one batch's I/O (read, publish, progress) with
+        # another's compute: the embedder keeps its model busy this way.
         self._handler = handler
         self._broker = broker
         self._jobs = jobs
@@ -93,6 +96,7 @@ class StageRunner:
         self._batch_size = batch_size
         self._read_timeout_s = read_timeout_s
         self._extend_every_s = extend_every_s
+        self._consumers = max(1, consumers)
         self._stopping = asyncio.Event()
         self.queue = envelope.queue_name(handler.stage)
         self._name = handler.stage.value
@@ -102,7 +106,16 @@ class StageRunner:
         self._stopping.set()
 
     async def run(self) -> None:
-        log.info("%s stage consuming queue %r", self._name, self.queue)
+        log.info(
+            "%s stage consuming queue %r with %d consumer(s)",
+            self._name,
+            self.queue,
+            self._consumers,
+        )
+        await asyncio.gather(*(self._consume() for _ in range(self._consumers)))
+        log.info("%s stage stopped consuming", self._name)
+
+    async def _consume(self) -> None:
         backoff = 0.5
         while not self._stopping.is_set():
             try:
@@ -117,9 +130,9 @@ class StageRunner:
                 # back. Wait (with jitter, so replicas do not reconnect in lockstep) and go on.
                 delay = backoff * random.uniform(0.5, 1.5)
                 log.warning("%s stage: %s; trying again in %.1fs", self._name, exc, delay)
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
                 backoff = min(backoff * 2, 15.0)
-        log.info("%s stage stopped consuming", self._name)
 
     async def process(self, deliveries: Sequence[Delivery]) -> None:
         """Handles and settles one batch."""
