@@ -71,8 +71,9 @@ class Stack:
     def log_path(self, stage: str) -> Path:
         return self.workdir / f"{stage}.log"
 
-    def start(self, *stages: str, timeout_s: float = 120.0) -> None:
-        """Starts the stages (all by default) and waits until each reports SERVING."""
+    def start(self, *stages: str, timeout_s: float = 120.0, wait: bool = True) -> None:
+        """Starts the stages (all by default) and, unless `wait` is false, waits until each
+        reports SERVING."""
         for stage in stages or STAGES:
             with open(self.log_path(stage), "ab") as log:
                 self.processes[stage] = subprocess.Popen(
@@ -82,6 +83,8 @@ class Stack:
                     stderr=subprocess.STDOUT,
                     cwd=self.workdir,
                 )
+        if not wait:
+            return
         deadline = time.monotonic() + timeout_s
         for stage in stages or STAGES:
             while not serving(self.addresses[stage]):
@@ -110,7 +113,8 @@ class Stack:
         dead = [s for s, p in self.processes.items() if p.poll() is not None]
         for stage in dead:
             del self.processes[stage]
-            self.start(stage)
+            # Like a supervisor, do not wait for it: it may crash again straight away.
+            self.start(stage, wait=False)
         return dead
 
     def stop_all(self) -> None:
@@ -124,6 +128,16 @@ class Stack:
         clean_servers(
             self.env["RAGLINE_REDIS_URL"], self.namespace, self.env.get("RAGLINE_BROKER", "redis")
         )
+
+    def tail(self, stage: str, lines: int = 40) -> str:
+        try:
+            text = self.log_path(stage).read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {s} ---\n{self.tail(s)}" for s in STAGES)
 
 
 def clean_servers(redis_url: str, namespace: str, broker: str) -> None:
@@ -145,13 +159,3 @@ def clean_servers(redis_url: str, namespace: str, broker: str) -> None:
             )
 
     asyncio.run(clean())
-
-    def tail(self, stage: str, lines: int = 40) -> str:
-        try:
-            text = self.log_path(stage).read_text(errors="replace")
-        except FileNotFoundError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {s} ---\n{self.tail(s)}" for s in STAGES)

@@ -83,7 +83,7 @@ class Settings:
     retry_multiplier: float = 2.0
     retry_max_delay_s: float = 60.0
     retry_jitter: float = 0.2
-    # A message handed out this many times without being settled is taken to crash its worker.
+    # A message that crashed its worker this many times running alone is dead-lettered.
     max_deliveries: int = 5
     # On SIGTERM, how long a service may take to finish its in-flight work before it exits.
     shutdown_grace_s: float = 30.0

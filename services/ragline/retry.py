@@ -22,7 +22,7 @@ class RetryPolicy:
     maximum_interval_s: float = 60.0
     maximum_attempts: int = 5
     jitter: float = 0.2
-    # A message handed out this many times without being settled is taken to crash its worker.
+    # A message that crashed its worker this many times running alone is dead-lettered.
     maximum_deliveries: int = 5
 
     def delay_s(self, attempt: int, rng: random.Random | None = None) -> float:

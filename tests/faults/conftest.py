@@ -4,12 +4,13 @@ timeouts, quick retries, injected faults), so crashes in one never leak into ano
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from ragline_client import Job, RaglineClient
+from ragline_client import Document, Job, JobState, RaglineClient
 from tests.conftest import REDIS_URL
 from tests.stack import Stack
 
@@ -78,3 +79,39 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> No
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+def ingest_load(client: RaglineClient, prefix: str, documents: int, paragraphs: int) -> list[str]:
+    """Queues `documents` many-chunk documents (chunk size 32); returns their job ids."""
+    tag = uuid.uuid4().hex[:6]
+    jobs = client.ingest_batch(
+        [
+            Document(
+                long_text(f"{prefix} {tag} {i}", paragraphs),
+                document_id=f"{prefix}-{tag}-{i}",
+                chunk_size=32,
+            )
+            for i in range(documents)
+        ]
+    )
+    return [j.job_id for j in jobs]
+
+
+def progress_total(client: RaglineClient, job_ids: list[str], field: str) -> int:
+    """The sum of one progress counter (chunks_total, chunks_embedded, chunks_indexed)."""
+    return sum(getattr(client.get_job(i).progress, field) for i in job_ids)
+
+
+def assert_every_chunk_indexed_once(
+    client: RaglineClient, job_ids: list[str], stack: Stack
+) -> list[Job]:
+    """Waits for the jobs; each must complete with exactly one index row per chunk (deterministic
+    keys make a redelivered chunk overwrite itself)."""
+    finished = wait_all(client, job_ids, 300, stack)
+    assert all(j.state == JobState.COMPLETED for j in finished), [
+        (j.document_id, j.state, j.last_error) for j in finished
+    ]
+    for job in finished:
+        assert job.progress.chunks_indexed == job.progress.chunks_total
+        assert client.get_document(job.document_id).chunk_count == job.progress.chunks_total
+    return finished

@@ -13,8 +13,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from ragline_client import Document, JobState, RaglineClient
-from tests.faults.conftest import long_text, wait_all, wait_until
+from ragline_client import RaglineClient
+from tests.faults.conftest import (
+    assert_every_chunk_indexed_once,
+    ingest_load,
+    progress_total,
+    wait_until,
+)
 from tests.stack import free_port
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(400)]
@@ -84,31 +89,15 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 def test_a_redis_restart_mid_run_loses_no_accepted_document(make_stack, private_redis) -> None:
     stack = make_stack(redis_url=private_redis.url)
     stack.start()
-    tag = uuid.uuid4().hex[:6]
     with RaglineClient(stack.gateway, timeout=60) as client:
-        jobs = client.ingest_batch(
-            [
-                Document(
-                    long_text(f"mills {tag} {i}", 4), document_id=f"r-{tag}-{i}", chunk_size=32
-                )
-                for i in range(20)
-            ]
-        )
-        ids = [j.job_id for j in jobs]
+        ids = ingest_load(client, "mills", 20, 4)
         wait_until(
-            lambda: sum(client.get_job(i).progress.chunks_indexed for i in ids) > 5,
-            120,
-            "indexing to start",
+            lambda: progress_total(client, ids, "chunks_indexed") > 5, 120, "indexing to start"
         )
         private_redis.kill()  # kill -9: only what the append-only file holds survives
         time.sleep(2)
         private_redis.start()
-        finished = wait_all(client, ids, 300, stack)
-        assert all(j.state == JobState.COMPLETED for j in finished), [
-            (j.document_id, j.state) for j in finished
-        ]
-        for job in finished:
-            assert client.get_document(job.document_id).chunk_count == job.progress.chunks_total
+        assert_every_chunk_indexed_once(client, ids, stack)
         # Every service rode out the outage without a restart.
         assert all(p.poll() is None for p in stack.processes.values())
 
@@ -117,21 +106,10 @@ def test_a_redis_restart_mid_run_loses_no_accepted_document(make_stack, private_
 def test_sigterm_under_load_drains_and_exits_within_the_grace(make_stack, stage: str) -> None:
     stack = make_stack(shutdown_grace_s="15")
     stack.start()
-    tag = uuid.uuid4().hex[:6]
     with RaglineClient(stack.gateway, timeout=60) as client:
-        jobs = client.ingest_batch(
-            [
-                Document(
-                    long_text(f"ports {tag} {i}", 5), document_id=f"t-{tag}-{i}", chunk_size=32
-                )
-                for i in range(12)
-            ]
-        )
-        ids = [j.job_id for j in jobs]
+        ids = ingest_load(client, "ports", 12, 5)
         wait_until(
-            lambda: sum(client.get_job(i).progress.chunks_embedded for i in ids) > 5,
-            120,
-            "work under way",
+            lambda: progress_total(client, ids, "chunks_embedded") > 5, 120, "work under way"
         )
         started = time.monotonic()
         code = stack.stop(stage, timeout_s=30)
@@ -139,10 +117,7 @@ def test_sigterm_under_load_drains_and_exits_within_the_grace(make_stack, stage:
         assert time.monotonic() - started < 15 + 5
         assert "stopped" in stack.tail(stage)
         stack.start(stage)
-        finished = wait_all(client, ids, 300, stack)
-        assert all(j.state == JobState.COMPLETED for j in finished)
-        for job in finished:
-            assert client.get_document(job.document_id).chunk_count == job.progress.chunks_total
+        assert_every_chunk_indexed_once(client, ids, stack)
 
 
 def test_services_refuse_to_start_on_a_redis_that_evicts(tmp_path: Path) -> None:
@@ -232,21 +207,10 @@ def amqp_port_open() -> bool:
 def test_a_rabbitmq_outage_mid_run_is_ridden_out_without_restarts(make_stack) -> None:
     stack = make_stack()
     stack.start()
-    tag = uuid.uuid4().hex[:6]
     with RaglineClient(stack.gateway, timeout=60) as client:
-        jobs = client.ingest_batch(
-            [
-                Document(
-                    long_text(f"kilns {tag} {i}", 4), document_id=f"o-{tag}-{i}", chunk_size=32
-                )
-                for i in range(16)
-            ]
-        )
-        ids = [j.job_id for j in jobs]
+        ids = ingest_load(client, "kilns", 16, 4)
         wait_until(
-            lambda: sum(client.get_job(i).progress.chunks_embedded for i in ids) > 5,
-            120,
-            "work under way",
+            lambda: progress_total(client, ids, "chunks_embedded") > 5, 120, "work under way"
         )
         rabbitmqctl("stop_app")
         try:
@@ -254,10 +218,5 @@ def test_a_rabbitmq_outage_mid_run_is_ridden_out_without_restarts(make_stack) ->
         finally:
             rabbitmqctl("start_app")
         wait_until(amqp_port_open, 60, "RabbitMQ to listen again")
-        finished = wait_all(client, ids, 300, stack)
-        assert all(j.state == JobState.COMPLETED for j in finished), [
-            (j.document_id, j.state) for j in finished
-        ]
-        for job in finished:
-            assert client.get_document(job.document_id).chunk_count == job.progress.chunks_total
+        assert_every_chunk_indexed_once(client, ids, stack)
         assert all(p.poll() is None for p in stack.processes.values()), "a service had to restart"

@@ -181,3 +181,19 @@ async def test_requeue_can_transform_and_purge_can_pick(broker_factory):
     assert sorted(d.body for d in got) == [b"A", b"C"]
     assert await broker.list_dead_letters("q") == []
     await broker.close()
+
+
+async def test_released_deliveries_come_back_soon_to_the_same_consumer(broker_factory):
+    # Visibility far longer than the test: only release() can bring the message back in time.
+    broker = await broker_factory("c", visibility_s=60)
+    await broker.publish("q", [b"interrupted"])
+    (first,) = await broker.read("q", 1, 0.5)
+    await broker.release([first])
+    again = []
+    deadline = time.monotonic() + 5
+    while not again and time.monotonic() < deadline:
+        again = await broker.read("q", 10, 0.2)
+    assert [d.body for d in again] == [b"interrupted"]
+    assert again[0].delivery_count == 2
+    await broker.ack(again)
+    assert await broker.depth("q") == 0

@@ -20,41 +20,15 @@ from ragline.embedder.models import resolve_model
 from ragline.embedder.precision import choose_dtype, cpu_flags
 from ragline.errors import ConfigurationError
 from tests.corpus import mixed_corpus
+from tests.texts import SAMPLE_TEXTS
 
 pytestmark = pytest.mark.integration
 
 Vectors = npt.NDArray[np.float32]
 
-_LONG_PROSE = (
-    "The committee reviewed the quarterly figures, noting that revenue from the northern "
-    "region had grown steadily while costs in logistics rose faster than forecast. "
-) * 12
-_LONG_CODE = "\n".join(
-    f"def handler_{i}(event, context):\n    return {{'id': {i}}}" for i in range(60)
-)
-
-# The texts of test_encoder.py, then ten more: long and short, prose, code, markup, many scripts.
+# The texts of test_encoder.py, then ten more.
 TEXTS = [
-    "hello world",
-    "",
-    "Milvus stores vectors and searches them by approximate nearest neighbour.",
-    _LONG_PROSE,
-    "Der schnelle braune Fuchs springt über den faulen Hund. Größe, Maß und Fuß.",
-    "東京は日本の首都であり、世界最大級の都市圏を形成している。",
-    "Le café était fermé ; nous sommes allés à la crêperie d'à côté.",
-    "🚀 Launch day! 🎉 Everything shipped on time 🙌",
-    _LONG_CODE,
-    "SELECT id, title FROM documents WHERE created_at > now() - interval '7 days';",
-    "Σὲ γνωρίζω ἀπὸ τὴν κόψι τοῦ σπαθιοῦ τὴν τρομερή.",
-    "مرحبا بكم في مكتبة المدينة، نفتح أبوابنا من التاسعة صباحا.",
-    "A short one.",
-    "Q: How do I reset my password?\nA: Open Settings, then Security, then Reset.",
-    " ".join(f"token{i}" for i in range(400)),
-    "Retries use exponential backoff with jitter; exhausted tasks go to a dead-letter queue.",
-    "Привет, как дела? Всё хорошо, спасибо.",
-    "# Heading\n\n- item one\n- item **two**\n\n> a quote with `code`",
-    "ok",
-    "The mitochondria is the powerhouse of the cell, producing ATP through respiration.",
+    *SAMPLE_TEXTS,
     "Photosynthesis converts light energy into chemical energy stored in glucose.",
     "The court held that the contract was void for lack of consideration.",
     "Preheat the oven to 200 °C, then bake the bread for 35 minutes until golden.",

@@ -17,7 +17,7 @@ from ragline.jobs.model import Job, JobState, Stage
 from ragline.jobs.store import FINISHED_JOB_TTL_S, JobStore
 from ragline.retry import RetryPolicy
 from ragline.stage.envelope import decode, new_envelope
-from ragline.stage.runner import StageRunner, Task
+from ragline.stage.runner import RAW_DELIVERY_FACTOR, StageRunner, Task
 from ragline.v1 import queue_pb2
 from tests.conftest import REDIS_URL
 
@@ -569,8 +569,8 @@ async def test_an_outage_mid_batch_leaves_the_batch_unacked(
 async def test_a_message_delivered_too_often_is_dead_lettered_without_handling(
     store: JobStore, namespace: str
 ) -> None:
-    """A task that kills its worker every time: each 'crash' leaves it unacked, the broker hands
-    it out again after the visibility timeout, and past maximum_deliveries it is given up."""
+    """A task that kills its worker every time: each 'crash' leaves it unsettled and it is handed
+    out again; once it has crashed maximum_deliveries runs on its own, it is given up."""
     broker = RedisStreamsBroker(
         REDIS_URL, namespace=namespace, consumer_name="crashy", visibility_timeout_s=0.01
     )
@@ -592,21 +592,22 @@ async def test_a_message_delivered_too_often_is_dead_lettered_without_handling(
                 continue
             (delivery,) = got
             counts.append(delivery.delivery_count)
-            if delivery.delivery_count <= policy.maximum_deliveries:
+            if delivery.delivery_count <= policy.maximum_deliveries + 1:
                 with pytest.raises(BrokerUnavailable):
                     await runner.process(got)
             else:
                 await runner.process(got)
                 break
-        assert counts == [1, 2, 3, 4, 5, 6]
-        assert len(handler.calls) == 5  # not called on the sixth delivery
+        # Once in its first batch, then five runs on its own; the seventh delivery is not run.
+        assert counts == [1, 2, 3, 4, 5, 6, 7]
+        assert len(handler.calls) == 6
         assert await broker.depth("embed") == 0
         (letter,) = await broker.list_dead_letters("embed")
-        assert "delivered 6 times" in letter.error_message
+        assert "crashes its worker: 5 runs on its own" in letter.error_message
         assert letter.job_id == job.job_id
         got_job = await store.get(job.job_id)
         assert got_job.state is JobState.FAILED
-        assert "delivered 6 times" in got_job.last_error
+        assert "crashes its worker" in got_job.last_error
     finally:
         await broker.close()
 
@@ -619,7 +620,10 @@ async def test_an_over_delivered_message_is_dead_lettered_without_handling(
     runner = StageRunner(handler, broker, store, policy=RetryPolicy(maximum_deliveries=3))
     await broker.publish("embed", [embed_task(job.job_id)])
     (delivery,) = await read_all(broker, 1)
-    await runner.process([dataclasses.replace(delivery, delivery_count=4)])
+    # Past the raw backstop (a multiple of maximum_deliveries): given up without a run.
+    await runner.process(
+        [dataclasses.replace(delivery, delivery_count=3 * RAW_DELIVERY_FACTOR + 1)]
+    )
     assert handler.calls == []
     assert len(await broker.list_dead_letters("embed")) == 1
     assert (await store.get(job.job_id)).state is JobState.FAILED
@@ -634,7 +638,9 @@ async def test_an_over_delivered_message_of_an_unknown_job_does_not_crash_the_st
     runner = StageRunner(handler, broker, store, policy=RetryPolicy(maximum_deliveries=3))
     await broker.publish("embed", [embed_task("job-that-is-gone")])
     (delivery,) = await read_all(broker, 1)
-    await runner.process([dataclasses.replace(delivery, delivery_count=4)])
+    await runner.process(
+        [dataclasses.replace(delivery, delivery_count=3 * RAW_DELIVERY_FACTOR + 1)]
+    )
     assert handler.calls == []
     assert await broker.depth("embed") == 0
 

@@ -96,6 +96,11 @@ class Broker(abc.ABC):
         return
 
     @abc.abstractmethod
+    async def release(self, deliveries: Sequence[Delivery]) -> None:
+        """Gives deliveries back unsettled, to be delivered again soon (e.g. when an outage
+        stopped the work). Best effort: what it cannot give back returns on its own later."""
+
+    @abc.abstractmethod
     async def depth(self, queue: str) -> int:
         """Messages waiting or in flight on a queue (for backpressure and autoscaling)."""
 

@@ -410,6 +410,16 @@ class RabbitMQBroker(Broker):
         # delivers it again, so the caller must not treat it as done.
         await msg.ack()
 
+    async def release(self, deliveries: Sequence[Delivery]) -> None:
+        for delivery in deliveries:
+            msg = delivery.handle
+            if not isinstance(msg, AbstractIncomingMessage) or msg.processed:
+                continue
+            self._held.get(delivery.queue, set()).discard(msg)
+            # A closed channel has already given the message back.
+            with contextlib.suppress(Exception):
+                await msg.nack(requeue=True)
+
     async def retry_later(self, delivery: Delivery, body: bytes, delay_s: float) -> None:
         bucket = delay_bucket_ms(delay_s)
         async with self._guard(f"schedule a retry on {delivery.queue}"):

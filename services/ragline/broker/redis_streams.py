@@ -269,6 +269,26 @@ class RedisStreamsBroker(Broker):
                 f"could not extend the claim on {len(deliveries)} message(s): {exc}"
             ) from exc
 
+    async def release(self, deliveries: Sequence[Delivery]) -> None:
+        by_queue: dict[str, list[str]] = {}
+        for d in deliveries:
+            by_queue.setdefault(d.queue, []).append(d.broker_id)
+        try:
+            for queue, ids in by_queue.items():
+                # Mark them idle for longer than the visibility timeout: the next sweep of any
+                # consumer (this one included) reclaims them at once.
+                await self.redis.xclaim(
+                    self.stream_key(queue),
+                    GROUP,
+                    self.consumer_name,
+                    0,
+                    list[Any](ids),
+                    idle=self._visibility_ms + 1000,
+                    justid=True,
+                )
+        except (RedisError, OSError):
+            pass  # Redis is away: they stay pending and are reclaimed after the visibility timeout
+
     async def depth(self, queue: str) -> int:
         try:
             async with self.redis.pipeline(transaction=False) as pipe:

@@ -430,6 +430,23 @@ class JobStore:
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
 
+    # -- crash-loop accounting ---------------------------------------------------------------
+    async def start_solo_run(self, message_id: str) -> int:
+        """Counts one more run of a suspect message on its own; returns how many there were.
+
+        A message that keeps crashing its worker when it runs alone is the culprit; its innocent
+        neighbours of a crashed batch run alone once, succeed, and are cleared.
+        """
+        key = f"{self._ns}:solo:{message_id}"
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, FINISHED_JOB_TTL_S)
+            count, _ = await self._call_plain(pipe.execute())
+        return int(count)
+
+    async def end_solo_run(self, message_id: str) -> None:
+        await self._call_plain(self._r.delete(f"{self._ns}:solo:{message_id}"))
+
     # -- documents --------------------------------------------------------------------------
     async def complete_version(
         self, job_id: str, document_id: str, version: int

@@ -42,6 +42,11 @@ log = logging.getLogger(__name__)
 
 Outcome = BaseException | None
 
+# Raw delivery counts also grow for innocent messages that happened to be in flight beside a
+# crashing one (a prefetch buffer, a reclaimed batch), so they only back up the precise count of
+# runs alone, at this multiple of RAGLINE_MAX_DELIVERIES.
+RAW_DELIVERY_FACTOR = 4
+
 
 @dataclass(frozen=True)
 class Task:
@@ -135,7 +140,15 @@ class StageRunner:
                 backoff = min(backoff * 2, 15.0)
 
     async def process(self, deliveries: Sequence[Delivery]) -> None:
-        """Handles and settles one batch."""
+        """Handles and settles one batch. On an outage of the broker or the job store, gives
+        what is unsettled back to the broker and raises."""
+        try:
+            await self._process(deliveries)
+        except (BrokerUnavailable, StoreUnavailable):
+            await self._broker.release(deliveries)
+            raise
+
+    async def _process(self, deliveries: Sequence[Delivery]) -> None:
         tasks: list[Task] = []
         for d in deliveries:
             try:
@@ -144,7 +157,8 @@ class StageRunner:
                 await self._dead_letter(d, None, exc)
                 continue
             task = Task(d, env)
-            if d.delivery_count > self._policy.maximum_deliveries:
+            if d.delivery_count > self._policy.maximum_deliveries * RAW_DELIVERY_FACTOR:
+                # The backstop: handed out far more often than any crash loop should allow.
                 await self._give_up(
                     task,
                     PermanentTaskError(
@@ -162,8 +176,26 @@ class StageRunner:
         # never climb towards the delivery limit with it.
         fresh = [t for t in tasks if t.delivery.delivery_count <= 1]
         suspects = [t for t in tasks if t.delivery.delivery_count > 1]
-        for group in ([fresh] if fresh else []) + [[t] for t in suspects]:
-            await self._run_group(group)
+        if fresh:
+            await self._run_group(fresh)
+        for task in suspects:
+            await self._run_suspect(task)
+
+    async def _run_suspect(self, task: Task) -> None:
+        """Runs a redelivered message alone, counting such runs: one that crashed its worker
+        every time it ran alone `maximum_deliveries` times is dead-lettered instead."""
+        runs = await self._jobs.start_solo_run(task.envelope.message_id)
+        if runs > self._policy.maximum_deliveries:
+            await self._give_up(
+                task,
+                PermanentTaskError(
+                    f"it crashes its worker: {runs - 1} runs on its own ended without an "
+                    f"answer (delivered {task.delivery.delivery_count} times)"
+                ),
+            )
+        else:
+            await self._run_group([task])
+        await self._jobs.end_solo_run(task.envelope.message_id)
 
     async def _run_group(self, tasks: list[Task]) -> None:
         keeper = asyncio.create_task(self._keep_claimed([t.delivery for t in tasks]))
