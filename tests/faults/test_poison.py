@@ -166,15 +166,24 @@ def test_one_bad_chunk_in_a_batch_of_64_fails_only_its_job_and_replays_after_the
 
 
 def test_cancel_stops_the_work_and_removes_written_vectors(make_stack) -> None:
-    stack = make_stack()
+    # One chunk keeps failing transiently, so the job cannot complete before the cancel while
+    # its other chunks are indexed.
+    stack = make_stack(
+        faults="embed:transient:HOLD-ME:1000",
+        retry_max_attempts="1000",
+        retry_initial_delay_s="0.5",
+        retry_max_delay_s="1",
+    )
     stack.start()
     with RaglineClient(stack.gateway, timeout=60) as client:
-        job = client.ingest(long_text("deserts", 30), document_id="cancel-me", chunk_size=24)
+        text = long_text("deserts", 12) + "\n\nThe last section HOLD-ME is held back."
+        job = client.ingest(text, document_id="cancel-me", chunk_size=24)
         wait_until(
             lambda: client.get_job(job.job_id).progress.chunks_indexed > 0,
             120,
             "some chunks indexed",
         )
+        assert client.get_document("cancel-me").chunk_count > 0
         cancelled = client.cancel(job.job_id)
         assert cancelled.state == JobState.CANCELLED
         time.sleep(3)  # let batches in flight settle
