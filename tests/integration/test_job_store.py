@@ -716,3 +716,29 @@ async def test_garbage_on_the_queue_is_dead_lettered(
     assert letter.body == b"\xff\xfe not an envelope"
     assert letter.job_id == ""
     assert await broker.depth("embed") == 0
+
+
+async def test_mark_many_counts_each_chunk_once_across_tasks_in_one_round_trip(
+    store: JobStore,
+) -> None:
+    a, _ = await store.create("a")
+    b, _ = await store.create("b")
+    await store.set_total(a.job_id, 3)
+    await store.set_total(b.job_id, 2)
+    results = await store.mark_many(
+        "indexed",
+        [
+            (a.job_id, [0, 1], 1),
+            (b.job_id, [0, 1], 2),
+            (a.job_id, [1, 2], 1),
+            ("no-such-job", [0], 1),
+        ],
+    )
+    assert results[3] is None
+    assert [(r.count, r.total, r.all_done) for r in results[:3] if r] == [
+        (2, 3, False),
+        (2, 2, True),
+        (3, 3, True),
+    ]
+    assert (await store.get(a.job_id)).progress.chunks_indexed == 3
+    assert (await store.get(b.job_id)).attempts == 2

@@ -58,9 +58,12 @@ class EmbedHandler:
             bodies.append(env.SerializeToString())
         # Progress first, then the index tasks: a job is never seen completed with chunks still
         # counted as unembedded. A crash in between redoes the batch; the bitmaps count it once.
-        for task in tasks:
-            await self._jobs.mark_embedded(
-                task.job_id, (c.chunk_index for c in task.envelope.embed.chunks), task.attempt
-            )
+        await self._jobs.mark_many(
+            "embedded",
+            [
+                (t.job_id, [c.chunk_index for c in t.envelope.embed.chunks], t.attempt)
+                for t in tasks
+            ],
+        )
         await self._broker.publish(envelope.queue_name(Stage.INDEX), bodies)
         return [None] * len(tasks)

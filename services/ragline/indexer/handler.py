@@ -42,11 +42,18 @@ class IndexHandler:
                 for c in index.chunks
             )
         await asyncio.to_thread(self._store.upsert, rows)
-        for task in tasks:
+        marks = await self._jobs.mark_many(
+            "indexed",
+            [
+                (t.job_id, [c.chunk_index for c in t.envelope.index.chunks], t.attempt)
+                for t in tasks
+            ],
+        )
+        for task, marked in zip(tasks, marks, strict=True):
             doc = task.envelope.index.document
-            marked = await self._jobs.mark_indexed(
-                task.job_id, (c.chunk_index for c in task.envelope.index.chunks), task.attempt
-            )
+            if marked is None:
+                # The job's record is gone (expired or never made): nobody waits for it.
+                continue
             if marked.state == JobState.CANCELLED:
                 # Cancelled while this batch was in flight: take back what was just written.
                 await asyncio.to_thread(

@@ -395,6 +395,26 @@ class JobStore:
     ) -> MarkResult:
         return await self._mark_bits(job_id, "indexed", indices, attempt)
 
+    async def mark_many(
+        self, kind: str, marks: Sequence[tuple[str, Iterable[int], int]]
+    ) -> list[MarkResult | None]:
+        """mark_embedded / mark_indexed ("embedded" / "indexed") for many (job id, chunk
+        indices, attempt) in one round trip. None for a job that does not exist."""
+        replies = await self._eval_many(
+            self._mark,
+            [
+                (
+                    [self._job(job_id), f"{self._job(job_id)}:{kind}", self._events(job_id)],
+                    [f"chunks_{kind}", time.time(), attempt, *indices],
+                )
+                for job_id, indices, attempt in marks
+            ],
+        )
+        return [
+            None if int(r[0]) == -1 else MarkResult(int(r[0]), int(r[1]), JobState(_s(r[2])))
+            for r in replies
+        ]
+
     async def _mark_bits(
         self, job_id: str, kind: str, indices: Iterable[int], attempt: int
     ) -> MarkResult:
