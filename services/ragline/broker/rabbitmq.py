@@ -616,17 +616,6 @@ class RabbitMQBroker(Broker):
             await channel.exchange_delete(self.dlx_name)
         await self.close()
 
-    async def wait_until_ready(self, attempts: int = 50, delay_s: float = 0.1) -> None:
-        """Connects, retrying briefly: used at start-up while RabbitMQ may still be starting."""
-        for i in range(attempts):
-            try:
-                await self.connect()
-                return
-            except BrokerUnavailable:
-                if i == attempts - 1:
-                    raise
-                await asyncio.sleep(delay_s)
-
 
 def _is_stale(msg: AbstractIncomingMessage) -> bool:
     try:

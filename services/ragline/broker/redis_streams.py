@@ -12,7 +12,7 @@ Messages held by a consumer that died are reclaimed with XAUTOCLAIM after the vi
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -249,45 +249,37 @@ class RedisStreamsBroker(Broker):
             raise BrokerUnavailable(f"could not dead-letter: {exc}") from exc
 
     async def extend(self, deliveries: Sequence[Delivery]) -> None:
-        by_queue: dict[str, list[str]] = {}
-        for d in deliveries:
-            by_queue.setdefault(d.queue, []).append(d.broker_id)
+        # Claiming a message for its own consumer resets its idle time.
         try:
-            for queue, ids in by_queue.items():
-                # Claiming a message for its own consumer resets its idle time; JUSTID leaves the
-                # delivery count alone.
-                await self.redis.xclaim(
-                    self.stream_key(queue),
-                    GROUP,
-                    self.consumer_name,
-                    0,
-                    list[Any](ids),
-                    justid=True,
-                )
+            await self._claim_own(deliveries, idle_ms=None)
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable(
                 f"could not extend the claim on {len(deliveries)} message(s): {exc}"
             ) from exc
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
+        # Marked idle for longer than the visibility timeout, the next sweep of any consumer
+        # (this one included) reclaims them at once. If Redis is away, they stay pending and
+        # are reclaimed after the visibility timeout anyway.
+        with contextlib.suppress(RedisError, OSError):
+            await self._claim_own(deliveries, idle_ms=self._visibility_ms + 1000)
+
+    async def _claim_own(self, deliveries: Sequence[Delivery], idle_ms: int | None) -> None:
+        """XCLAIM the deliveries for this consumer, setting their idle time (JUSTID: the delivery
+        count stays as it is)."""
         by_queue: dict[str, list[str]] = {}
         for d in deliveries:
             by_queue.setdefault(d.queue, []).append(d.broker_id)
-        try:
-            for queue, ids in by_queue.items():
-                # Mark them idle for longer than the visibility timeout: the next sweep of any
-                # consumer (this one included) reclaims them at once.
-                await self.redis.xclaim(
-                    self.stream_key(queue),
-                    GROUP,
-                    self.consumer_name,
-                    0,
-                    list[Any](ids),
-                    idle=self._visibility_ms + 1000,
-                    justid=True,
-                )
-        except (RedisError, OSError):
-            pass  # Redis is away: they stay pending and are reclaimed after the visibility timeout
+        for queue, ids in by_queue.items():
+            await self.redis.xclaim(
+                self.stream_key(queue),
+                GROUP,
+                self.consumer_name,
+                0,
+                list[Any](ids),
+                idle=idle_ms,
+                justid=True,
+            )
 
     async def depth(self, queue: str) -> int:
         try:
@@ -339,17 +331,6 @@ class RedisStreamsBroker(Broker):
             await self.redis.delete(self.dlq_key(queue))
             return count
         return int(await self.redis.xdel(self.dlq_key(queue), *ids))
-
-    async def wait_until_ready(self, attempts: int = 50, delay_s: float = 0.1) -> None:
-        """Connects, retrying briefly: used at start-up while Redis may still be starting."""
-        for i in range(attempts):
-            try:
-                await self.connect()
-                return
-            except BrokerUnavailable:
-                if i == attempts - 1:
-                    raise
-                await asyncio.sleep(delay_s)
 
 
 def _s(value: object) -> str:
