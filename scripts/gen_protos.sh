@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # Regenerates the Python code for protos/ragline/v1 into services/ragline/v1 (package ragline.v1).
+# OUT=dir writes the package under dir instead (the tests compare that with the committed code).
+# Generates into a scratch folder first, so a failure never leaves the package half-deleted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
-out=services
-rm -f "$out"/ragline/v1/*_pb2*.py "$out"/ragline/v1/*_pb2*.pyi
+# The protoc plugins (protoc-gen-mypy, protoc-gen-mypy_grpc) live beside that Python.
+PATH="$(cd "$(dirname "$PY")" && pwd):$PATH"
+out=${OUT:-services}
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
 "$PY" -m grpc_tools.protoc -Iprotos \
-  --python_out="$out" --mypy_out="$out" \
-  --grpc_python_out="$out" --mypy_grpc_out="$out" \
-  protos/ragline/v1/*.proto
+  --python_out="$scratch" --mypy_out="$scratch" \
+  --grpc_python_out="$scratch" --mypy_grpc_out="$scratch" \
+  protos/ragline/v1/*.proto >/dev/null 2>&1 || {
+  echo "protoc failed; run: $PY -m grpc_tools.protoc -Iprotos ... to see why" >&2
+  exit 1
+}
+mkdir -p "$out"/ragline/v1
+rm -f "$out"/ragline/v1/*_pb2*.py "$out"/ragline/v1/*_pb2*.pyi
+cp "$scratch"/ragline/v1/*_pb2*.py "$scratch"/ragline/v1/*_pb2*.pyi "$out"/ragline/v1/
 touch "$out"/ragline/v1/__init__.py
