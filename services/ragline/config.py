@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ragline.errors import ConfigurationError
@@ -68,8 +68,6 @@ class Settings:
 
     # Embedder batching: chunks are gathered across messages and jobs up to this many tokens per batch.
     embed_batch_tokens: int = 16384
-    # How long the embedder waits to fill a batch before running a partial one.
-    embed_max_wait_ms: int = 20
 
     # How many messages a stage reads from its queue at once.
     read_batch_size: int = 64
@@ -93,8 +91,6 @@ class Settings:
 
     log_level: str = "INFO"
 
-    extra: dict[str, str] = field(default_factory=dict, compare=False)
-
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
         """Settings from RAGLINE_* variables in `env`, then `overrides` (e.g. from CLI flags) on top.
@@ -103,8 +99,6 @@ class Settings:
         """
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
-            if f.name == "extra":
-                continue
             var = f"RAGLINE_{f.name.upper()}"
             if var in env:
                 values[f.name] = _parse(var, env[var], f.type)

@@ -8,7 +8,6 @@ import signal
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-import grpc
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
@@ -114,8 +113,3 @@ async def run_until_signalled(
 def channel(address: str) -> aio.Channel:
     """A client channel to another ragline service."""
     return aio.insecure_channel(address, options=CHANNEL_OPTIONS)
-
-
-def is_unavailable(exc: grpc.RpcError) -> bool:
-    code = exc.code() if isinstance(exc, aio.AioRpcError) else None
-    return code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)

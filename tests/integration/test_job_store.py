@@ -73,14 +73,6 @@ async def test_request_id_returns_the_first_job_without_a_new_version(store: Job
     assert fourth.document_version == 3
 
 
-async def test_forget_request_lets_the_key_make_a_new_job(store: JobStore) -> None:
-    first, _ = await store.create("doc", request_id="req-x")
-    await store.forget_request("req-x")
-    second, created = await store.create("doc", request_id="req-x")
-    assert created
-    assert second.job_id != first.job_id
-
-
 async def test_get_unknown_is_not_found(store: JobStore) -> None:
     with pytest.raises(NotFound):
         await store.get("no-such-job")

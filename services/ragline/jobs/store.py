@@ -277,11 +277,6 @@ class JobStore:
             out.append((_job_from_hash(dict(zip(flat[::2], flat[1::2], strict=True))), False))
         return out
 
-    async def forget_request(self, request_id: str) -> None:
-        """Drops an idempotency key, e.g. when the job it made could not be queued."""
-        if request_id:
-            await self._call_plain(self._r.delete(f"{self._ns}:request:{request_id}"))
-
     async def abandon(self, jobs: Sequence[Job], stage: Stage, error: str) -> None:
         """Marks jobs FAILED at `stage` with `error` and forgets their request ids, in one round
         trip: for jobs made but never queued, so a retry of the same request makes a new job."""
@@ -418,14 +413,10 @@ class JobStore:
     async def _mark_bits(
         self, job_id: str, kind: str, indices: Iterable[int], attempt: int
     ) -> MarkResult:
-        result = await self._call(
-            self._mark,
-            [self._job(job_id), f"{self._job(job_id)}:{kind}", self._events(job_id)],
-            [f"chunks_{kind}", time.time(), attempt, *indices],
-        )
-        if int(result[0]) == -1:
+        (marked,) = await self.mark_many(kind, [(job_id, list(indices), attempt)])
+        if marked is None:
             raise NotFound(f"job {job_id!r} does not exist")
-        return MarkResult(int(result[0]), int(result[1]), JobState(_s(result[2])))
+        return marked
 
     async def watch(self, job_id: str, poll_s: float = 1.0) -> AsyncIterator[Job]:
         """Yields the job now and after every change, until it reaches a terminal state.

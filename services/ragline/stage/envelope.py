@@ -11,8 +11,6 @@ from ragline.errors import PermanentTaskError
 from ragline.jobs.model import Stage
 from ragline.v1 import queue_pb2
 
-QUEUE_OF_TASK = {"chunk": Stage.CHUNK, "embed": Stage.EMBED, "index": Stage.INDEX}
-
 
 def queue_name(stage: Stage) -> str:
     """The queue a stage consumes: "chunk", "embed" or "index"."""
