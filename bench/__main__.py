@@ -37,6 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-models", action="store_true", help="skip measurements 1 and 2")
     p.add_argument("--skip-e2e", action="store_true", help="skip measurement 3")
     p.add_argument("--skip-gateway", action="store_true", help="skip measurement 4")
+    p.add_argument(
+        "--chunkers", type=int, default=1, help="chunker processes in measurement 3 (scale-out)"
+    )
     p.add_argument("--concurrency", type=int, default=64, help="concurrent gateway calls")
     p.add_argument("--gateway-calls", type=int, default=3000, help="calls per gateway test")
     p.add_argument("--gateway-seconds", type=float, default=10.0, help="time cap per gateway test")
@@ -150,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.skip_e2e:
         _step("3. end-to-end: gateway -> chunker -> embedder -> indexer")
-        figures["end_to_end"] = pipeline.end_to_end(corp, work, redis_url, args.device, threads)
+        figures["end_to_end"] = pipeline.end_to_end(
+            corp, work, redis_url, args.device, threads, args.chunkers
+        )
         _step(f"   {figures['end_to_end']['chunks_per_s']:.2f} chunks/s")
 
     if not args.skip_gateway:

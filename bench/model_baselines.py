@@ -68,7 +68,9 @@ def hand_loop(texts: Sequence[str], device: str, threads: int) -> dict[str, Any]
     path = resolve_model(DEFAULT_MODEL).path
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = AutoModel.from_pretrained(path, local_files_only=True).to(device).eval()
+    # fp32 stated: transformers 5 otherwise keeps the dtype the weights were saved in.
+    model = AutoModel.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+    model = model.to(device).eval()
 
     def embed(batch: list[str]) -> npt.NDArray[np.float32]:
         enc = tokenizer(

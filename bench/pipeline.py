@@ -47,12 +47,16 @@ def _wait_all(client: RaglineClient, job_ids: list[str], timeout_s: float) -> li
 
 
 def end_to_end(
-    corpus: Corpus, workdir: Path, redis_url: str, device: str, threads: int
+    corpus: Corpus, workdir: Path, redis_url: str, device: str, threads: int, chunkers: int = 1
 ) -> dict[str, Any]:
-    """Ingest every corpus document through a fresh stack; chunks/s and per-service RSS/CPU."""
+    """Ingest every corpus document through a fresh stack; chunks/s and per-service RSS/CPU.
+
+    `chunkers` > 1 scales the chunker out to that many processes (on a GPU the model is cheap
+    and cutting text becomes the limit)."""
     stack = Stack(workdir, redis_url, device, threads)
     try:
         stack.start()
+        stack.add_replicas("chunker", chunkers)
         with ProcessSampler(stack.pids()) as sampler, RaglineClient(stack.gateway) as client:
             # One small document first: model warm-up and Milvus collection creation.
             warm = client.ingest("Warm-up text for the benchmark.", document_id="bench-warmup")
@@ -77,6 +81,7 @@ def end_to_end(
             states[j.state.value] = states.get(j.state.value, 0) + 1
         return {
             "documents": len(jobs),
+            "chunkers": chunkers,
             "job_states": states,
             "chunks_indexed": indexed,
             "chunks_expected": len(corpus.chunks),

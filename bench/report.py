@@ -110,7 +110,7 @@ def table(figures: dict[str, Any]) -> str:
     m = figures["machine"]
     c = figures["corpus"]
     lines = [
-        f"ragline bench  device={m['device']}  cpu={m['cpu_model']} ({m['cores']} cores)  "
+        f"ragline bench  device={m['device']}{' (' + m['gpu'] + ')' if m.get('gpu') else ''}  cpu={m['cpu_model']} ({m['cores']} cores)  "
         f"torch {m['torch']} threads={m['torch_threads']}  load avg {m.get('load_average', '?')}",
         f"corpus: {c['documents']} pydoc documents, {c['bytes'] / MB:.2f} MB, {c['chunks']} chunks "
         f"(size {c['chunk_size']}, overlap {c['chunk_overlap']}), tokens/chunk mean {c['tokens_mean']} "
@@ -135,6 +135,8 @@ def table(figures: dict[str, Any]) -> str:
             note = f"{r['dtype']}, {r['batches']} batches <= {r['max_batch_tokens']} tokens, padding eff. {r['padding_efficiency']:.3f}"
         elif key == "end_to_end":
             note = f"{r['chunks_indexed']}/{r['chunks_expected']} chunks, jobs {r['job_states']}"
+            if r.get("chunkers", 1) > 1:
+                note += f", {r['chunkers']} chunker processes"
         lines.append(f"  {label:<38} {r['chunks_per_s']:>10.2f} {r['seconds']:>9.1f}  {note}")
     if "quality" in figures:
         lines.append(f"  min cosine embedder vs hand loop: {figures['quality']['min_cosine']:.5f}")
@@ -189,7 +191,7 @@ def draw(figures: dict[str, Any], path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(16, 5))
     m = figures["machine"]
     fig.suptitle(
-        f"ragline bench - {m['device']}, {m['cpu_model']} ({m['cores']} cores), torch threads {m['torch_threads']}"
+        f"ragline bench - {m.get('gpu') or m['device']}, {m['cpu_model']} ({m['cores']} cores), torch threads {m['torch_threads']}"
     )
 
     names, values = [], []

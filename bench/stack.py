@@ -3,13 +3,16 @@ service's peak RSS and CPU time."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]
 
 from tests.stack import Stack as _TestStack
-from tests.stack import free_port
+from tests.stack import free_port, serving
 
 __all__ = ["ProcessSampler", "Stack", "free_port"]
 
@@ -29,6 +32,39 @@ class Stack(_TestStack):
 
     def pids(self) -> dict[str, int]:
         return {stage: p.pid for stage, p in self.processes.items()}
+
+    def add_replicas(self, stage: str, count: int, timeout_s: float = 120.0) -> list[str]:
+        """Starts processes of `stage` until it has `count` (the first is `stage` itself), each
+        with its own health port, as a deployment scales one stage; returns the new names."""
+        names = [f"{stage}-{i}" for i in range(2, count + 1)]
+        for name in names:
+            address = f"127.0.0.1:{free_port()}"
+            env = {**self.env, f"RAGLINE_{stage.upper()}_ADDRESS": address}
+            self.addresses[name] = address
+            with open(self.workdir / f"{name}.log", "ab") as log:
+                self.processes[name] = subprocess.Popen(
+                    [sys.executable, "-m", "ragline.cli.main", "serve", stage],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.workdir,
+                )
+        deadline = time.monotonic() + timeout_s
+        for name in names:
+            while not serving(self.addresses[name]):
+                if self.processes[name].poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} did not start; see {self.workdir / name}.log")
+                time.sleep(0.2)
+        return names
+
+    def stop_all(self) -> None:
+        """Stops the replicas, then the stack."""
+        for name in [n for n in self.processes if "-" in n]:
+            try:
+                self.stop(name, 30)
+            except subprocess.TimeoutExpired:
+                self.kill(name)
+        super().stop_all()
 
 
 class ProcessSampler:

@@ -63,6 +63,21 @@ class Encoder:
         # concurrent batches do not fight over the same cores or GPU memory.
         self._tokenizer_lock = threading.Lock()
         self._model_lock = threading.Lock()
+        # What the model takes besides input_ids (attention_mask, token_type_ids for BERT) and
+        # what pads each; padding is done here, per batch, from ids tokenized once.
+        self._input_names = [
+            n
+            for n in self._tokenizer.model_input_names
+            if n in ("input_ids", "attention_mask", "token_type_ids")
+        ]
+        if "attention_mask" not in self._input_names:
+            self._input_names.append("attention_mask")
+        self._pad_values = {
+            "input_ids": self._tokenizer.pad_token_id or 0,
+            "attention_mask": 0,
+            "token_type_ids": self._tokenizer.pad_token_type_id,
+        }
+        self._pad_left = self._tokenizer.padding_side == "left"
 
     @property
     def device(self) -> str:
@@ -82,17 +97,7 @@ class Encoder:
 
     def tokenize(self, texts: Sequence[str]) -> list[int]:
         """Token count of each text as the model sees it: special tokens in, truncated."""
-        if not texts:
-            return []
-        with self._tokenizer_lock:
-            encoded = self._tokenizer(
-                list(texts),
-                add_special_tokens=True,
-                padding=False,
-                truncation=True,
-                max_length=self._info.max_seq_length,
-            )
-        return [len(ids) for ids in encoded["input_ids"]]
+        return [len(ids) for ids in self._encode_unpadded(texts)["input_ids"]]
 
     def encode(
         self, texts: Sequence[str], *, max_batch_tokens: int = 16384
@@ -105,34 +110,63 @@ class Encoder:
         if max_batch_tokens <= 0:
             raise ValueError(f"max_batch_tokens must be positive, got {max_batch_tokens}")
         out = np.empty((len(texts), self._info.dimension), dtype=np.float32)
-        lengths = self.tokenize(texts)
+        # Tokenized once, unpadded: the counts plan the batches and the ids are padded per batch.
+        features = self._encode_unpadded(texts)
+        lengths = [len(ids) for ids in features["input_ids"]]
         # Longest first: a batch that does not fit in memory fails at once, not at the end.
         order = sorted(range(len(texts)), key=lambda i: lengths[i], reverse=True)
-        for batch in _batches(order, lengths, max_batch_tokens):
-            out[batch] = self._embed([texts[i] for i in batch])
+        # On a GPU the model runs asynchronously: every batch is queued before any result is
+        # copied back, so the CPU pads batch k+1 while the GPU computes batch k.
+        queued = [
+            (batch, self._embed(features, batch))
+            for batch in _batches(order, lengths, max_batch_tokens)
+        ]
+        for batch, vectors in queued:
+            out[batch] = vectors.cpu().numpy()
         return out
 
-    def _embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
+    def _encode_unpadded(self, texts: Sequence[str]) -> dict[str, list[list[int]]]:
+        if not texts:
+            return {"input_ids": []}
         with self._tokenizer_lock:
-            features = self._tokenizer(
-                texts,
+            encoded = self._tokenizer(
+                list(texts),
                 add_special_tokens=True,
-                padding=True,
+                padding=False,
                 truncation=True,
                 max_length=self._info.max_seq_length,
-                return_tensors="pt",
             )
-        features = features.to(self._device)
+        return {name: encoded[name] for name in self._input_names}
+
+    def _embed(self, features: dict[str, list[list[int]]], rows: list[int]) -> torch.Tensor:
+        """The vectors of `rows` (longest first), still on the model's device."""
+        width = len(features["input_ids"][rows[0]])
+        inputs = {
+            name: _pad([values[r] for r in rows], width, self._pad_values[name], self._pad_left).to(
+                self._device, non_blocking=True
+            )
+            for name, values in features.items()
+        }
         with self._model_lock, torch.inference_mode():
             # Pooled and normalized in float32 whatever the model ran in: a bf16 mean over 256
             # tokens, or a half-precision sum of 384 squares, would lose most of the digits
             # the model's own precision kept.
-            token_embeddings = self._model(**features).last_hidden_state.float()
-            vectors = pool(token_embeddings, features["attention_mask"], self._info.pooling)
+            token_embeddings = self._model(**inputs).last_hidden_state.float()
+            vectors = pool(token_embeddings, inputs["attention_mask"], self._info.pooling)
             if self._info.normalize:
                 vectors = normalize(vectors)
-            result: npt.NDArray[np.float32] = vectors.cpu().numpy()
-        return result
+        return vectors
+
+
+def _pad(rows: list[list[int]], width: int, value: int, left: bool) -> torch.Tensor:
+    """`rows` as one int64 tensor [len(rows), width], filled out with `value` on one side."""
+    padded = np.full((len(rows), width), value, dtype=np.int64)
+    for r, row in enumerate(rows):
+        if left:
+            padded[r, width - len(row) :] = row
+        else:
+            padded[r, : len(row)] = row
+    return torch.from_numpy(padded)
 
 
 _TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
