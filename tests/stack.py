@@ -98,9 +98,11 @@ class Stack:
 
     def stop(self, stage: str, timeout_s: float = 60.0) -> int:
         """SIGTERM, then wait; returns the exit code."""
-        process = self.processes.pop(stage)
+        process = self.processes[stage]
         process.send_signal(signal.SIGTERM)
-        return process.wait(timeout_s)
+        code = process.wait(timeout_s)  # on a timeout it stays listed, for kill()
+        del self.processes[stage]
+        return code
 
     def kill(self, stage: str) -> None:
         """SIGKILL: the stage dies holding whatever it was doing."""

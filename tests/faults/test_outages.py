@@ -17,6 +17,7 @@ from ragline_client import RaglineClient
 from tests.faults.conftest import (
     assert_every_chunk_indexed_once,
     ingest_load,
+    long_text,
     progress_total,
     wait_until,
 )
@@ -118,6 +119,27 @@ def test_sigterm_under_load_drains_and_exits_within_the_grace(make_stack, stage:
         assert "stopped" in stack.tail(stage)
         stack.start(stage)
         assert_every_chunk_indexed_once(client, ids, stack)
+
+
+def test_sigterm_mid_cut_of_a_huge_document_exits_within_the_grace(make_stack) -> None:
+    """A cut that outlasts the grace period is abandoned, not waited for: the chunker exits on
+    time and the document is cut again by the next chunker."""
+    stack = make_stack(shutdown_grace_s="1")
+    stack.start("gateway", "chunker")
+    text = long_text("glaciers", 4000)  # about 2 MB: tens of seconds to cut here
+    with RaglineClient(stack.gateway, timeout=60) as client:
+        job = client.ingest(text, document_id="huge", content_type="text/plain")
+        time.sleep(2)  # the chunker has taken it and is cutting
+        started = time.monotonic()
+        code = stack.stop("chunker", timeout_s=30)
+        assert code == 0, stack.tail("chunker")
+        assert time.monotonic() - started < 1 + 5
+        assert client.get_job(job.job_id).progress.chunks_total == 0  # the cut was cut short
+        assert "exiting without waiting" in stack.tail("chunker")
+        stack.start("chunker")
+        wait_until(
+            lambda: client.get_job(job.job_id).progress.chunks_total > 0, 300, "the second cut"
+        )
 
 
 def test_services_refuse_to_start_on_a_redis_that_evicts(tmp_path: Path) -> None:

@@ -7,6 +7,10 @@ import asyncio
 import importlib
 import logging
 import os
+import sys
+import threading
+from collections.abc import Coroutine
+from typing import Any
 
 from ragline.config import Settings
 from ragline.errors import ConfigurationError, RaglineError
@@ -33,14 +37,48 @@ def run_serve(args: argparse.Namespace) -> int:
     configure_logging(args.stage, settings.log_level)
     log = logging.getLogger("ragline.serve")
     module = importlib.import_module(STAGE_MODULES[args.stage])
+    code = 0
     try:
-        asyncio.run(module.run(settings))
+        _run(module.run(settings))
     except ConfigurationError as exc:
         log.error("%s cannot start: %s", args.stage, exc)
-        return 2
+        code = 2
     except RaglineError as exc:
         log.error("%s stopped: %s", args.stage, exc)
-        return 1
+        code = 1
     except KeyboardInterrupt:
         pass
-    return 0
+    stuck = [t for t in threading.enumerate() if t.is_alive() and not t.daemon]
+    if len(stuck) > 1:  # the main thread, and a worker still busy with abandoned work
+        # Python would wait for it at exit (a cut of a huge document can take minutes), which
+        # outlasts the grace period the operator set; its message goes back to the queue.
+        log.warning(
+            "%s: exiting without waiting for %d worker thread(s) still busy; their messages "
+            "will be redelivered",
+            args.stage,
+            len(stuck) - 1,
+        )
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(code)
+    return code
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    """asyncio.run, except that it does not wait for the default executor's threads: work
+    abandoned after the shutdown grace period must not hold the process."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(main)
+    finally:
+        try:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()  # shuts the executor down without waiting for its threads

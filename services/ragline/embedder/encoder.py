@@ -49,6 +49,12 @@ class Encoder:
             cuda_bf16=on_gpu and torch.cuda.is_bf16_supported(including_emulation=False),
         )
         dtype = _TORCH_DTYPES[self._precision]
+        if on_gpu:
+            # torch sends half-precision attention with a padding mask to cuDNN first, and cuDNN
+            # builds an execution plan for every new (batch, length) shape: about 0.2 s per batch
+            # on an H200 (bench, 2026-11-28), since sorted batches rarely repeat a shape. The
+            # other kernels (flash, memory-efficient) need no plan. Process-wide, like threads.
+            torch.backends.cuda.enable_cudnn_sdp(False)
         try:
             with _quiet_loading():
                 self._tokenizer = AutoTokenizer.from_pretrained(info.path, local_files_only=True)

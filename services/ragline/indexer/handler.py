@@ -57,7 +57,7 @@ class IndexHandler:
             if marked.state == JobState.CANCELLED:
                 # Cancelled while this batch was in flight: take back what was just written.
                 await asyncio.to_thread(
-                    self._store.delete_document, doc.document_id, only_version=doc.document_version
+                    self._store.discard, doc.document_id, only_version=doc.document_version
                 )
             elif marked.all_done:
                 await self.finish_version(task)
@@ -75,8 +75,10 @@ class IndexHandler:
             cleanup = Cleanup(below_version=None, only_version=doc.document_version, deleted=True)
         else:
             cleanup = cleanup_after(doc.document_version, versions.live, versions.floor)
+        if cleanup.below_version is None and cleanup.only_version is None:
+            return
         await asyncio.to_thread(
-            self._store.delete_document,
+            self._store.discard,
             doc.document_id,
             below_version=cleanup.below_version,
             only_version=cleanup.only_version,

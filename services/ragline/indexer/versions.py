@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Cleanup:
-    """Which chunks to delete once `version` is fully indexed."""
+    """Which chunks to delete once `version` is fully indexed; both versions None: none."""
 
     # Delete the document's chunks of versions below this one (older, now replaced).
     below_version: int | None
@@ -27,4 +27,8 @@ def cleanup_after(version: int, live: int, floor: int) -> Cleanup:
         return Cleanup(below_version=None, only_version=version, deleted=True)
     if version < live:
         return Cleanup(below_version=None, only_version=version, deleted=False)
+    if version - 1 <= floor:
+        # Every older version was deleted already (or there is none: the first ingest). A sweep
+        # would cost a filtered delete, which scans the collection on Milvus Lite.
+        return Cleanup(below_version=None, only_version=None, deleted=False)
     return Cleanup(below_version=version, only_version=None, deleted=False)
