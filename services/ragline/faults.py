@@ -8,6 +8,8 @@ contains MARKER:
     permanent  raise a permanent error (the task is dead-lettered at once)
     poison     raise an unexpected error for the whole batch the marker is in, every time
     crash      end the process at once (os._exit), as a segfault or OOM kill would
+    stall      block the worker N seconds (default 1) before the work, as a very long cut or
+               model call would (the chunker checks inside its worker thread)
 
 Example: RAGLINE_FAULTS="embed:transient:FLAKY:2,chunk:crash:BOOM"
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -23,7 +26,7 @@ from ragline.errors import ConfigurationError, PermanentTaskError, TransientErro
 
 log = logging.getLogger(__name__)
 
-KINDS = ("transient", "permanent", "poison", "crash")
+KINDS = ("transient", "permanent", "poison", "crash", "stall")
 
 
 class InjectedFault(Exception):
@@ -76,6 +79,9 @@ class Faults:
             if rule.kind == "crash":
                 log.error("injected crash (marker %s)", rule.marker)
                 os._exit(70)
+            if rule.kind == "stall":
+                log.warning("injected stall of %ds (marker %s)", rule.times, rule.marker)
+                time.sleep(rule.times)
             if rule.kind == "transient" and attempt <= rule.times:
                 raise TransientError(
                     f"injected transient fault (marker {rule.marker}, attempt {attempt})"

