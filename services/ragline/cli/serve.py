@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -48,20 +49,30 @@ def run_serve(args: argparse.Namespace) -> int:
         code = 1
     except KeyboardInterrupt:
         pass
-    stuck = [t for t in threading.enumerate() if t.is_alive() and not t.daemon]
-    if len(stuck) > 1:  # the main thread, and a worker still busy with abandoned work
+    stuck = _busy_threads(grace_s=2.0)
+    if stuck:
         # Python would wait for it at exit (a cut of a huge document can take minutes), which
         # outlasts the grace period the operator set; its message goes back to the queue.
         log.warning(
             "%s: exiting without waiting for %d worker thread(s) still busy; their messages "
             "will be redelivered",
             args.stage,
-            len(stuck) - 1,
+            len(stuck),
         )
         logging.shutdown()
         sys.stdout.flush()
         os._exit(code)
     return code
+
+
+def _busy_threads(grace_s: float) -> list[threading.Thread]:
+    """Worker threads still alive after `grace_s`: idle pool threads, told to stop when their
+    loop or encoder closed, end within it; busy ones hold abandoned work."""
+    deadline = time.monotonic() + grace_s
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    for thread in others:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [t for t in others if t.is_alive()]
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import numpy.typing as npt
@@ -65,10 +66,14 @@ class Encoder:
             ) from exc
         self._model = model.to(self._device).eval()
         # A fast tokenizer is stateful (it sets truncation/padding on each call) and fails with
-        # "Already borrowed" if two threads use it at once; the model call is serialized so
-        # concurrent batches do not fight over the same cores or GPU memory.
+        # "Already borrowed" if two threads use it at once.
         self._tokenizer_lock = threading.Lock()
-        self._model_lock = threading.Lock()
+        # Every forward pass runs on this one thread, whichever thread encodes: batches do not
+        # fight over the same cores or GPU memory, and on a CPU torch keeps one OpenMP thread
+        # team: forwards from several threads make a team per thread, whose idle members spin
+        # on the cores the running team needs. Tokenizing and padding stay in the callers'
+        # threads, beside it.
+        self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         # What the model takes besides input_ids (attention_mask, token_type_ids for BERT) and
         # what pads each; padding is done here, per batch, from ids tokenized once.
         self._input_names = [
@@ -153,7 +158,10 @@ class Encoder:
             )
             for name, values in features.items()
         }
-        with self._model_lock, torch.inference_mode():
+        return self._model_thread.submit(self._forward, inputs).result()
+
+    def _forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        with torch.inference_mode():
             # Pooled and normalized in float32 whatever the model ran in: a bf16 mean over 256
             # tokens, or a half-precision sum of 384 squares, would lose most of the digits
             # the model's own precision kept.
@@ -162,6 +170,10 @@ class Encoder:
             if self._info.normalize:
                 vectors = normalize(vectors)
         return vectors
+
+    def close(self) -> None:
+        """Lets the model thread end once it is idle; encoding after this raises RuntimeError."""
+        self._model_thread.shutdown(wait=False)
 
 
 def _pad(rows: list[list[int]], width: int, value: int, left: bool) -> torch.Tensor:

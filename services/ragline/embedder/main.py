@@ -30,6 +30,13 @@ async def run(settings: Settings) -> None:
         settings.precision,
     )
     servicer = EmbedderServicer(encoder)
+    try:
+        await _serve(settings, encoder, servicer)
+    finally:
+        encoder.close()
+
+
+async def _serve(settings: Settings, encoder: Encoder, servicer: EmbedderServicer) -> None:
     await serve_stage(
         settings,
         name="embedder",
