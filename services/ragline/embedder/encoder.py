@@ -146,6 +146,7 @@ class Encoder:
                 padding=False,
                 truncation=True,
                 max_length=self._info.max_seq_length,
+                return_attention_mask=True,  # pooling needs it, whatever the model takes
             )
         return {name: encoded[name] for name in self._input_names}
 
