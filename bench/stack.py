@@ -3,16 +3,13 @@ service's peak RSS and CPU time."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]
 
 from tests.stack import Stack as _TestStack
-from tests.stack import free_port, serving
+from tests.stack import free_port
 
 __all__ = ["ProcessSampler", "Stack", "free_port"]
 
@@ -38,33 +35,11 @@ class Stack(_TestStack):
         with its own health port, as a deployment scales one stage; returns the new names."""
         names = [f"{stage}-{i}" for i in range(2, count + 1)]
         for name in names:
-            address = f"127.0.0.1:{free_port()}"
-            env = {**self.env, f"RAGLINE_{stage.upper()}_ADDRESS": address}
-            self.addresses[name] = address
-            with open(self.workdir / f"{name}.log", "ab") as log:
-                self.processes[name] = subprocess.Popen(
-                    [sys.executable, "-m", "ragline.cli.main", "serve", stage],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    cwd=self.workdir,
-                )
-        deadline = time.monotonic() + timeout_s
-        for name in names:
-            while not serving(self.addresses[name]):
-                if self.processes[name].poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{name} did not start; see {self.workdir / name}.log")
-                time.sleep(0.2)
+            self.addresses[name] = f"127.0.0.1:{free_port()}"
+            env = {**self.env, f"RAGLINE_{stage.upper()}_ADDRESS": self.addresses[name]}
+            self.launch(name, stage, env)
+        self.wait_serving(names, timeout_s)
         return names
-
-    def stop_all(self) -> None:
-        """Stops the replicas, then the stack."""
-        for name in [n for n in self.processes if "-" in n]:
-            try:
-                self.stop(name, 30)
-            except subprocess.TimeoutExpired:
-                self.kill(name)
-        super().stop_all()
 
 
 class ProcessSampler:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
@@ -75,25 +76,30 @@ class Stack:
         """Starts the stages (all by default) and, unless `wait` is false, waits until each
         reports SERVING."""
         for stage in stages or STAGES:
-            with open(self.log_path(stage), "ab") as log:
-                self.processes[stage] = subprocess.Popen(
-                    [sys.executable, "-m", "ragline.cli.main", "serve", stage],
-                    env=self.env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    cwd=self.workdir,
-                )
-        if not wait:
-            return
+            self.launch(stage, stage, self.env)
+        if wait:
+            self.wait_serving(stages or STAGES, timeout_s)
+
+    def launch(self, name: str, stage: str, env: dict[str, str]) -> None:
+        """Starts one process of `stage`, known as `name` (its log is `name`.log)."""
+        with open(self.log_path(name), "ab") as log:
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "ragline.cli.main", "serve", stage],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+            )
+
+    def wait_serving(self, names: Sequence[str], timeout_s: float) -> None:
+        """Waits until each named process reports SERVING on its address."""
         deadline = time.monotonic() + timeout_s
-        for stage in stages or STAGES:
-            while not serving(self.addresses[stage]):
-                if self.processes[stage].poll() is not None:
-                    raise RuntimeError(f"{stage} exited during start-up:\n{self.tail(stage)}")
+        for name in names:
+            while not serving(self.addresses[name]):
+                if self.processes[name].poll() is not None:
+                    raise RuntimeError(f"{name} exited during start-up:\n{self.tail(name)}")
                 if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"{stage} not serving after {timeout_s}s:\n{self.tail(stage)}"
-                    )
+                    raise RuntimeError(f"{name} not serving after {timeout_s}s:\n{self.tail(name)}")
                 time.sleep(0.2)
 
     def stop(self, stage: str, timeout_s: float = 60.0) -> int:
@@ -121,12 +127,14 @@ class Stack:
 
     def stop_all(self) -> None:
         """Stops every service, then removes the stack's keys and queues from the shared servers."""
-        for stage in ("gateway", "chunker", "embedder", "indexer"):
-            if stage in self.processes:
-                try:
-                    self.stop(stage, 30)
-                except subprocess.TimeoutExpired:
-                    self.kill(stage)
+        # The gateway first, so no new work arrives; then the stages (and any replicas, named
+        # "chunker-2" and so on) in pipeline order.
+        order = ("gateway", "chunker", "embedder", "indexer")
+        for name in sorted(self.processes, key=lambda n: order.index(n.split("-", 1)[0])):
+            try:
+                self.stop(name, 30)
+            except subprocess.TimeoutExpired:
+                self.kill(name)
         clean_servers(
             self.env["RAGLINE_REDIS_URL"], self.namespace, self.env.get("RAGLINE_BROKER", "redis")
         )

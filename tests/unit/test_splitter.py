@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from semantic_text_splitter import TextSplitter
 
 from ragline.chunker import splitter as splitter_module
-from ragline.chunker.splitter import Chunk, TokenSplitter, WordTokenCounter, sections
+from ragline.chunker.splitter import Chunk, TokenSplitter, WordTokenCounter, section_end
 from ragline.errors import PermanentTaskError
 
 pytestmark = pytest.mark.unit
@@ -257,21 +257,31 @@ def test_the_word_table_makes_the_same_chunks_as_the_tokenizer() -> None:
     ]
 
 
+def sections(text: str, size: int) -> list[str]:
+    """`text` cut into consecutive sections by `section_end`."""
+    pieces, start = [], 0
+    while start < len(text):
+        end = section_end(text, start, size)
+        pieces.append(text[start:end])
+        start = end
+    return pieces
+
+
 @given(
     text=st.text(alphabet=st.sampled_from(list("ab \n")), max_size=400),
     size=st.integers(min_value=1, max_value=64),
 )
 @settings(max_examples=300, deadline=None)
 def test_sections_join_back_and_keep_to_their_size(text: str, size: int) -> None:
-    pieces = list(sections(text, size))
+    pieces = sections(text, size)
     assert "".join(pieces) == text
     assert all(len(p) <= size for p in pieces)
-    assert all(pieces[:-1])  # no empty section but possibly the last (empty text)
+    assert all(pieces)  # no empty section
 
 
 def test_sections_end_at_paragraph_breaks_where_they_can() -> None:
     text = "\n\n".join(["word " * 30] * 20)  # paragraphs of 150 characters
-    pieces = list(sections(text, 1000))
+    pieces = sections(text, 1000)
     assert len(pieces) > 3
     assert all(p.endswith("\n\n") for p in pieces[:-1])
 
@@ -279,11 +289,15 @@ def test_sections_end_at_paragraph_breaks_where_they_can() -> None:
 def test_a_text_of_many_sections_is_chunked_whole(
     splitter: TokenSplitter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Paragraphs longer than a section, so that sections end mid-paragraph, between sentences.
+    text = "\n\n".join(" ".join(SENTENCES * 5) for _ in range(6))
+    whole = splitter.split(text, 40, 8)
     monkeypatch.setattr(splitter_module, "SECTION_CHARS", 2000)
-    text = "\n\n".join(" ".join(SENTENCES[i % 6 :] + SENTENCES[: i % 6]) for i in range(30))
     chunks = splitter.split(text, 40, 8)
     check_chunks(splitter, chunks, 40)
     # Every sentence of every paragraph is in some chunk: nothing lost between sections.
     for paragraph in text.split("\n\n"):
         for sentence in re.split(r"(?<=\.) ", paragraph):
             assert any(sentence in c.text for c in chunks), sentence
+    # And the chunks at section edges overlap as any others: the same chunks as in one piece.
+    assert [c.text for c in chunks] == [c.text for c in whole]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,11 +23,11 @@ from tokenizers import Tokenizer
 
 from ragline.errors import PermanentTaskError
 
-__all__ = ["Chunk", "TokenSplitter", "sections"]
+__all__ = ["Chunk", "TokenSplitter", "section_end"]
 
 # semantic-text-splitter's time grows with the square of the text's length (a 4 MB text costs
-# 3x per MB what a 0.5 MB one does), so long texts are cut into sections of about this many
-# characters first, at paragraph breaks; only chunks at a section's edge lose their overlap.
+# 3x per MB what a 0.5 MB one does), so long texts are split a section of about this many
+# characters at a time, each cut at a paragraph break (see `split`).
 SECTION_CHARS = 131_072
 
 
@@ -86,12 +85,22 @@ class TokenSplitter:
             )
         splitter = self._splitter(chunk_size, chunk_overlap, markdown)
         chunks: list[Chunk] = []
-        for section in sections(text, SECTION_CHARS):
-            for piece in splitter.chunks(section):
+        start = 0
+        while start < len(text):
+            end = section_end(text, start, SECTION_CHARS)
+            pieces = splitter.chunk_indices(text[start:end])
+            if end < len(text) and len(pieces) > 1:
+                # The section's last chunk was cut short by the section's end: the next section
+                # starts where it did, so it is made again whole, overlapping the one before it
+                # as any two chunks do.
+                offset, _ = pieces.pop()
+                end = start + offset
+            for _, piece in pieces:
                 if not piece.strip():
                     continue
                 for part, tokens in self._fit(piece, chunk_size):
                     chunks.append(Chunk(len(chunks), part, tokens))
+            start = end
         return chunks
 
     def _splitter(
@@ -142,21 +151,17 @@ class TokenSplitter:
         return [part for half in halves if half for part in self._fit(half, chunk_size)]
 
 
-def sections(text: str, size: int) -> Iterator[str]:
-    """`text` in consecutive pieces of at most `size` characters (that join back to `text`),
-    each cut after a paragraph break in its last quarter if it has one, else after a line
-    break, else after a space, else at `size`."""
-    start = 0
-    while len(text) - start > size:
-        end = start + size
-        for separator in ("\n\n", "\n", " "):
-            cut = text.rfind(separator, start + size * 3 // 4, end)
-            if cut >= 0:
-                end = cut + len(separator)
-                break
-        yield text[start:end]
-        start = end
-    yield text[start:]
+def section_end(text: str, start: int, size: int) -> int:
+    """Where the section of `text` from `start` ends: after at most `size` characters, just after
+    a paragraph break in its last quarter if it has one, else a line break, else a space."""
+    if len(text) - start <= size:
+        return len(text)
+    end = start + size
+    for separator in ("\n\n", "\n", " "):
+        cut = text.rfind(separator, start + size * 3 // 4, end)
+        if cut >= 0:
+            return cut + len(separator)
+    return end
 
 
 class WordTokenCounter:

@@ -64,12 +64,12 @@ _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\
 # Milvus Lite runs one in-process server per file and keeps it (and the file lock) until exit;
 # counting our own users lets close() release it so the file can be reopened or handed over.
 _lite_users: dict[str, int] = {}
+_lite_users_lock = threading.Lock()
 
 # pymilvus checks each VARCHAR value of a row by iterating over it character by character (it
 # expects a list of strings), which is half the CPU of an upsert of ~1 KB chunks. `_entity`
 # checks every string's length in bytes, which is stricter, so the module's switch goes off.
 entity_helper.CHECK_STR_ARRAY = False
-_lite_users_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
