@@ -47,7 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--chunkers", type=int, default=1, help="chunker processes in measurement 3 (scale-out)"
     )
     p.add_argument("--concurrency", type=int, default=64, help="concurrent gateway calls")
-    p.add_argument("--gateway-calls", type=int, default=3000, help="calls per gateway test")
+    p.add_argument(
+        "--gateway-calls", type=int, default=20000, help="calls per gateway test (capped by time)"
+    )
     p.add_argument("--gateway-seconds", type=float, default=10.0, help="time cap per gateway test")
     p.add_argument("--batch-docs", type=int, default=32, help="documents per IngestBatch call")
     p.add_argument(

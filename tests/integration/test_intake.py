@@ -11,8 +11,8 @@ import redis.asyncio as aioredis
 
 from ragline.broker.redis_streams import RedisStreamsBroker
 from ragline.errors import BrokerUnavailable, ResourceExhausted
-from ragline.gateway.intake import CHUNK_QUEUE, Accepted, Intake
-from ragline.jobs.model import JobState, Stage
+from ragline.gateway.intake import CHUNK_QUEUE, MAX_GROUP_DOCUMENTS, Accepted, Intake
+from ragline.jobs.model import Job, JobState, Stage
 from ragline.jobs.store import JobStore
 from ragline.stage.envelope import decode
 from ragline.v1 import job_pb2
@@ -38,6 +38,16 @@ class DownBroker(RedisStreamsBroker):
 
     async def publish(self, queue: str, bodies: Sequence[bytes]) -> None:
         raise BrokerUnavailable(f"could not publish to {queue}: connection refused")
+
+
+class CountingStore(JobStore):
+    """The real job store, counting its create_many calls (one per group commit)."""
+
+    commits = 0
+
+    async def create_many(self, items: Sequence[tuple[str, str]]) -> list[tuple[Job, bool]]:
+        self.commits += 1
+        return await super().create_many(items)
 
 
 def doc(document_id: str, request_id: str = "") -> Accepted:
@@ -130,6 +140,35 @@ async def test_concurrent_accepts_are_committed_together_and_each_gets_its_jobs(
         assert [j.document_version for j in jobs] == [1, 2]
         assert jobs[0].request_id == f"r{i}"
     assert await broker.depth(CHUNK_QUEUE) == 40
+
+
+async def test_a_lone_call_is_committed_at_once_and_calls_under_load_wait_for_the_next_commit(
+    redis_client: aioredis.Redis, namespace: str, broker: RedisStreamsBroker
+) -> None:
+    store = CountingStore(redis_client, namespace=namespace)
+    intake = Intake(broker, store, max_queue_depth=1000, commit_interval_s=1.0)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    # Nothing committed before: no wait (were it paced, this would take the whole second).
+    await asyncio.wait_for(intake.accept([doc("lone")]), 0.8)
+    # Right after a commit, calls wait for the interval and are committed together.
+    results = await asyncio.gather(*(intake.accept([doc(f"d{i}")]) for i in range(10)))
+    assert loop.time() - start >= 1.0
+    assert store.commits == 2
+    assert [jobs[0].document_id for jobs in results] == [f"d{i}" for i in range(10)]
+    assert await broker.depth(CHUNK_QUEUE) == 11
+
+
+async def test_a_full_group_is_committed_without_waiting_for_the_interval(
+    redis_client: aioredis.Redis, namespace: str, broker: RedisStreamsBroker
+) -> None:
+    store = CountingStore(redis_client, namespace=namespace)
+    intake = Intake(broker, store, max_queue_depth=10_000, commit_interval_s=60.0)
+    await intake.accept([doc("first")])
+    full = [doc(f"d{i}") for i in range(MAX_GROUP_DOCUMENTS)]
+    jobs = await asyncio.wait_for(intake.accept(full), 30)
+    assert len(jobs) == MAX_GROUP_DOCUMENTS and store.commits == 2
+    assert await broker.depth(CHUNK_QUEUE) == MAX_GROUP_DOCUMENTS + 1
 
 
 async def test_a_failed_publish_fails_the_new_jobs_and_forgets_their_request_ids(

@@ -47,3 +47,16 @@ async def test_group_is_recreated_when_the_stream_vanishes(redis_client, namespa
     await broker.publish("q", [b"b"])
     assert [d.body for d in await broker.read("q", 1, 0.5)] == [b"b"]
     await broker.close()
+
+
+async def test_publish_appends_every_body_in_order_even_after_the_script_cache_is_flushed(
+    redis_client, namespace
+):
+    broker = await make_broker(redis_client, namespace, "c")
+    bodies = [f"m{i}".encode() * (i + 1) for i in range(50)] + [b"", b"\x00\xff" * 1000]
+    await broker.publish("q", bodies[:10])
+    await redis_client.script_flush()  # e.g. Redis restarted: the publish script must come back
+    await broker.publish("q", bodies[10:])
+    got = await broker.read("q", 100, 0.5)
+    assert [d.body for d in got] == bodies
+    await broker.close()

@@ -65,7 +65,7 @@ class Broker(abc.ABC):
 
     @abc.abstractmethod
     async def publish(self, queue: str, bodies: Sequence[bytes]) -> None:
-        """Appends messages to a queue; returns once the broker has them (pipelined, one round trip)."""
+        """Appends messages to a queue; returns once the broker has them (one round trip)."""
 
     @abc.abstractmethod
     async def read(self, queue: str, max_count: int, timeout_s: float) -> list[Delivery]:

@@ -26,7 +26,12 @@ async def run(settings: Settings) -> None:
     servicer = IngestServicer(
         settings,
         model,
-        Intake(broker, jobs, settings.max_queue_depth),
+        Intake(
+            broker,
+            jobs,
+            settings.max_queue_depth,
+            commit_interval_s=settings.commit_interval_ms / 1000,
+        ),
         jobs,
         DeadLetterOps(broker, jobs),
         embedder,

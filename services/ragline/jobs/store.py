@@ -16,7 +16,6 @@ runs as one Lua script, so concurrent stages never interleave half-updates.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
 from ragline.errors import NotFound, StoreUnavailable
+from ragline.ids import new_id
 from ragline.jobs.model import ALLOWED_FROM, Job, JobProgress, JobState, Stage
 from ragline.redis_client import connect
 
@@ -32,46 +32,45 @@ REQUEST_TTL_S = 24 * 3600
 # Finished jobs stay readable this long, then Redis drops them.
 FINISHED_JOB_TTL_S = 7 * 24 * 3600
 
-_CREATE = """
--- KEYS: job, request (or ''), doc   ARGV: job_id, document_id, request_id, now
-if KEYS[2] ~= '' then
-  local existing = redis.call('GET', KEYS[2])
-  if existing then return {existing, 0} end
-end
-local version = redis.call('HINCRBY', KEYS[3], 'seq', 1)
-redis.call('HSET', KEYS[1], 'job_id', ARGV[1], 'document_id', ARGV[2], 'document_version', version,
-  'state', 'accepted', 'chunks_total', 0, 'chunks_embedded', 0, 'chunks_indexed', 0,
-  'attempts', 1, 'request_id', ARGV[3], 'create_time', ARGV[4], 'update_time', ARGV[4])
-if KEYS[2] ~= '' then redis.call('SET', KEYS[2], ARGV[1], 'EX', tonumber(ARGV[5])) end
-return {ARGV[1], 1}
-"""
-
-# The same as _CREATE, for many jobs in one pipeline, answering with what the caller needs to build
-# the job without reading it back:
+# Makes a job for each document, in order, in one call. Per job it answers with what the caller
+# needs to build the job without reading it back:
 #   {1, version}   a job made now (or by an earlier run of this very call, which a client retry
 #                  after a broken connection replays: it is reported as made, not as a request
 #                  seen before, so its task still gets published)
 #   {0, hash}      a request id seen before: that job's record as HGETALL returns it
 # A request id whose job record is gone (removed by hand, or evicted) makes a new job rather than
-# failing the whole pipeline. ARGV[6] is the job key prefix: the earlier job's key is only known
-# inside the script, which is fine on a single Redis (not on Redis Cluster).
-_CREATE_RETURNING = """
--- KEYS: job, request (or ''), doc   ARGV: job_id, document_id, request_id, now, ttl, job prefix
-local mine = redis.call('HGET', KEYS[1], 'document_version')
-if mine then return {1, tonumber(mine)} end
-if KEYS[2] ~= '' then
-  local existing = redis.call('GET', KEYS[2])
-  if existing then
-    local record = redis.call('HGETALL', ARGV[6] .. existing)
-    if #record > 0 then return {0, record} end
+# failing the whole call. The earlier job's key is only known inside the script (ARGV[3] is the
+# job key prefix), which is fine on a single Redis (not on Redis Cluster).
+_CREATE_MANY = """
+-- KEYS: job, request (or ''), doc; per job
+-- ARGV: now, request ttl, job key prefix; then job_id, document_id, request_id per job
+local now, ttl, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local out = {}
+for j = 0, #KEYS / 3 - 1 do
+  local job, request, doc = KEYS[3 * j + 1], KEYS[3 * j + 2], KEYS[3 * j + 3]
+  local job_id, document_id, request_id = ARGV[3 * j + 4], ARGV[3 * j + 5], ARGV[3 * j + 6]
+  local reply = nil
+  local mine = redis.call('HGET', job, 'document_version')
+  if mine then reply = {1, tonumber(mine)} end
+  if not reply and request ~= '' then
+    local existing = redis.call('GET', request)
+    if existing then
+      local record = redis.call('HGETALL', prefix .. existing)
+      if #record > 0 then reply = {0, record} end
+    end
   end
+  if not reply then
+    local version = redis.call('HINCRBY', doc, 'seq', 1)
+    redis.call('HSET', job, 'job_id', job_id, 'document_id', document_id,
+      'document_version', version, 'state', 'accepted', 'chunks_total', 0,
+      'chunks_embedded', 0, 'chunks_indexed', 0, 'attempts', 1, 'request_id', request_id,
+      'create_time', now, 'update_time', now)
+    if request ~= '' then redis.call('SET', request, job_id, 'EX', ttl) end
+    reply = {1, version}
+  end
+  out[j + 1] = reply
 end
-local version = redis.call('HINCRBY', KEYS[3], 'seq', 1)
-redis.call('HSET', KEYS[1], 'job_id', ARGV[1], 'document_id', ARGV[2], 'document_version', version,
-  'state', 'accepted', 'chunks_total', 0, 'chunks_embedded', 0, 'chunks_indexed', 0,
-  'attempts', 1, 'request_id', ARGV[3], 'create_time', ARGV[4], 'update_time', ARGV[4])
-if KEYS[2] ~= '' then redis.call('SET', KEYS[2], ARGV[1], 'EX', tonumber(ARGV[5])) end
-return {1, version}
+return out
 """
 
 _TRANSITION = """
@@ -192,8 +191,7 @@ class JobStore:
     def __init__(self, client: aioredis.Redis, *, namespace: str = "ragline") -> None:
         self._r = client
         self._ns = namespace
-        self._create = client.register_script(_CREATE)
-        self._create_returning = client.register_script(_CREATE_RETURNING)
+        self._create_many = client.register_script(_CREATE_MANY)
         self._transition = client.register_script(_TRANSITION)
         self._set_total = client.register_script(_SET_TOTAL)
         self._mark = client.register_script(_MARK)
@@ -244,30 +242,28 @@ class JobStore:
             return []
         now = time.time()
         prefix = f"{self._ns}:job:"
-        calls: list[tuple[list[str], list[Any]]] = []
+        keys: list[str] = []
+        args: list[Any] = [now, REQUEST_TTL_S, prefix]
         for document_id, request_id in items:
-            job_id = uuid.uuid4().hex
-            calls.append(
-                (
-                    [
-                        prefix + job_id,
-                        f"{self._ns}:request:{request_id}" if request_id else "",
-                        self._doc(document_id),
-                    ],
-                    [job_id, document_id, request_id, now, REQUEST_TTL_S, prefix],
-                )
-            )
-        replies = await self._eval_many(self._create_returning, calls)
+            job_id = new_id()
+            keys += [
+                prefix + job_id,
+                f"{self._ns}:request:{request_id}" if request_id else "",
+                self._doc(document_id),
+            ]
+            args += [job_id, document_id, request_id]
+        replies = await self._call(self._create_many, keys, args)
         out: list[tuple[Job, bool]] = []
-        for (_keys, args), reply in zip(calls, replies, strict=True):
+        for j, reply in enumerate(replies):
             if int(reply[0]) == 1:
+                job_id, document_id, request_id = args[3 + 3 * j : 6 + 3 * j]
                 job = Job(
-                    job_id=args[0],
-                    document_id=args[1],
+                    job_id=job_id,
+                    document_id=document_id,
                     document_version=int(reply[1]),
                     state=JobState.ACCEPTED,
                     progress=JobProgress(),
-                    request_id=args[2],
+                    request_id=request_id,
                     create_time=now,
                     update_time=now,
                 )

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 from google.protobuf.message import DecodeError
 
 from ragline.errors import PermanentTaskError
+from ragline.ids import new_id
 from ragline.jobs.model import Stage
 from ragline.v1 import queue_pb2
 
@@ -18,7 +18,7 @@ def queue_name(stage: Stage) -> str:
 
 
 def new_envelope(job_id: str, attempt: int = 1) -> queue_pb2.TaskEnvelope:
-    env = queue_pb2.TaskEnvelope(message_id=uuid.uuid4().hex, job_id=job_id, attempt=attempt)
+    env = queue_pb2.TaskEnvelope(message_id=new_id(), job_id=job_id, attempt=attempt)
     env.enqueue_time.FromNanoseconds(time.time_ns())
     return env
 
@@ -39,7 +39,7 @@ def next_attempt(env: queue_pb2.TaskEnvelope) -> bytes:
     """The same task, published again as its next attempt."""
     again = queue_pb2.TaskEnvelope()
     again.CopyFrom(env)
-    again.message_id = uuid.uuid4().hex
+    again.message_id = new_id()
     again.attempt = max(1, env.attempt) + 1
     again.enqueue_time.FromNanoseconds(time.time_ns())
     if not again.HasField("first_failure_time"):
@@ -56,7 +56,7 @@ def fresh_start(body: bytes) -> bytes:
         env = decode(body)
     except PermanentTaskError:
         return body
-    env.message_id = uuid.uuid4().hex
+    env.message_id = new_id()
     env.attempt = 1
     env.ClearField("first_failure_time")
     env.enqueue_time.FromNanoseconds(time.time_ns())
