@@ -92,3 +92,16 @@ def test_report_targets_and_table() -> None:
 def test_quick_shrinks_sizes_but_keeps_explicit_flags() -> None:
     args = parse_args(["--quick", "--modules", "5"])
     assert args.modules == 5 and args.max_doc_kib == 3 and args.gateway_calls == 300
+
+
+def test_a_model_measured_before_and_after_end_to_end_counts_as_their_mean() -> None:
+    before = {"chunks_per_s": 40.0, "seconds": 10.0, "dtype": "bfloat16", "padding_efficiency": 0.9}
+    after = {"chunks_per_s": 30.0, "seconds": 14.0, "dtype": "bfloat16", "padding_efficiency": 0.9}
+    both = report.bracket(before, after)
+    assert both["chunks_per_s"] == 35.0 and both["seconds"] == 12.0
+    assert both["runs_chunks_per_s"] == [40.0, 30.0] and both["dtype"] == "bfloat16"
+    assert before["chunks_per_s"] == 40.0  # the first run's record is left as it was
+    figures = {"hand_loop": {"chunks_per_s": 10.0}, "embedder_path": both}
+    figures["end_to_end"] = {"chunks_per_s": 31.5, "peak_rss_bytes": {}}
+    (ratio_3_2,) = [t for t in report.targets(figures) if "(3/2)" in t.name]
+    assert ratio_3_2.value == pytest.approx(0.9) and ratio_3_2.passed
