@@ -72,6 +72,8 @@ def machine_info(device: str, threads: int) -> dict[str, Any]:
     import psutil  # type: ignore[import-untyped]
     import torch
 
+    from ragline.embedder.precision import NATIVE_BF16_CPU_FLAGS, cpu_flags
+
     model = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -84,6 +86,8 @@ def machine_info(device: str, threads: int) -> dict[str, Any]:
         "cpu_model": model,
         "cores": os.cpu_count(),
         "physical_cores": psutil.cpu_count(logical=False),
+        # Machines differ between runs here; this decides what `auto` precision picks.
+        "cpu_bf16_flags": sorted(cpu_flags() & NATIVE_BF16_CPU_FLAGS),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(),
         "torch": torch.__version__,

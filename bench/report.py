@@ -125,7 +125,7 @@ def table(figures: dict[str, Any]) -> str:
     m = figures["machine"]
     c = figures["corpus"]
     lines = [
-        f"ragline bench  device={m['device']}{' (' + m['gpu'] + ')' if m.get('gpu') else ''}  cpu={m['cpu_model']} ({m['cores']} cores)  "
+        f"ragline bench  device={m['device']}{' (' + m['gpu'] + ')' if m.get('gpu') else ''}  cpu={m['cpu_model']} ({m['cores']} cores, bf16: {', '.join(m.get('cpu_bf16_flags', [])) or 'none'})  "
         f"torch {m['torch']} threads={m['torch_threads']}  load avg {m.get('load_average', '?')}",
         f"corpus: {c['documents']} pydoc documents, {c['bytes'] / MB:.2f} MB, {c['chunks']} chunks "
         f"(size {c['chunk_size']}, overlap {c['chunk_overlap']}), tokens/chunk mean {c['tokens_mean']} "
