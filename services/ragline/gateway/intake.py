@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ragline.broker.base import Broker
+from ragline.config import Settings
 from ragline.errors import BrokerUnavailable, ResourceExhausted, StoreUnavailable
 from ragline.jobs.model import Job, Stage
 from ragline.jobs.store import JobStore
@@ -30,8 +31,8 @@ CHUNK_QUEUE = envelope.queue_name(Stage.CHUNK)
 DEPTH_CACHE_S = 0.2
 # Most documents committed together (a single call larger than this is committed alone).
 MAX_GROUP_DOCUMENTS = 1024
-# Least time between the starts of two group commits; see Intake._pace.
-COMMIT_INTERVAL_S = 0.003
+# Least time between the starts of two group commits under load; see Intake._pace.
+COMMIT_INTERVAL_S = Settings.commit_interval_ms / 1000
 
 
 @dataclass(frozen=True)

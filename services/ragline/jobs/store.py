@@ -242,10 +242,10 @@ class JobStore:
             return []
         now = time.time()
         prefix = f"{self._ns}:job:"
+        ids = [(new_id(), document_id, request_id) for document_id, request_id in items]
         keys: list[str] = []
         args: list[Any] = [now, REQUEST_TTL_S, prefix]
-        for document_id, request_id in items:
-            job_id = new_id()
+        for job_id, document_id, request_id in ids:
             keys += [
                 prefix + job_id,
                 f"{self._ns}:request:{request_id}" if request_id else "",
@@ -254,9 +254,8 @@ class JobStore:
             args += [job_id, document_id, request_id]
         replies = await self._call(self._create_many, keys, args)
         out: list[tuple[Job, bool]] = []
-        for j, reply in enumerate(replies):
+        for (job_id, document_id, request_id), reply in zip(ids, replies, strict=True):
             if int(reply[0]) == 1:
-                job_id, document_id, request_id = args[3 + 3 * j : 6 + 3 * j]
                 job = Job(
                     job_id=job_id,
                     document_id=document_id,
