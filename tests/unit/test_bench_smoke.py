@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -10,6 +13,7 @@ from bench import report
 from bench.__main__ import parse_args
 from bench.gateway_load import percentile
 from bench.model_baselines import embedder_batches, hand_batches, padding_efficiency
+from bench.stack import ProcessSampler
 from ragline.embedder.encoder import _batches
 
 pytestmark = pytest.mark.unit
@@ -105,3 +109,26 @@ def test_a_model_measured_before_and_after_end_to_end_counts_as_their_mean() -> 
     figures["end_to_end"] = {"chunks_per_s": 31.5, "peak_rss_bytes": {}}
     (ratio_3_2,) = [t for t in report.targets(figures) if "(3/2)" in t.name]
     assert ratio_3_2.value == pytest.approx(0.9) and ratio_3_2.passed
+
+
+def test_the_sampler_finds_children_started_after_it_and_keeps_the_trees_peak() -> None:
+    # The child starts after the sampler's first look at the tree and holds 150 MiB for a while.
+    child = "import time; b = b'x' * (150 * 2**20); time.sleep(5)"
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import subprocess, sys, time; time.sleep(0.5); "
+            f"subprocess.run([sys.executable, '-c', {child!r}])",
+        ]
+    )
+    try:
+        sampler = ProcessSampler({"svc": parent.pid}, interval_s=0.05, tree_every_s=0.2)
+        with sampler:
+            deadline = time.monotonic() + 20
+            while sampler.peak_rss["svc"] < 150 * 2**20 and time.monotonic() < deadline:
+                time.sleep(0.1)
+        assert sampler.peak_rss["svc"] >= 150 * 2**20
+    finally:
+        parent.kill()
+        parent.wait()
