@@ -50,6 +50,11 @@ class CountingStore(JobStore):
         return await super().create_many(items)
 
 
+@pytest.fixture
+def counting(redis_client: aioredis.Redis, namespace: str) -> CountingStore:
+    return CountingStore(redis_client, namespace=namespace)
+
+
 def doc(document_id: str, request_id: str = "") -> Accepted:
     return Accepted(
         document_id=document_id,
@@ -143,10 +148,9 @@ async def test_concurrent_accepts_are_committed_together_and_each_gets_its_jobs(
 
 
 async def test_a_lone_call_is_committed_at_once_and_calls_under_load_wait_for_the_next_commit(
-    redis_client: aioredis.Redis, namespace: str, broker: RedisStreamsBroker
+    counting: CountingStore, broker: RedisStreamsBroker
 ) -> None:
-    store = CountingStore(redis_client, namespace=namespace)
-    intake = Intake(broker, store, max_queue_depth=1000, commit_interval_s=1.0)
+    intake = Intake(broker, counting, max_queue_depth=1000, commit_interval_s=1.0)
     loop = asyncio.get_running_loop()
     start = loop.time()
     # Nothing committed before: no wait (were it paced, this would take the whole second).
@@ -154,20 +158,19 @@ async def test_a_lone_call_is_committed_at_once_and_calls_under_load_wait_for_th
     # Right after a commit, calls wait for the interval and are committed together.
     results = await asyncio.gather(*(intake.accept([doc(f"d{i}")]) for i in range(10)))
     assert loop.time() - start >= 1.0
-    assert store.commits == 2
+    assert counting.commits == 2
     assert [jobs[0].document_id for jobs in results] == [f"d{i}" for i in range(10)]
     assert await broker.depth(CHUNK_QUEUE) == 11
 
 
 async def test_a_full_group_is_committed_without_waiting_for_the_interval(
-    redis_client: aioredis.Redis, namespace: str, broker: RedisStreamsBroker
+    counting: CountingStore, broker: RedisStreamsBroker
 ) -> None:
-    store = CountingStore(redis_client, namespace=namespace)
-    intake = Intake(broker, store, max_queue_depth=10_000, commit_interval_s=60.0)
+    intake = Intake(broker, counting, max_queue_depth=10_000, commit_interval_s=60.0)
     await intake.accept([doc("first")])
     full = [doc(f"d{i}") for i in range(MAX_GROUP_DOCUMENTS)]
     jobs = await asyncio.wait_for(intake.accept(full), 30)
-    assert len(jobs) == MAX_GROUP_DOCUMENTS and store.commits == 2
+    assert len(jobs) == MAX_GROUP_DOCUMENTS and counting.commits == 2
     assert await broker.depth(CHUNK_QUEUE) == MAX_GROUP_DOCUMENTS + 1
 
 
