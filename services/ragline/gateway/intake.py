@@ -144,8 +144,6 @@ class Intake:
         (see `make bench`). A call after a quiet spell waits for nothing; under load the wait
         is at most the interval, small beside the queueing the load itself causes.
         """
-        if not self._waiting:
-            return
         wait = self._last_commit + self._commit_interval_s - time.monotonic()
         if wait > 0 and sum(len(docs) for docs, _ in self._waiting) < MAX_GROUP_DOCUMENTS:
             await asyncio.sleep(wait)
