@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from ragline.v1 import ingest_service_pb2 as pb
 from ragline.v1 import ingest_service_pb2_grpc as pb_grpc
 
 DOC_BYTES = 4096
+ROUNDS = 5
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -40,49 +42,66 @@ def payload(corpus: Corpus, size: int = DOC_BYTES) -> bytes:
     return (text * (size // len(text) + 1))[:size]
 
 
+@dataclass
+class Run:
+    """What one stretch of calls gave: latencies of those that finished, errors, wall time."""
+
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def add(self, other: Run) -> None:
+        self.latencies.extend(other.latencies)
+        self.errors.extend(other.errors)
+        self.seconds += other.seconds
+
+    def summary(self, docs_per_call: int = 1) -> dict[str, Any]:
+        """Rates over the summed wall time, latency percentiles over every call."""
+        ok, seconds = len(self.latencies), self.seconds
+        return {
+            "calls": ok,
+            "errors": len(self.errors),
+            "first_error": self.errors[0] if self.errors else "",
+            "seconds": round(seconds, 3),
+            "calls_per_s": ok / seconds if seconds else 0.0,
+            "docs_per_s": ok * docs_per_call / seconds if seconds else 0.0,
+            "docs_per_call": docs_per_call,
+            "p50_ms": percentile(self.latencies, 50) * 1000,
+            "p99_ms": percentile(self.latencies, 99) * 1000,
+        }
+
+
 async def drive(
     call: Callable[[int], Awaitable[Any]],
     *,
     calls: int,
     duration_s: float,
     concurrency: int,
-    docs_per_call: int = 1,
-) -> dict[str, Any]:
-    """Runs `call(i)` for i = 0, 1, ... from `concurrency` workers until `calls` calls or
-    `duration_s` seconds; rates and latency percentiles of the calls that finished."""
-    latencies: list[float] = []
-    errors: list[str] = []
+    first: int = 0,
+) -> Run:
+    """Runs `call(i)` for i = first, first + 1, ... from `concurrency` workers until `calls`
+    calls or `duration_s` seconds."""
+    run = Run()
     counter = 0
     deadline = time.perf_counter() + duration_s
 
     async def worker() -> None:
         nonlocal counter
         while counter < calls and time.perf_counter() < deadline:
-            i = counter
+            i = first + counter
             counter += 1
             t = time.perf_counter()
             try:
                 await call(i)
             except Exception as exc:  # counted and reported, never fatal
-                errors.append(f"{type(exc).__name__}: {exc}"[:200])
+                run.errors.append(f"{type(exc).__name__}: {exc}"[:200])
                 continue
-            latencies.append(time.perf_counter() - t)
+            run.latencies.append(time.perf_counter() - t)
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    seconds = time.perf_counter() - start
-    ok = len(latencies)
-    return {
-        "calls": ok,
-        "errors": len(errors),
-        "first_error": errors[0] if errors else "",
-        "seconds": round(seconds, 3),
-        "calls_per_s": ok / seconds if seconds else 0.0,
-        "docs_per_s": ok * docs_per_call / seconds if seconds else 0.0,
-        "docs_per_call": docs_per_call,
-        "p50_ms": percentile(latencies, 50) * 1000,
-        "p99_ms": percentile(latencies, 99) * 1000,
-    }
+    run.seconds = time.perf_counter() - start
+    return run
 
 
 async def _load(
@@ -130,16 +149,26 @@ async def _load(
                 ("ingest", ingest, calls, 1),
                 ("ingest_batch", ingest_batch, max(1, calls // batch_docs), batch_docs),
             ]
-            for name, call, n, per_call in plan:
-                # Warm-up: connections, HTTP/2 windows, Redis scripts.
+            for _, call, _, _ in plan:  # warm-up: connections, HTTP/2 windows, Redis scripts
                 await drive(call, calls=concurrency, duration_s=10, concurrency=concurrency)
-                results[name] = await drive(
-                    call,
-                    calls=n,
-                    duration_s=duration_s,
-                    concurrency=concurrency,
-                    docs_per_call=per_call,
-                )
+            # The four take turns in ROUNDS short stretches rather than one long one each: a
+            # shared machine's speed drifts by tens of percent within minutes, which would
+            # otherwise land on whichever ran during a slow spell and skew the ratios.
+            runs = {name: Run() for name, _, _, _ in plan}
+            for turn in range(ROUNDS):
+                for name, call, n, _ in plan:
+                    share = n // ROUNDS + (turn < n % ROUNDS)
+                    runs[name].add(
+                        await drive(
+                            call,
+                            calls=share,
+                            duration_s=duration_s / ROUNDS,
+                            concurrency=concurrency,
+                            first=turn * n,
+                        )
+                    )
+            for name, _, _, per_call in plan:
+                results[name] = runs[name].summary(per_call)
         finally:
             await r.aclose()
     return results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pytest
 
 from bench import report
 from bench.__main__ import parse_args
-from bench.gateway_load import percentile
+from bench.gateway_load import Run, drive, percentile
 from bench.model_baselines import embedder_batches, hand_batches, padding_efficiency
 from bench.stack import ProcessSampler
 from ragline.embedder.encoder import _batches
@@ -41,6 +42,32 @@ def test_percentile() -> None:
     assert percentile(values, 50) == 50.0
     assert percentile(values, 99) == 99.0
     assert percentile([], 99) == 0.0
+
+
+def test_runs_in_turns_add_up_to_one_measurement() -> None:
+    # Two stretches of the same call: rates come from all calls over the summed time, and the
+    # percentiles from every latency, not an average of each stretch's.
+    first = Run(latencies=[0.001] * 99, seconds=1.0)
+    second = Run(latencies=[0.5], errors=["Timeout"], seconds=3.0)
+    first.add(second)
+    summary = first.summary(docs_per_call=4)
+    assert summary["calls"] == 100 and summary["errors"] == 1
+    assert summary["calls_per_s"] == 25.0 and summary["docs_per_s"] == 100.0
+    assert summary["p50_ms"] == 1.0 and summary["p99_ms"] == 1.0
+    assert Run(latencies=[0.001] * 98 + [0.5] * 2, seconds=1.0).summary()["p99_ms"] == 500.0
+
+
+def test_drive_numbers_calls_from_first_and_stops_at_the_count() -> None:
+    seen: list[int] = []
+
+    async def call(i: int) -> None:
+        seen.append(i)
+        if i == 12:
+            raise RuntimeError("boom")
+
+    run = asyncio.run(drive(call, calls=5, duration_s=10, concurrency=3, first=10))
+    assert sorted(seen) == [10, 11, 12, 13, 14]
+    assert len(run.latencies) == 4 and run.errors == ["RuntimeError: boom"]
 
 
 def test_report_targets_and_table() -> None:
