@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ragline.embedder.batching import plan_batches
+
 HAND_BATCH = 32  # what most ingestion tools use
 HAND_MAX_LENGTH = 256
 
@@ -20,20 +22,6 @@ def hand_batches(n: int, size: int = HAND_BATCH) -> Iterator[list[int]]:
     """Indices 0..n-1 in corpus order, cut into batches of `size`."""
     for start in range(0, n, size):
         yield list(range(start, min(start + size, n)))
-
-
-def embedder_batches(lengths: Sequence[int], max_tokens: int) -> Iterator[list[int]]:
-    """The embedder's batches, mirroring `Encoder.encode`: indices sorted longest first (stable),
-    cut so that each batch's rows x longest row stays within `max_tokens`; a row never splits."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
-    batch: list[int] = []
-    for i in order:
-        if batch and (len(batch) + 1) * lengths[batch[0]] > max_tokens:
-            yield batch
-            batch = []
-        batch.append(i)
-    if batch:
-        yield batch
 
 
 def padding_efficiency(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:
@@ -120,8 +108,8 @@ def embedder_path(
 
     `precision` is the embedder's (Settings.precision); the report gives the one it resolved to.
 
-    Padding efficiency comes from `Encoder.tokenize` lengths cut by `embedder_batches`, the
-    same rule `Encoder.encode` applies (tests/unit/test_bench_smoke.py checks they agree).
+    Padding efficiency comes from `Encoder.tokenize` lengths cut by `plan_batches`, the
+    rule `Encoder.encode` applies.
     """
     import torch
 
@@ -139,7 +127,7 @@ def embedder_path(
     _sync(device)
     seconds = time.perf_counter() - start
     lengths = encoder.tokenize(list(texts))
-    batches = list(embedder_batches(lengths, max_batch_tokens))
+    batches = list(plan_batches(lengths, max_batch_tokens))
     return {
         "chunks": len(texts),
         "seconds": round(seconds, 3),

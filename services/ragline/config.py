@@ -72,6 +72,9 @@ class Settings:
 
     # Embedder batching: chunks are gathered across messages and jobs up to this many tokens per batch.
     embed_batch_tokens: int = 16384
+    # A read that returns less than a full batch of messages keeps reading this long (at most)
+    # before the embedder starts on it: after a quiet spell, chunks arrive over milliseconds.
+    embed_gather_ms: float = 50.0
 
     # How many messages a stage reads from its queue at once.
     read_batch_size: int = 64
@@ -135,8 +138,9 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"RAGLINE_{name.upper()} must be positive.")
-        if self.commit_interval_ms < 0:
-            raise ConfigurationError("RAGLINE_COMMIT_INTERVAL_MS must not be negative.")
+        for name in ("commit_interval_ms", "embed_gather_ms"):
+            if getattr(self, name) < 0:
+                raise ConfigurationError(f"RAGLINE_{name.upper()} must not be negative.")
         if self.default_chunk_overlap < 0 or self.default_chunk_size < 0:
             raise ConfigurationError(
                 "RAGLINE_DEFAULT_CHUNK_SIZE and _OVERLAP must not be negative."

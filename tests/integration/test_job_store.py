@@ -484,6 +484,55 @@ async def test_the_run_loop_retries_until_the_task_succeeds(
     assert await broker.list_dead_letters("embed") == []
 
 
+async def _run_until_handled(runner: StageRunner, handler: FakeHandler, tasks: int) -> None:
+    loop = asyncio.create_task(runner.run())
+    deadline = time.monotonic() + 10
+    while sum(map(len, handler.calls)) < tasks and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    runner.stop()
+    await asyncio.wait_for(loop, timeout=5)
+
+
+async def test_a_short_read_gathers_what_arrives_within_the_window(
+    store: JobStore, broker: RedisStreamsBroker
+) -> None:
+    jobs = [(await store.create(f"doc-{i}"))[0].job_id for i in range(5)]
+    handler = FakeHandler()
+    runner = StageRunner(handler, broker, store, batch_size=10, read_timeout_s=0.1, gather_s=1.0)
+    await broker.publish("embed", [embed_task(jobs[0])])
+
+    async def trickle() -> None:  # the rest arrive one by one, well inside the window
+        for job_id in jobs[1:]:
+            await asyncio.sleep(0.05)
+            await broker.publish("embed", [embed_task(job_id)])
+
+    await asyncio.gather(trickle(), _run_until_handled(runner, handler, len(jobs)))
+    assert handler.calls == [[(j, 1) for j in jobs]]
+
+
+async def test_the_window_ends_a_short_batch_and_a_full_one_does_not_wait(
+    store: JobStore, broker: RedisStreamsBroker
+) -> None:
+    jobs = [(await store.create(f"doc-{i}"))[0].job_id for i in range(4)]
+    handled_at: list[float] = []
+
+    class Timed(FakeHandler):
+        async def handle(self, tasks: Sequence[Task]) -> Sequence[BaseException | None]:
+            handled_at.append(time.monotonic())
+            return await super().handle(tasks)
+
+    handler = Timed()
+    runner = StageRunner(handler, broker, store, batch_size=3, read_timeout_s=0.1, gather_s=0.5)
+    # Three fill a batch: handled without waiting out the window. The fourth is alone: handled
+    # once the window has passed, without the fifth that never comes.
+    await broker.publish("embed", [embed_task(j) for j in jobs])
+    started = time.monotonic()
+    await _run_until_handled(runner, handler, len(jobs))
+    assert handler.calls == [[(j, 1) for j in jobs[:3]], [(jobs[3], 1)]]
+    assert handled_at[0] - started < 0.4
+    assert handled_at[1] - handled_at[0] >= 0.45
+
+
 async def test_attempts_spent_dead_letter_and_fail_the_job(
     store: JobStore, broker: RedisStreamsBroker
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import subprocess
 import sys
 import time
@@ -13,27 +12,18 @@ import pytest
 from bench import report
 from bench.__main__ import parse_args
 from bench.gateway_load import Run, drive, percentile
-from bench.model_baselines import embedder_batches, hand_batches, padding_efficiency
+from bench.model_baselines import hand_batches, padding_efficiency
 from bench.stack import ProcessSampler
-from ragline.embedder.encoder import _batches
+from ragline.embedder.batching import plan_batches
 
 pytestmark = pytest.mark.unit
-
-
-def test_embedder_batches_match_the_encoder() -> None:
-    rng = random.Random(5)
-    for _ in range(50):
-        lengths = [rng.randint(3, 256) for _ in range(rng.randint(1, 300))]
-        budget = rng.choice([256, 1000, 4096, 16384])
-        order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
-        assert list(embedder_batches(lengths, budget)) == list(_batches(order, lengths, budget))
 
 
 def test_padding_efficiency() -> None:
     lengths = [4, 2, 2, 1]
     assert padding_efficiency(lengths, [[0, 1], [2, 3]]) == pytest.approx(9 / 12)
-    assert padding_efficiency(lengths, list(embedder_batches(lengths, 4))) == 1.0
-    assert list(embedder_batches(lengths, 8)) == [[0, 1], [2, 3]]
+    assert padding_efficiency(lengths, list(plan_batches(lengths, 4))) == 1.0
+    assert list(plan_batches(lengths, 8)) == [[0], [1, 2], [3]]
     assert list(hand_batches(5, 2)) == [[0, 1], [2, 3], [4]]
 
 

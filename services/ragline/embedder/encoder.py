@@ -17,6 +17,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
+from ragline.embedder.batching import plan_batches
 from ragline.embedder.cpu_fusion import fuse_dense_layers
 from ragline.embedder.models import ModelInfo
 from ragline.embedder.pooling import normalize, pool
@@ -124,7 +125,8 @@ class Encoder:
         """Embed `texts` into a float32 array [len(texts), dimension], rows in input order.
 
         Texts are sorted by length and batched so that each padded batch (rows x longest row)
-        holds at most `max_batch_tokens` tokens; a single text is never split.
+        holds at most `max_batch_tokens` tokens (`ragline.embedder.batching`); a single text is
+        never split.
         """
         if max_batch_tokens <= 0:
             raise ValueError(f"max_batch_tokens must be positive, got {max_batch_tokens}")
@@ -132,13 +134,12 @@ class Encoder:
         # Tokenized once, unpadded: the counts plan the batches and the ids are padded per batch.
         features = self._encode_unpadded(texts)
         lengths = [len(ids) for ids in features["input_ids"]]
-        # Longest first: a batch that does not fit in memory fails at once, not at the end.
-        order = sorted(range(len(texts)), key=lambda i: lengths[i], reverse=True)
         # On a GPU the model runs asynchronously: every batch is queued before any result is
         # copied back, so the CPU pads batch k+1 while the GPU computes batch k.
         queued = [
             (batch, self._embed(features, batch))
-            for batch in _batches(order, lengths, max_batch_tokens)
+            # Longest first: a batch that does not fit in memory fails at once, not at the end.
+            for batch in plan_batches(lengths, max_batch_tokens)
         ]
         for batch, vectors in queued:
             out[batch] = vectors.cpu().numpy()
@@ -197,19 +198,6 @@ def _pad(rows: list[list[int]], width: int, value: int, left: bool) -> torch.Ten
 
 
 _TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def _batches(order: list[int], lengths: list[int], max_tokens: int) -> Iterator[list[int]]:
-    """Cut `order` (indices, longest first) into batches within `max_tokens` padded tokens."""
-    batch: list[int] = []
-    for i in order:
-        # Sorted longest first, so the batch's first row sets its padded length.
-        if batch and (len(batch) + 1) * lengths[batch[0]] > max_tokens:
-            yield batch
-            batch = []
-        batch.append(i)
-    if batch:
-        yield batch
 
 
 def _pick_device(device: str) -> torch.device:

@@ -44,6 +44,7 @@ async def _serve(settings: Settings, encoder: Encoder, servicer: EmbedderService
         # Two consumers: while one batch is in the model, the next is read and the last is
         # published, so the model never waits on Redis.
         consumers=2,
+        gather_s=settings.embed_gather_ms / 1000,
         make_handler=lambda broker, jobs: EmbedHandler(
             broker, jobs, encoder, settings.embed_batch_tokens, Faults(settings.faults, "embed")
         ),

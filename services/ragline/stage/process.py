@@ -27,6 +27,7 @@ async def serve_stage(
     register: Sequence[Callable[[aio.Server], None]] = (),
     batch_size: int | None = None,
     consumers: int = 1,
+    gather_s: float = 0.0,
 ) -> None:
     """Runs a stage's consumer loop beside its gRPC server until SIGTERM/SIGINT, then drains."""
     broker = make_broker(settings)
@@ -43,6 +44,7 @@ async def serve_stage(
             batch_size=batch_size or settings.read_batch_size,
             extend_every_s=max(0.5, settings.visibility_timeout_s / 3),
             consumers=consumers,
+            gather_s=gather_s,
         )
         server = GrpcServer(settings.listen_address or address, register, name)
         await run_until_signalled(

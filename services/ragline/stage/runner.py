@@ -77,6 +77,10 @@ class StageHandler(Protocol):
         ...
 
 
+# Below this, a gathering read is not worth its round trip (and Redis would round it up).
+_MIN_GATHER_READ_S = 0.002
+
+
 class StageRunner:
     """Runs one stage's consumer loop until stopped."""
 
@@ -91,6 +95,7 @@ class StageRunner:
         read_timeout_s: float = 1.0,
         extend_every_s: float = 10.0,
         consumers: int = 1,
+        gather_s: float = 0.0,
     ) -> None:
         # More than one consumer loop overlaps one batch's I/O (read, publish, progress) with
         # another's compute: the embedder keeps its model busy this way.
@@ -102,6 +107,10 @@ class StageRunner:
         self._read_timeout_s = read_timeout_s
         self._extend_every_s = extend_every_s
         self._consumers = max(1, consumers)
+        # A read that returns less than a full batch keeps reading for up to this long before the
+        # batch is handled: the embedder's first reads after a quiet spell would otherwise carry
+        # a document or two while the rest arrive milliseconds later.
+        self._gather_s = gather_s
         self._stopping = asyncio.Event()
         self.queue = envelope.queue_name(handler.stage)
         self._name = handler.stage.value
@@ -128,6 +137,7 @@ class StageRunner:
                     self.queue, self._batch_size, self._read_timeout_s
                 )
                 if deliveries:
+                    deliveries += await self._gather_rest(len(deliveries))
                     await self.process(deliveries)
                 backoff = 0.5
             except (BrokerUnavailable, StoreUnavailable) as exc:
@@ -138,6 +148,28 @@ class StageRunner:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), delay)
                 backoff = min(backoff * 2, 15.0)
+
+    async def _gather_rest(self, have: int) -> list[Delivery]:
+        """More deliveries for a batch holding `have`, read until it is full or `gather_s` has
+        passed since the first read returned."""
+        more: list[Delivery] = []
+        if self._gather_s <= 0:
+            return more
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._gather_s
+        while have + len(more) < self._batch_size and not self._stopping.is_set():
+            left = deadline - loop.time()
+            if left < _MIN_GATHER_READ_S:
+                break
+            try:
+                more += await self._broker.read(
+                    self.queue, self._batch_size - have - len(more), left
+                )
+            except (BrokerUnavailable, StoreUnavailable):
+                # What is in hand was read; it is handled now, and the outage met on the
+                # next read.
+                break
+        return more
 
     async def process(self, deliveries: Sequence[Delivery]) -> None:
         """Handles and settles one batch. On an outage of the broker or the job store, gives
