@@ -120,6 +120,8 @@ def embedder_path(
     encoder = Encoder(
         resolve_model(DEFAULT_MODEL), device=device, threads=threads, precision=precision
     )
+    # 0, the setting's default, leaves the budget to the encoder, as in the embedder.
+    max_batch_tokens = max_batch_tokens or encoder.default_batch_tokens
     encoder.encode(list(texts[:HAND_BATCH]), max_batch_tokens=max_batch_tokens)  # warm-up
     _sync(device)
     start = time.perf_counter()

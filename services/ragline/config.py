@@ -70,8 +70,9 @@ class Settings:
     # so one large document fans out over many embedders.
     chunks_per_embed_task: int = 32
 
-    # Embedder batching: chunks are gathered across messages and jobs up to this many tokens per batch.
-    embed_batch_tokens: int = 16384
+    # Embedder batching: chunks are gathered across messages and jobs up to this many tokens per
+    # batch; 0 lets the encoder pick for its device (Encoder.default_batch_tokens).
+    embed_batch_tokens: int = 0
     # A read that returns less than a full batch of messages keeps reading this long (at most)
     # before the embedder starts on it: after a quiet spell, chunks arrive over milliseconds.
     embed_gather_ms: float = 50.0
@@ -131,14 +132,13 @@ class Settings:
         for name in (
             "max_document_bytes",
             "chunks_per_embed_task",
-            "embed_batch_tokens",
             "read_batch_size",
             "max_batch_documents",
             "max_queue_depth",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"RAGLINE_{name.upper()} must be positive.")
-        for name in ("commit_interval_ms", "embed_gather_ms"):
+        for name in ("commit_interval_ms", "embed_gather_ms", "embed_batch_tokens"):
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"RAGLINE_{name.upper()} must not be negative.")
         if self.default_chunk_overlap < 0 or self.default_chunk_size < 0:

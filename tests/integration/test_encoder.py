@@ -74,6 +74,24 @@ def test_order_is_kept_whatever_the_batching(
     assert _cosines(vectors, reference[order]).min() >= 0.999
 
 
+def test_batches_default_to_the_cpu_budget_and_a_negative_one_is_refused(
+    encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert encoder.default_batch_tokens == 8192
+    widths: list[tuple[int, ...]] = []
+    forward = encoder._forward
+
+    def recording(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        widths.append(tuple(inputs["input_ids"].shape))
+        return forward(inputs)
+
+    monkeypatch.setattr(encoder, "_forward", recording)
+    encoder.encode(["word " * 300] * 40)  # 40 rows of 256 tokens: 32 fit in 8,192
+    assert widths == [(32, 256), (8, 256)]
+    with pytest.raises(ValueError, match="negative"):
+        encoder.encode(TEXTS, max_batch_tokens=-1)
+
+
 def test_empty_input_gives_an_empty_array(encoder: Encoder) -> None:
     vectors = encoder.encode([])
     assert vectors.shape == (0, 384)
