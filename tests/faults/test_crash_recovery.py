@@ -17,7 +17,10 @@ pytestmark = [pytest.mark.faults, pytest.mark.timeout(400)]
 
 @pytest.mark.parametrize("victim", ["chunker", "embedder", "indexer"])
 def test_kill_9_mid_run_loses_and_duplicates_nothing(make_stack, victim: str) -> None:
-    stack = make_stack()
+    # Reads of 4 tasks (~128 chunks) make progress move in steps: with the default 64, the
+    # embedder's gathering window can take the whole run (~36 tasks) in one read, leaving no
+    # "mid-way" to kill it in.
+    stack = make_stack(read_batch_size="4")
     stack.start()
     with RaglineClient(stack.gateway, timeout=60) as client:
         ids = ingest_load(client, f"crash-{victim}", 12, 6)
