@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import corpus, report
+from bench import corpus, matmul_speed, report
 
 QUICK = {
     "modules": 12,
@@ -67,8 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def machine_info(device: str, threads: int) -> dict[str, Any]:
-    """What the figures came from."""
+def machine_info(device: str, threads: int, quick: bool = False) -> dict[str, Any]:
+    """What the figures came from, with the speed of its matrix products (see matmul_speed)."""
     import psutil  # type: ignore[import-untyped]
     import torch
 
@@ -98,6 +98,7 @@ def machine_info(device: str, threads: int) -> dict[str, Any]:
     }
     if device == "cuda" and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
+    info["matmul"] = matmul_speed.measure(device, scale=4 if quick else 1)
     return info
 
 
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     t = _step(f"corpus: {args.modules} modules, pages cut to {args.max_doc_kib} KiB")
     corp = corpus.build(args.modules, int(args.max_doc_kib * 1024))
     figures: dict[str, Any] = {
-        "machine": machine_info(args.device, threads),
+        "machine": machine_info(args.device, threads, args.quick),
         "settings": {
             "embed_batch_tokens": settings.embed_batch_tokens,
             "precision": settings.precision,

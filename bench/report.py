@@ -127,6 +127,7 @@ def table(figures: dict[str, Any]) -> str:
     lines = [
         f"ragline bench  device={m['device']}{' (' + m['gpu'] + ')' if m.get('gpu') else ''}  cpu={m['cpu_model']} ({m['cores']} cores, bf16: {', '.join(m.get('cpu_bf16_flags', [])) or 'none'})  "
         f"torch {m['torch']} threads={m['torch_threads']}  load avg {m.get('load_average', '?')}",
+        *_matmul_line(m),
         f"corpus: {c['documents']} pydoc documents, {c['bytes'] / MB:.2f} MB, {c['chunks']} chunks "
         f"(size {c['chunk_size']}, overlap {c['chunk_overlap']}), tokens/chunk mean {c['tokens_mean']} "
         f"median {c['tokens_median']} min {c['tokens_min']} max {c['tokens_max']}",
@@ -189,7 +190,24 @@ def table(figures: dict[str, Any]) -> str:
         )
     lines += ["", "targets (issue 5)                            measured      target  verdict"]
     lines += [t.row() for t in targets(figures)]
+    speed = m.get("matmul")
+    if speed and figures.get("end_to_end") and figures.get("hand_loop"):
+        lines.append(
+            f"  (3/1 can hardly exceed the bf16:fp32 speed of matrix products: {speed['bf16_speedup']:.2f}x"
+            " on this machine)"
+        )
     return "\n".join(lines)
+
+
+def _matmul_line(machine: dict[str, Any]) -> list[str]:
+    speed = machine.get("matmul")
+    if not speed:
+        return []
+    return [
+        f"matrix products (model-sized, {machine['torch_threads']} threads): fp32 "
+        f"{speed['fp32_gflops']:.0f} GFLOP/s, bf16 {speed['bf16_gflops']:.0f} GFLOP/s "
+        f"({speed['bf16_speedup']:.2f}x)"
+    ]
 
 
 def write_json(figures: dict[str, Any], path: Path) -> None:

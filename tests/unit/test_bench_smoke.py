@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bench import report
+from bench import matmul_speed, report
 from bench.__main__ import parse_args
 from bench.gateway_load import Run, drive, percentile
 from bench.model_baselines import hand_batches, padding_efficiency
@@ -108,6 +108,24 @@ def test_report_targets_and_table() -> None:
     }
     text = report.table(figures)
     assert "MISS" in text and "PASS" in text and "skipped" not in text
+    assert "matrix products" not in text  # not measured: no line about it
+
+    figures["machine"]["matmul"] = {
+        "fp32_gflops": 150.0,
+        "bf16_gflops": 400.0,
+        "bf16_speedup": 2.67,
+    }
+    text = report.table(figures)
+    assert "fp32 150 GFLOP/s, bf16 400 GFLOP/s (2.67x)" in text
+    assert "speed of matrix products: 2.67x on this machine" in text
+
+
+def test_matmul_speed_measures_both_precisions() -> None:
+    speed = matmul_speed.measure("cpu", scale=16)
+    assert speed["fp32_gflops"] > 0 and speed["bf16_gflops"] > 0
+    assert speed["bf16_speedup"] == pytest.approx(
+        speed["bf16_gflops"] / speed["fp32_gflops"], rel=0.01
+    )
 
 
 def test_quick_shrinks_sizes_but_keeps_explicit_flags() -> None:
