@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import time
 
+from bench.model_baselines import sync
+
 # One feed-forward product of the default model over an 8,192-token batch (the CPU's batch
 # budget): tokens x hidden size, times hidden size x intermediate size.
 ROWS, INNER, OUT = 8192, 384, 1536
@@ -31,10 +33,10 @@ def gflops(dtype_name: str, device: str = "cpu", *, repeats: int = 5, scale: int
     with torch.inference_mode():
         F.linear(x, w, b)  # warm-up: oneDNN builds its kernel for the shape on the first call
         for _ in range(repeats):
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
             F.linear(x, w, b)
-            _sync(device)
+            sync(device)
             best = min(best, time.perf_counter() - start)
     return 2 * rows * inner * out / best / 1e9
 
@@ -48,10 +50,3 @@ def measure(device: str = "cpu", *, scale: int = 1) -> dict[str, float]:
         "bf16_gflops": round(bf16, 1),
         "bf16_speedup": round(bf16 / fp32, 2),
     }
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.synchronize()

@@ -31,7 +31,8 @@ def padding_efficiency(lengths: Sequence[int], batches: Sequence[Sequence[int]])
     return real / padded if padded else 1.0
 
 
-def _sync(device: str) -> None:
+def sync(device: str) -> None:
+    """Waits for the GPU's queued work, so that a timing covers it; nothing on a CPU."""
     if device.startswith("cuda"):
         import torch
 
@@ -72,12 +73,12 @@ def hand_loop(texts: Sequence[str], device: str, threads: int) -> dict[str, Any]
         return result
 
     embed(list(texts[:HAND_BATCH]))  # warm-up: first-call allocations and kernel selection
-    _sync(device)
+    sync(device)
     vectors = np.empty((len(texts), 384), dtype=np.float32)
     start = time.perf_counter()
     for batch in hand_batches(len(texts)):
         vectors[batch[0] : batch[-1] + 1] = embed([texts[i] for i in batch])
-    _sync(device)
+    sync(device)
     seconds = time.perf_counter() - start
     lengths = [
         len(ids)
@@ -123,10 +124,10 @@ def embedder_path(
     # 0, the setting's default, leaves the budget to the encoder, as in the embedder.
     max_batch_tokens = max_batch_tokens or encoder.default_batch_tokens
     encoder.encode(list(texts[:HAND_BATCH]), max_batch_tokens=max_batch_tokens)  # warm-up
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     vectors = encoder.encode(list(texts), max_batch_tokens=max_batch_tokens)
-    _sync(device)
+    sync(device)
     seconds = time.perf_counter() - start
     lengths = encoder.tokenize(list(texts))
     batches = list(plan_batches(lengths, max_batch_tokens))

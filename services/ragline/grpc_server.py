@@ -1,4 +1,6 @@
-"""Starting and stopping a service's gRPC server, with health checking and a graceful drain."""
+"""Starting and stopping a service's gRPC server, with health checking and a graceful drain; once
+started, the process's start-up objects leave the garbage collector's reach (see
+freeze_startup_objects)."""
 
 from __future__ import annotations
 

@@ -117,6 +117,10 @@ def test_report_targets_and_table() -> None:
     }
     text = report.table(figures)
     assert "fp32 150 GFLOP/s, bf16 400 GFLOP/s (2.67x)" in text
+    assert "speed of matrix products" not in text  # the embedder ran in fp32, as the loop did
+
+    figures["embedder_path"]["dtype"] = "bfloat16"
+    text = report.table(figures)
     assert "speed of matrix products: 2.67x on this machine" in text
 
 
