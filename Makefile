@@ -9,11 +9,12 @@ PIP := $(PY) -m pip
 TORCH_INSTALL ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: help install services demo test test-unit test-integration test-e2e test-faults lint protos protos-check bench clean
+.PHONY: help install services demo test test-as-avx2 test-unit test-integration test-e2e test-faults lint protos protos-check bench clean
 
 help:
 	@echo "make demo   - install, start the stack, ingest the project's docs, search them, stop"
 	@echo "make test   - install and run the whole test suite (starts Redis/RabbitMQ if needed)"
+	@echo "make test-as-avx2 - the CPU-dependent tests as on a CPU without bf16 (part of make test)"
 	@echo "make lint   - ruff, mypy --strict, buf lint and the generated-code check"
 	@echo "make protos - regenerate services/ragline/v1 from protos/"
 
@@ -34,8 +35,17 @@ services:
 demo: install services
 	@bash scripts/demo.sh
 
+# The tests whose path depends on the CPU, run again as on an AVX2-only CPU: oneDNN capped below
+# bf16 and AMX (the precision probe honours the same cap) and ATen's kernels at AVX2. On a CPU
+# with bf16 this checks the fp32 fallback; on an AVX2-only one it repeats what it just ran.
+AS_AVX2 := ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
+
 test: install services
 	$(PY) -m pytest -p no:cacheprovider
+	$(MAKE) --no-print-directory test-as-avx2
+
+test-as-avx2: install
+	$(AS_AVX2) $(PY) -m pytest -p no:cacheprovider -m cpu_paths
 
 test-unit: install
 	$(PY) -m pytest -p no:cacheprovider -m unit

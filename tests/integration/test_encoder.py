@@ -19,7 +19,7 @@ from ragline.embedder.encoder import Encoder
 from ragline.embedder.models import resolve_model
 from tests.texts import SAMPLE_TEXTS
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.cpu_paths]
 
 TEXTS = SAMPLE_TEXTS
 FUSED_MODULES = (LinearAddNorm, OneDnnLinear)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import numpy as np
 import numpy.typing as npt
 import pytest
+import torch
 
 from ragline.chunker.parsers import extract_text
 from ragline.chunker.splitter import TokenSplitter
@@ -22,7 +23,7 @@ from ragline.errors import ConfigurationError
 from tests.corpus import mixed_corpus
 from tests.texts import SAMPLE_TEXTS
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.cpu_paths]
 
 Vectors = npt.NDArray[np.float32]
 
@@ -133,6 +134,10 @@ def test_auto_picks_what_the_table_says_for_this_cpu() -> None:
     # Resolved before the weights load, so this costs a model load only where it succeeds.
     expected = choose_dtype("auto", "cpu", cpu_flags())
     assert _encoder("auto").precision == expected
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        # oneDNN itself has no bf16 here (an AVX2-only CPU, or `make test`'s run as one with
+        # ONEDNN_MAX_CPU_ISA=AVX2): auto must not pick an emulated bf16.
+        assert expected == "fp32"
 
 
 def test_fp16_on_cpu_fails_before_loading() -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from ragline.config import Settings
-from ragline.embedder.precision import PRECISIONS, choose_dtype, cpu_flags
+from ragline.embedder.precision import NATIVE_BF16_CPU_FLAGS, PRECISIONS, choose_dtype, cpu_flags
 from ragline.errors import ConfigurationError
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.cpu_paths]
 
 AVX2 = frozenset({"fpu", "sse2", "avx", "avx2", "fma"})
 ZEN4 = AVX2 | {"avx512f", "avx512_bf16"}
@@ -96,7 +96,43 @@ def test_cpu_flags_reads_the_first_flags_line(tmp_path: Path) -> None:
         "flags\t\t: fpu avx2 avx512_bf16\n\n"
         "processor\t: 1\nflags\t\t: fpu\n"
     )
-    assert cpu_flags(cpuinfo) == frozenset({"fpu", "avx2", "avx512_bf16"})
+    assert cpu_flags(cpuinfo, max_isa="") == frozenset({"fpu", "avx2", "avx512_bf16"})
+
+
+@pytest.mark.parametrize(
+    ("max_isa", "kept"),
+    [
+        ("", {"avx512_bf16", "amx_bf16"}),
+        ("ALL", {"avx512_bf16", "amx_bf16"}),
+        ("AVX512_CORE_AMX", {"avx512_bf16", "amx_bf16"}),
+        ("AVX512_CORE_BF16", {"avx512_bf16"}),
+        ("avx512_core_bf16", {"avx512_bf16"}),  # oneDNN takes any case
+        ("AVX512_CORE", set()),
+        ("AVX2", set()),
+    ],
+)
+def test_cpu_flags_drop_the_bf16_that_onednn_is_capped_below(
+    tmp_path: Path, max_isa: str, kept: set[str]
+) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16\n")
+    flags = cpu_flags(cpuinfo, max_isa=max_isa)
+    assert flags & NATIVE_BF16_CPU_FLAGS == kept
+    assert {"fpu", "avx2", "avx512f"} <= flags
+    # What `auto` picks follows: as on an AVX2-only CPU once oneDNN is capped below bf16.
+    assert choose_dtype("auto", "cpu", flags) == ("bf16" if kept else "fp32")
+
+
+def test_cpu_flags_read_onednns_cap_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t\t: avx2 avx512_bf16\n")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "AVX2")  # the old name still counts
+    assert cpu_flags(cpuinfo) == frozenset({"avx2"})
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "ALL")  # the new name wins
+    assert cpu_flags(cpuinfo) == frozenset({"avx2", "avx512_bf16"})
 
 
 def test_cpu_flags_is_empty_when_unreadable_or_absent(tmp_path: Path) -> None:

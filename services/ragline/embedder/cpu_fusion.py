@@ -77,15 +77,26 @@ class LinearAddNorm(nn.Module):
 
 
 _FUSED = (OneDnnLinear, LinearAddNorm)
+# What oneDNN's fused linear serves on a CPU.
+_FUSABLE_DTYPES = (torch.float32, torch.bfloat16)
 
 
 def fuse_dense_layers(model: nn.Module) -> int:
     """Replace, in place, every block of `model` that has a fused equivalent; returns how many.
 
     For a model in eval mode on the CPU, in fp32 or bf16. Returns 0 without touching the model
-    when this torch has no oneDNN fused linear.
+    when this torch has no oneDNN fused linear, or oneDNN cannot run it in the model's dtype on
+    this CPU (bf16 needs AVX-512 or AMX).
     """
     if not fusion_available():
+        return 0
+    dtype = next((p.dtype for p in model.parameters()), torch.float32)
+    if dtype not in _FUSABLE_DTYPES:
+        return 0
+    if not _fused_linear_runs(dtype):
+        # e.g. bf16 where oneDNN has no bf16 kernels (an AVX2-only CPU, or ONEDNN_MAX_CPU_ISA
+        # below AVX512_CORE): torch's own layers run instead.
+        log.info("no fused dense layers: oneDNN cannot run them in %s on this CPU", dtype)
         return 0
     replaced = 0
     with torch.inference_mode():
@@ -100,6 +111,17 @@ def fuse_dense_layers(model: nn.Module) -> int:
                         setattr(parent, name, fused)
                         replaced += 1
     return replaced
+
+
+def _fused_linear_runs(dtype: torch.dtype) -> bool:
+    """Whether oneDNN's fused linear runs at all in `dtype` here (one tiny product)."""
+    x = torch.ones(1, 4, dtype=dtype)
+    weight = torch.ones(4, 4, dtype=dtype)
+    try:
+        torch.ops.mkldnn._linear_pointwise(x, weight, None, "none", [], "")
+    except RuntimeError:
+        return False
+    return True
 
 
 def _fused_linear(module: nn.Module) -> nn.Module | None:
@@ -135,7 +157,7 @@ def _agrees(original: nn.Module, fused: nn.Module) -> bool:
     fused one cannot run here."""
     dense = fused.dense
     assert isinstance(dense, nn.Linear)
-    if dense.weight.dtype not in (torch.float32, torch.bfloat16):
+    if dense.weight.dtype not in _FUSABLE_DTYPES:
         return False
     weight = dense.weight
     generator = torch.Generator().manual_seed(0)

@@ -11,11 +11,16 @@
     fp16        cpu     -                   ConfigurationError: fp16 is GPU-only
 
 Vectors always leave the encoder as float32 whatever the model ran in.
+
+"Native bf16" honours oneDNN's own cap, ONEDNN_MAX_CPU_ISA (or its old name DNNL_MAX_CPU_ISA):
+with `ONEDNN_MAX_CPU_ISA=AVX2` oneDNN uses no bf16 instructions, so `auto` picks fp32 as on an
+AVX2-only CPU. That is how `make test` checks the AVX2 path on a machine that has bf16.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from ragline.errors import ConfigurationError
@@ -31,6 +36,19 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # Sapphire Rapids+). Without one, torch converts bf16 to fp32 and back around every product,
 # which on an AVX2 CPU runs several times slower than plain fp32.
 NATIVE_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+# The native-bf16 flags that oneDNN leaves unused when ONEDNN_MAX_CPU_ISA caps it at a level:
+# every level up to AVX512_CORE_VNNI has no bf16, and only the AMX levels use AMX. A value not
+# listed (an AMX level, ALL, DEFAULT, a newer name) caps nothing here.
+_ISA_CAPS = {
+    **dict.fromkeys(
+        ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"),
+        NATIVE_BF16_CPU_FLAGS,
+    ),
+    **dict.fromkeys(
+        ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512"), frozenset({"amx_bf16"})
+    ),
+}
 
 
 def choose_dtype(
@@ -71,14 +89,25 @@ def choose_dtype(
     return requested
 
 
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
-    """The CPU feature flags from the first "flags" line of `cpuinfo`; empty when unreadable."""
+def cpu_flags(
+    cpuinfo: Path = Path("/proc/cpuinfo"), *, max_isa: str | None = None
+) -> frozenset[str]:
+    """The CPU feature flags from the first "flags" line of `cpuinfo` (empty when unreadable),
+    less the native-bf16 ones that oneDNN is told not to use.
+
+    `max_isa` is a oneDNN ISA level such as "AVX2"; None reads ONEDNN_MAX_CPU_ISA (or
+    DNNL_MAX_CPU_ISA) from the environment, as oneDNN itself does, so the precision picked
+    matches the instructions oneDNN will really run.
+    """
+    if max_isa is None:
+        max_isa = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA", "")
+    capped = _ISA_CAPS.get(max_isa.strip().upper(), frozenset())
     try:
         with cpuinfo.open(encoding="utf-8", errors="replace") as f:
             for line in f:
                 key, sep, value = line.partition(":")
                 if sep and key.strip() == "flags":
-                    return frozenset(value.split())
+                    return frozenset(value.split()) - capped
     except OSError:
         pass
     return frozenset()
