@@ -196,7 +196,7 @@ def table(figures: dict[str, Any]) -> str:
     # not native, gains by batching alone).
     if speed and figures.get("end_to_end") and path.get("dtype") == "bfloat16":
         lines.append(
-            f"  (3/1 can hardly exceed the bf16:fp32 speed of matrix products: {speed['bf16_speedup']:.2f}x"
+            f"  (3/1 can hardly exceed the bf16:fp32 speed of matrix products: {speed['bf16_speedup']:.3g}x"
             " on this machine)"
         )
     return "\n".join(lines)
@@ -208,8 +208,8 @@ def _matmul_line(machine: dict[str, Any]) -> list[str]:
         return []
     return [
         f"matrix products (model-sized, {machine['torch_threads']} threads): fp32 "
-        f"{speed['fp32_gflops']:.0f} GFLOP/s, bf16 {speed['bf16_gflops']:.0f} GFLOP/s "
-        f"({speed['bf16_speedup']:.2f}x)"
+        f"{speed['fp32_gflops']:.3g} GFLOP/s, bf16 {speed['bf16_gflops']:.3g} GFLOP/s "
+        f"({speed['bf16_speedup']:.3g}x)"
     ]
 
 
