@@ -23,6 +23,9 @@ from ragline.broker.rabbitmq import RabbitMQBroker
 
 STAGES = ("indexer", "embedder", "chunker", "gateway")
 RABBITMQ_URL = os.environ.get("RAGLINE_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+# The embedder's torch threads in tests: two, or one on a one-core machine, where a second
+# thread would only wait for the first (OpenMP's spinning makes that slower than one).
+TORCH_THREADS = str(min(2, os.cpu_count() or 1))
 
 
 def free_port() -> int:
@@ -58,7 +61,7 @@ class Stack:
             "RAGLINE_CHUNKER_ADDRESS": self.addresses["chunker"],
             "RAGLINE_EMBEDDER_ADDRESS": self.addresses["embedder"],
             "RAGLINE_INDEXER_ADDRESS": self.addresses["indexer"],
-            "RAGLINE_TORCH_THREADS": "2",
+            "RAGLINE_TORCH_THREADS": TORCH_THREADS,
             "HF_HUB_OFFLINE": "1",
             "PYTHONUNBUFFERED": "1",
             **{f"RAGLINE_{k.upper()}": v for k, v in settings.items()},

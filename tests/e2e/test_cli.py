@@ -18,7 +18,7 @@ import pytest
 from ragline_client import JobState, RaglineClient
 from tests.conftest import REDIS_URL
 from tests.corpus import mixed_corpus
-from tests.stack import Stack, clean_servers, free_port, serving
+from tests.stack import TORCH_THREADS, Stack, clean_servers, free_port, serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
@@ -175,7 +175,7 @@ def test_ragline_up_serves_then_stops_cleanly_on_sigterm(tmp_path: Path, broker:
         "RAGLINE_CHUNKER_ADDRESS": addresses["chunker"],
         "RAGLINE_EMBEDDER_ADDRESS": addresses["embedder"],
         "RAGLINE_INDEXER_ADDRESS": addresses["indexer"],
-        "RAGLINE_TORCH_THREADS": "2",
+        "RAGLINE_TORCH_THREADS": TORCH_THREADS,
         "HF_HUB_OFFLINE": "1",
         "PYTHONUNBUFFERED": "1",
     }
