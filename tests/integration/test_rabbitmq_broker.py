@@ -16,9 +16,15 @@ from typing import Any
 import pytest
 from yarl import URL
 
+from ragline.broker.base import DeadLetter
 from ragline.broker.rabbitmq import RabbitMQBroker
 from ragline.errors import BrokerUnavailable
+from ragline.jobs.model import JobState
+from ragline.jobs.store import JobStore
+from ragline.retry import RetryPolicy
+from ragline.stage.runner import RAW_DELIVERY_FACTOR, StageRunner
 from tests.integration.test_broker_contract import RABBITMQ_URL
+from tests.integration.test_job_store import FakeHandler, embed_task
 
 pytestmark = pytest.mark.integration
 
@@ -39,42 +45,105 @@ async def rabbit(namespace: str) -> AsyncIterator[Factory]:
     yield make
     for broker in made:
         await broker.close()
-    await RabbitMQBroker(RABBITMQ_URL, namespace=namespace).delete_everything(["q", "q2"])
+    await RabbitMQBroker(RABBITMQ_URL, namespace=namespace).delete_everything(["q", "q2", "embed"])
 
 
-async def test_a_message_that_kills_its_worker_every_time_ends_in_the_dead_letter_queue(rabbit):
+async def _die_holding(
+    rabbit: Factory, queue: str, body: bytes, times: int, limit: int
+) -> list[int]:
+    """`times` workers in turn read the message and die holding it; their delivery counts."""
+    counts = []
+    for i in range(times):
+        worker = await rabbit(f"worker-{i}", max_deliveries=limit)
+        got = []
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            got = await worker.read(queue, 10, 0.2)
+        assert [x.body for x in got] == [body]
+        counts.append(got[0].delivery_count)
+        await worker.close()  # never acked
+    return counts
+
+
+async def test_a_message_the_server_dead_letters_comes_back_to_a_reader_past_the_limit(rabbit):
     first = await rabbit("first", max_deliveries=2)
     await first.publish("q", [b"attempt-1"])
     (d,) = await first.read("q", 1, 0.5)
     # Through a delay queue first, so the message also carries an "expired" death in x-death.
     await first.retry_later(d, b"crash", delay_s=0.1)
     await first.close()  # a live consumer would be pushed the retry; the workers below must get it
-    counts = []
-    for i in range(3):  # x-delivery-limit=2: dead-lettered when returned a third time
-        worker = await rabbit(f"worker-{i}", max_deliveries=2)
-        got = []
-        deadline = time.monotonic() + 5
-        while not got and time.monotonic() < deadline:
-            got = await worker.read("q", 10, 0.2)
-        assert [x.body for x in got] == [b"crash"]
-        counts.append(got[0].delivery_count)
-        await worker.close()  # the worker dies holding it: never acked
-    assert counts == [1, 2, 3]
-    admin = await rabbit("admin", max_deliveries=2)
-    letters = []
+    # x-delivery-limit=2: the server dead-letters it when it is returned a third time.
+    assert await _die_holding(rabbit, "q", b"crash", 3, limit=2) == [1, 2, 3]
+    stage = await rabbit("stage", max_deliveries=2)
+    got = []
     deadline = time.monotonic() + 5
-    while not letters and time.monotonic() < deadline:
-        letters = await admin.list_dead_letters("q")
-    assert [(x.body, x.error_type, x.attempts) for x in letters] == [
-        (b"crash", "DeliveryLimitExceeded", 3)
-    ]
-    assert "more than 2 deliveries" in letters[0].error_message
-    assert letters[0].last_failure_time > 0
-    assert await admin.depth("q") == 0
+    while not got and time.monotonic() < deadline:
+        got = await stage.read("q", 10, 0.2)
+    # Out of the stage queue, into limbo, and handed to the stage past the limit: its runner
+    # dead-letters it with the job's id (the server could not read the envelope).
+    assert [(x.body, x.delivery_count > 2) for x in got] == [(b"crash", True)]
+    assert await stage.list_dead_letters("q") == []
+    record = DeadLetter(
+        queue="q",
+        body=b"crash",
+        job_id="job-1",
+        error_type="PermanentTaskError",
+        error_message="delivered 4 times without finishing",
+        attempts=4,
+        first_failure_time=1.0,
+        last_failure_time=2.0,
+    )
+    await stage.dead_letter(got[0], record)
+    (letter,) = await stage.list_dead_letters("q")
+    assert (letter.body, letter.job_id, letter.error_type) == (
+        b"crash",
+        "job-1",
+        "PermanentTaskError",
+    )
+    assert await stage.depth("q") == 0
+    assert await stage.read("q", 10, 0.3) == []  # acked out of limbo: never handed out again
     # It can be requeued like any other dead letter, and starts counting deliveries afresh.
-    assert await admin.requeue_dead_letters("q", [letters[0].dead_letter_id]) == 1
-    again = await admin.read("q", 10, 0.5)
+    assert await stage.requeue_dead_letters("q", [letter.dead_letter_id]) == 1
+    again = await stage.read("q", 10, 0.5)
     assert [(x.body, x.delivery_count) for x in again] == [(b"crash", 1)]
+
+
+async def test_the_servers_dead_letters_fail_their_job_through_the_stage_runner(
+    rabbit, redis_client, namespace
+):
+    store = JobStore(redis_client, namespace=namespace)
+    job, _ = await store.create("doc")
+    await store.move(job.job_id, JobState.ACTIVE)
+    # The broker's limit is the runner's deliveries times RAW_DELIVERY_FACTOR, as in production.
+    policy = RetryPolicy(maximum_deliveries=1)
+    limit = policy.maximum_deliveries * RAW_DELIVERY_FACTOR
+    first = await rabbit("gateway", max_deliveries=limit)
+    task = embed_task(job.job_id)
+    await first.publish("embed", [task])
+    await first.close()
+    await _die_holding(rabbit, "embed", task, limit + 1, limit=limit)
+    handler = FakeHandler()
+    runner = StageRunner(
+        handler,
+        await rabbit("stage", max_deliveries=limit),
+        store,
+        policy=policy,
+        read_timeout_s=0.2,
+    )
+    loop = asyncio.create_task(runner.run())
+    deadline = time.monotonic() + 10
+    while (await store.get(job.job_id)).state is not JobState.FAILED:
+        assert time.monotonic() < deadline, "the job never failed"
+        await asyncio.sleep(0.05)
+    runner.stop()
+    await asyncio.wait_for(loop, timeout=5)
+    failed = await store.get(job.job_id)
+    assert "crashes its worker" in failed.last_error
+    assert handler.calls == []  # given up on before it could crash another worker
+    admin = await rabbit("admin", max_deliveries=limit)
+    (letter,) = await admin.list_dead_letters("embed")
+    assert letter.job_id == job.job_id
+    assert "crashes its worker" in letter.error_message
 
 
 async def test_publish_returns_once_every_message_is_confirmed(rabbit):

@@ -6,7 +6,10 @@ Names, under the deployment's namespace `ns`, for a queue `q`:
                            x-queue-type=quorum, x-delivery-limit=max_deliveries,
                            x-dead-letter-exchange={ns}.dlx, x-dead-letter-routing-key={ns}.dlq.{q},
                            x-dead-letter-strategy=at-least-once, x-overflow=reject-publish
-    {ns}.dlx               a durable direct exchange; binds {ns}.dlq.{q} under its own name
+    {ns}.dlx               a durable direct exchange: where the server dead-letters a message
+                           of {ns}.q.{q}, under the routing key {ns}.dlq.{q}
+    {ns}.limbo.{q}         durable, classic, bound to {ns}.dlx under {ns}.dlq.{q}: what the server
+                           dead-lettered, until the stage's runner fails its job (see below)
     {ns}.dlq.{q}           the dead-letter queue: durable, classic (see below)
     {ns}.delay.{q}.{ms}    one retry queue per delay bucket (100 ms * 2**k): durable, classic.
                            x-message-ttl={ms}, x-dead-letter-exchange="" (the default exchange),
@@ -25,7 +28,11 @@ How the `Broker` promises map to AMQP:
   setting, covers a consumer that is alive but stuck). `visibility_timeout_s` is kept for the
   shared settings but has no effect here. Quorum queues count returns in `x-delivery-count`;
   after `max_deliveries` returns the server dead-letters the message (reason `delivery_limit`),
-  so a message that kills its worker every time ends in the dead-letter queue.
+  so a message that kills its worker every time leaves the stage queue. It lands in the limbo
+  queue, not the dead-letter queue: the server cannot read task envelopes, so it cannot fail the
+  job. read() hands limbo messages out beside the stage queue's, counted as delivered once more
+  than the limit, and the stage runner's delivery-count backstop dead-letters them as it does
+  any message delivered too often: job failed, a record with the job id and the reason.
 - retry_later: publish the next attempt to the delay bucket at or above the delay (confirmed), then
   ack the original. Not atomic: a crash between the two leaves both the retry and the original
   (a duplicate, which idempotent stages absorb), never neither. Delays above the largest bucket
@@ -122,6 +129,8 @@ class _Consumer:
     channel: AbstractRobustChannel
     queue: AbstractRobustQueue
     tag: str
+    limbo: AbstractRobustQueue
+    limbo_tag: str
     buffer: asyncio.Queue[AbstractIncomingMessage] = field(default_factory=asyncio.Queue)
 
 
@@ -165,6 +174,9 @@ class RabbitMQBroker(Broker):
 
     def dlq_name(self, queue: str) -> str:
         return f"{self._ns}.dlq.{queue}"
+
+    def limbo_name(self, queue: str) -> str:
+        return f"{self._ns}.limbo.{queue}"
 
     def delay_name(self, queue: str, bucket_ms: int) -> str:
         return f"{self._ns}.delay.{queue}.{bucket_ms}"
@@ -218,6 +230,7 @@ class RabbitMQBroker(Broker):
             with contextlib.suppress(*_LIBRARY_ERRORS):
                 async with asyncio.timeout(2):
                     await consumer.queue.cancel(consumer.tag)
+                    await consumer.limbo.cancel(consumer.limbo_tag)
             self._held.pop(queue, None)
         self._consumers.clear()
         self._ready.clear()
@@ -271,7 +284,12 @@ class RabbitMQBroker(Broker):
             channel = await self._underlay()
             await channel.exchange_declare(self.dlx_name, exchange_type="direct", durable=True)
             await channel.queue_declare(self.dlq_name(queue), durable=True)
-            await channel.queue_bind(self.dlq_name(queue), self.dlx_name, self.dlq_name(queue))
+            # The server's dead letters go to limbo (bound before the stage queue exists, so
+            # none is ever unroutable), no longer straight to the dead-letter queue as they did
+            # before limbo existed: unbinding that old route is a no-op where it is absent.
+            await channel.queue_declare(self.limbo_name(queue), durable=True)
+            await channel.queue_bind(self.limbo_name(queue), self.dlx_name, self.dlq_name(queue))
+            await channel.queue_unbind(self.dlq_name(queue), self.dlx_name, self.dlq_name(queue))
             await channel.queue_declare(
                 self.queue_name(queue), durable=True, arguments=self._queue_arguments(queue)
             )
@@ -349,13 +367,16 @@ class RabbitMQBroker(Broker):
                 self._held.get(queue, set()).discard(msg)
                 continue
             headers = msg.headers or {}
-            previous = headers.get("x-delivery-count", 0)
+            count = _as_int(headers.get("x-delivery-count", 0)) + 1
+            if msg.exchange == self.dlx_name:
+                # From limbo: past the server's limit, whatever the header says.
+                count = max(count, self._max_deliveries + 1)
             out.append(
                 Delivery(
                     queue=queue,
                     body=msg.body,
                     broker_id=str(msg.delivery_tag),
-                    delivery_count=_as_int(previous) + 1,
+                    delivery_count=count,
                     handle=msg,
                 )
             )
@@ -377,6 +398,7 @@ class RabbitMQBroker(Broker):
             amqp_queue = await channel.declare_queue(
                 self.queue_name(queue), durable=True, arguments=self._queue_arguments(queue)
             )
+            limbo = await channel.declare_queue(self.limbo_name(queue), durable=True)
             buffer: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
             held = self._held.setdefault(queue, set())
 
@@ -387,7 +409,9 @@ class RabbitMQBroker(Broker):
             tag = await amqp_queue.consume(
                 on_message, no_ack=False, consumer_tag=f"{self.consumer_name}.{queue}"
             )
-            consumer = _Consumer(channel, amqp_queue, tag, buffer)
+            # Limbo feeds the same buffer: the runner sees its messages as reads of the queue.
+            limbo_tag = await limbo.consume(on_message, no_ack=False, consumer_tag=f"{tag}.limbo")
+            consumer = _Consumer(channel, amqp_queue, tag, limbo, limbo_tag, buffer)
             self._consumers[queue] = consumer
             return consumer
 
@@ -611,6 +635,7 @@ class RabbitMQBroker(Broker):
             for queue in sorted(names):
                 await channel.queue_delete(self.queue_name(queue))
                 await channel.queue_delete(self.dlq_name(queue))
+                await channel.queue_delete(self.limbo_name(queue))
                 for bucket in DELAY_BUCKETS_MS:
                     await channel.queue_delete(self.delay_name(queue, bucket))
             await channel.exchange_delete(self.dlx_name)
