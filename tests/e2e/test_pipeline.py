@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 
 import pytest
@@ -102,6 +104,46 @@ def test_reingesting_a_changed_document_leaves_only_the_new_version(client: Ragl
     assert hits
     assert all(h.document_version == second.document_version for h in hits)
     assert all("glaciers" not in h.text for h in hits)
+
+
+def test_searches_during_a_reingest_never_mix_versions(client: RaglineClient) -> None:
+    # The indexer writes the new version's chunks beside the old ones and switches the live
+    # version when the last lands; searches meanwhile must see one version whole, never both.
+    doc_id = unique("switch")
+    first = client.wait(
+        client.ingest(long_text("glaciers", 12), document_id=doc_id, chunk_size=64).job_id,
+        timeout=180,
+    )
+    assert first.state == JobState.COMPLETED, first.last_error
+    answers: list[set[int]] = []
+    stop = threading.Event()
+
+    def search_continuously() -> None:
+        while not stop.is_set():
+            hits = client.search("glaciers detail recorded", top_k=200, document_ids=[doc_id])
+            answers.append({h.document_version for h in hits})
+
+    searcher = threading.Thread(target=search_continuously)
+    searcher.start()
+    try:
+        second = client.wait(
+            client.ingest(long_text("glaciers", 18), document_id=doc_id, chunk_size=64).job_id,
+            timeout=180,
+        )
+        seen_after = len(answers)
+        deadline = time.monotonic() + 30
+        while len(answers) < seen_after + 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        searcher.join(timeout=60)
+    assert second.state == JobState.COMPLETED, second.last_error
+    assert second.progress.chunks_total > first.progress.chunks_total > 5
+    mixed = [a for a in answers if len(a) != 1]
+    assert not mixed, f"{len(mixed)} of {len(answers)} searches mixed versions: {mixed[:3]}"
+    # The searches spanned the switch: the old version whole before it, the new one after.
+    assert {first.document_version} in answers
+    assert answers[-1] == {second.document_version}
 
 
 def test_redelivered_ingest_of_the_same_content_never_duplicates(client: RaglineClient) -> None:
