@@ -77,7 +77,9 @@ async def run_until_signalled(
     """Serves, and runs `background` loops, until SIGTERM or SIGINT; then drains and returns.
 
     On a signal: health flips to NOT_SERVING (so load balancers stop sending), `on_stop` asks the
-    loops to finish the batch in hand, and in-flight RPCs get `grace_s` to finish.
+    loops to finish the batch in hand, and the loops and in-flight RPCs drain side by side within
+    one `grace_s`: whatever still runs then is cancelled (its messages are redelivered), so the
+    process exits within the grace, as an orchestrator's termination period expects.
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -95,6 +97,8 @@ async def run_until_signalled(
     await server.set_serving(False)
     if on_stop is not None:
         on_stop()
+    # New RPCs are refused from here; those in flight get the same grace as the loops.
+    rpcs = asyncio.create_task(server.stop(grace_s))
     try:
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), grace_s)
     except TimeoutError:
@@ -105,7 +109,8 @@ async def run_until_signalled(
         )
         for t in tasks:
             t.cancel()
-    await server.stop(grace_s)
+        await asyncio.gather(*tasks, return_exceptions=True)
+    await rpcs
     waiter.cancel()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)
