@@ -9,7 +9,7 @@ PIP := $(PY) -m pip
 TORCH_INSTALL ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: help install services demo test test-as-avx2 test-unit test-integration test-e2e test-faults lint protos protos-check bench clean
+.PHONY: help install services demo test test-as-avx2 test-unit test-integration test-e2e test-faults lint protos protos-check bench soak clean
 
 help:
 	@echo "make demo   - install, start the stack, ingest the project's docs, search them, stop"
@@ -17,6 +17,8 @@ help:
 	@echo "make test-as-avx2 - the CPU-dependent tests as on a CPU without bf16 (part of make test)"
 	@echo "make lint   - ruff, mypy --strict, buf lint and the generated-code check"
 	@echo "make protos - regenerate services/ragline/v1 from protos/"
+	@echo "make bench  - throughput and latency figures (make bench after make test's set-up)"
+	@echo "make soak   - the stack under kill -9, SIGTERM and server restarts; checks nothing is lost"
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 (Debian/Ubuntu: apt-get install python3.11 python3.11-venv)"; exit 1; }
@@ -75,6 +77,10 @@ protos-check: install
 
 bench: install services
 	$(PY) -m bench
+
+# The whole stack under chaos, 20 minutes per broker by default: make soak SOAK_ARGS="--minutes 5"
+soak: install services
+	$(PY) -m soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) ragline-data .pytest_cache .mypy_cache .ruff_cache

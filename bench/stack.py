@@ -31,17 +31,6 @@ class Stack(_TestStack):
     def pids(self) -> dict[str, int]:
         return {stage: p.pid for stage, p in self.processes.items()}
 
-    def add_replicas(self, stage: str, count: int, timeout_s: float = 120.0) -> list[str]:
-        """Starts processes of `stage` until it has `count` (the first is `stage` itself), each
-        with its own health port, as a deployment scales one stage; returns the new names."""
-        names = [f"{stage}-{i}" for i in range(2, count + 1)]
-        for name in names:
-            self.addresses[name] = f"127.0.0.1:{free_port()}"
-            env = {**self.env, f"RAGLINE_{stage.upper()}_ADDRESS": self.addresses[name]}
-            self.launch(name, stage, env)
-        self.wait_serving(names, timeout_s)
-        return names
-
 
 class ProcessSampler:
     """Samples each service's RSS (the process and all its children) every `interval_s`.

@@ -43,6 +43,62 @@ def serving(address: str) -> bool:
         return False
 
 
+class PrivateRedis:
+    """A redis-server of the test's own, with the append-only file on, that can be restarted."""
+
+    def __init__(self, workdir: Path, *extra: str) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.extra = extra
+        self.process: subprocess.Popen[bytes] | None = None
+        workdir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.workdir),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+                *self.extra,
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError as exc:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"a private redis-server on port {self.port} did not start"
+                    ) from exc
+                time.sleep(0.05)
+        client.close()
+
+    def kill(self) -> None:
+        """kill -9: only what the append-only file holds survives."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
+        self.process = None
+
+
 class Stack:
     """Starts, stops and kills ragline services as subprocesses."""
 
@@ -67,6 +123,8 @@ class Stack:
             **{f"RAGLINE_{k.upper()}": v for k, v in settings.items()},
         }
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        # How each process was launched, by name, so that a supervisor can start it again.
+        self.launched: dict[str, tuple[str, dict[str, str]]] = {}
 
     @property
     def gateway(self) -> str:
@@ -85,6 +143,7 @@ class Stack:
 
     def launch(self, name: str, stage: str, env: dict[str, str]) -> None:
         """Starts one process of `stage`, known as `name` (its log is `name`.log)."""
+        self.launched[name] = (stage, env)
         with open(self.log_path(name), "ab") as log:
             self.processes[name] = subprocess.Popen(
                 [sys.executable, "-m", "ragline.cli.main", "serve", stage],
@@ -105,6 +164,17 @@ class Stack:
                     raise RuntimeError(f"{name} not serving after {timeout_s}s:\n{self.tail(name)}")
                 time.sleep(0.2)
 
+    def add_replicas(self, stage: str, count: int, timeout_s: float = 120.0) -> list[str]:
+        """Starts processes of `stage` until it has `count` (the first is `stage` itself), each
+        with its own health port, as a deployment scales one stage; returns the new names."""
+        names = [f"{stage}-{i}" for i in range(2, count + 1)]
+        for name in names:
+            self.addresses[name] = f"127.0.0.1:{free_port()}"
+            env = {**self.env, f"RAGLINE_{stage.upper()}_ADDRESS": self.addresses[name]}
+            self.launch(name, stage, env)
+        self.wait_serving(names, timeout_s)
+        return names
+
     def stop(self, stage: str, timeout_s: float = 60.0) -> int:
         """SIGTERM, then wait; returns the exit code."""
         process = self.processes[stage]
@@ -122,10 +192,10 @@ class Stack:
     def restart_dead(self) -> list[str]:
         """Starts again every stage whose process has exited (as a supervisor would); returns them."""
         dead = [s for s, p in self.processes.items() if p.poll() is not None]
-        for stage in dead:
-            del self.processes[stage]
+        for name in dead:
+            del self.processes[name]
             # Like a supervisor, do not wait for it: it may crash again straight away.
-            self.start(stage, wait=False)
+            self.launch(name, *self.launched[name])
         return dead
 
     def stop_all(self) -> None:
