@@ -95,17 +95,20 @@ for j = 0, (#KEYS - 2) / 3 - 1 do
   end
   if not reply then
     local version = redis.call('HINCRBY', doc, 'seq', 1)
-    redis.call('HSET', job, 'job_id', job_id, 'document_id', document_id,
-      'document_version', version, 'state', 'accepted', 'chunks_total', 0,
-      'chunks_embedded', 0, 'chunks_indexed', 0, 'attempts', 1, 'request_id', request_id,
-      'create_time', now, 'update_time', now)
-    if request ~= '' then redis.call('SET', request, job_id, 'EX', ttl) end
+    -- The task before the job: a script that errs midway (Redis does not undo a script's
+    -- earlier writes) may leave a task without its job (like a task of an expired job) or a
+    -- skipped version, never a job without its task.
     if mode == 'stream' then
       redis.call('XADD', KEYS[1], '*', 'b', with_version(body, version))
     elseif mode == 'outbox' then
       redis.call('HSET', KEYS[1], job_id, with_version(body, version))
       redis.call('ZADD', KEYS[2], lease_until, job_id)
     end
+    redis.call('HSET', job, 'job_id', job_id, 'document_id', document_id,
+      'document_version', version, 'state', 'accepted', 'chunks_total', 0,
+      'chunks_embedded', 0, 'chunks_indexed', 0, 'attempts', 1, 'request_id', request_id,
+      'create_time', now, 'update_time', now)
+    if request ~= '' then redis.call('SET', request, job_id, 'EX', ttl) end
     reply = {1, version}
   end
   out[j + 1] = reply
