@@ -222,7 +222,9 @@ class Intake:
         except StoreUnavailable:
             # Redis is down for the store too: the caller gets UNAVAILABLE for the publish, and
             # whatever is left in the outbox is published once the relay reaches the broker.
-            log.exception("could not mark %d unqueued job(s) failed", len(jobs))
+            log.exception(
+                "could not mark %d unqueued job(s) failed or drop their outbox entries", len(jobs)
+            )
 
     async def _reserve(self, count: int) -> None:
         """Counts `count` documents into the chunk queue's depth, or raises RESOURCE_EXHAUSTED.

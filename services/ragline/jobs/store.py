@@ -34,8 +34,8 @@ REQUEST_TTL_S = 24 * 3600
 FINISHED_JOB_TTL_S = 7 * 24 * 3600
 
 # Makes a job for each document, in order, and hands each new job's chunk task on, all in one
-# call: a job is never recorded without its task, nor a task queued without its job. Per job it
-# answers with what the caller needs to build the job without reading it back:
+# call, so that no job is ever recorded without its task. Per job it answers with what the caller
+# needs to build the job without reading it back:
 #   {1, version}   a job made now (or by an earlier run of this very call, which a client retry
 #                  after a broken connection replays: it is reported as made, not as a request
 #                  seen before, so the caller still sends its task on; the task was written by
