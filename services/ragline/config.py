@@ -62,6 +62,10 @@ class Settings:
     # (milliseconds): fewer, larger round trips, each far cheaper per document. A call arriving
     # after a quiet spell is committed at once; 0 commits as soon as the previous commit ends.
     commit_interval_ms: float = 3.0
+    # With RabbitMQ, chunk tasks are written to an outbox in Redis with their jobs; the gateway
+    # that wrote one publishes it at once, and any gateway's relay publishes one still there this
+    # many seconds later (its gateway died). Keep it well above a publish's worst time (10 s).
+    outbox_lease_s: float = 30.0
 
     # Chunking defaults for requests that leave them unset; 0 means the model's input limit.
     default_chunk_size: int = 0
@@ -138,6 +142,8 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"RAGLINE_{name.upper()} must be positive.")
+        if self.outbox_lease_s <= 0:
+            raise ConfigurationError("RAGLINE_OUTBOX_LEASE_S must be positive.")
         for name in ("commit_interval_ms", "embed_gather_ms", "embed_batch_tokens"):
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"RAGLINE_{name.upper()} must not be negative.")

@@ -10,8 +10,12 @@ contains MARKER:
     crash      end the process at once (os._exit), as a segfault or OOM kill would
     stall      block the worker N seconds (default 1) before the work, as a very long cut or
                model call would (the chunker checks inside its worker thread)
+    crash_after_commit
+               (stage "gateway", marker in a document) end the gateway at once after the script
+               that records new jobs and before anything is published or answered: a gateway
+               dying between the two steps of intake
 
-Example: RAGLINE_FAULTS="embed:transient:FLAKY:2,chunk:crash:BOOM"
+Example: RAGLINE_FAULTS="embed:transient:FLAKY:2,chunk:crash:BOOM,gateway:crash_after_commit:GONE"
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from ragline.errors import ConfigurationError, PermanentTaskError, TransientErro
 
 log = logging.getLogger(__name__)
 
-KINDS = ("transient", "permanent", "poison", "crash", "stall")
+KINDS = ("transient", "permanent", "poison", "crash", "stall", "crash_after_commit")
 
 
 class InjectedFault(Exception):
@@ -90,3 +94,13 @@ class Faults:
                 raise PermanentTaskError(f"injected permanent fault (marker {rule.marker})")
             if rule.kind == "poison":
                 raise InjectedFault(f"injected poison (marker {rule.marker})")
+
+    def crash_after_commit(self, texts: Iterable[str]) -> None:
+        """Ends the process (os._exit) when a crash_after_commit rule's marker is in `texts`."""
+        if not self._rules:
+            return
+        joined = "\n".join(texts)
+        for rule in self._rules:
+            if rule.kind == "crash_after_commit" and rule.marker in joined:
+                log.error("injected crash after the commit (marker %s)", rule.marker)
+                os._exit(70)

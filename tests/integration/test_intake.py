@@ -1,22 +1,28 @@
-"""Accepting documents against a real Redis: the job store's batched create and the gateway's
-intake (one create_many, one publish, a cached queue depth, group commit)."""
+"""Accepting documents against a real Redis and a real RabbitMQ: the job store's batched create
+and the gateway's intake (one create script that also queues or outboxes the chunk tasks, a
+cached queue depth, group commit), and the RabbitMQ outbox's relay."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
+from ragline.broker.rabbitmq import RabbitMQBroker
 from ragline.broker.redis_streams import RedisStreamsBroker
-from ragline.errors import BrokerUnavailable, ResourceExhausted
+from ragline.errors import BrokerUnavailable, ConfigurationError, ResourceExhausted
 from ragline.gateway.intake import CHUNK_QUEUE, MAX_GROUP_DOCUMENTS, Accepted, Intake
+from ragline.gateway.outbox import RelayOutbox, make_outbox
 from ragline.jobs.model import Job, JobState, Stage
-from ragline.jobs.store import JobStore
-from ragline.stage.envelope import decode
+from ragline.jobs.outbox import OutboxStore
+from ragline.jobs.store import JobStore, TaskTarget
+from ragline.stage.envelope import decode, new_envelope, with_document_version
 from ragline.v1 import job_pb2
 from tests.conftest import REDIS_URL
+from tests.stack import RABBITMQ_URL
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -33,8 +39,17 @@ async def broker(redis_client: aioredis.Redis, namespace: str) -> AsyncIterator[
     yield b  # redis_client's fixture closes the connection and deletes the keys
 
 
-class DownBroker(RedisStreamsBroker):
-    """The real broker, except that publishing fails as if Redis had gone away."""
+@pytest.fixture
+async def rabbit(namespace: str) -> AsyncIterator[RabbitMQBroker]:
+    b = RabbitMQBroker(RABBITMQ_URL, namespace=namespace)
+    await b.connect()
+    yield b
+    await b.close()
+    await RabbitMQBroker(RABBITMQ_URL, namespace=namespace).delete_everything([CHUNK_QUEUE])
+
+
+class DownRabbit(RabbitMQBroker):
+    """The real broker, except that publishing fails as if RabbitMQ had gone away."""
 
     async def publish(self, queue: str, bodies: Sequence[bytes]) -> None:
         raise BrokerUnavailable(f"could not publish to {queue}: connection refused")
@@ -45,9 +60,31 @@ class CountingStore(JobStore):
 
     commits = 0
 
-    async def create_many(self, items: Sequence[tuple[str, str]]) -> list[tuple[Job, bool]]:
+    async def create_many(
+        self, items: Sequence[tuple[str, str]], **options: Any
+    ) -> list[tuple[Job, bool]]:
         self.commits += 1
-        return await super().create_many(items)
+        return await super().create_many(items, **options)
+
+
+def relay_outbox(
+    broker: RabbitMQBroker, store: JobStore, namespace: str, lease_s: float = 30.0
+) -> RelayOutbox:
+    outbox = make_outbox(broker, store, namespace=namespace, queue=CHUNK_QUEUE, lease_s=lease_s)
+    assert isinstance(outbox, RelayOutbox)
+    return outbox
+
+
+async def read_all(broker: RabbitMQBroker | RedisStreamsBroker, wanted: int) -> list[Any]:
+    """Reads the chunk queue until `wanted` tasks came (or 5 s passed); acks and decodes them."""
+    got: list[Any] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while len(got) < wanted and loop.time() < deadline:
+        batch = await broker.read(CHUNK_QUEUE, 100, 0.2)
+        await broker.ack(batch)
+        got += [decode(d.body) for d in batch]
+    return got
 
 
 @pytest.fixture
@@ -174,19 +211,76 @@ async def test_a_full_group_is_committed_without_waiting_for_the_interval(
     assert await broker.depth(CHUNK_QUEUE) == MAX_GROUP_DOCUMENTS + 1
 
 
-async def test_a_failed_publish_fails_the_new_jobs_and_forgets_their_request_ids(
-    store: JobStore, redis_client: aioredis.Redis, namespace: str
+async def test_the_create_script_queues_each_new_jobs_task_with_its_version(
+    store: JobStore, broker: RedisStreamsBroker
 ) -> None:
-    down = DownBroker(REDIS_URL, namespace=namespace, client=redis_client)
-    await down.connect()
-    up = RedisStreamsBroker(REDIS_URL, namespace=namespace, client=redis_client)
-    await up.connect()
-    existing = (await Intake(up, store, 100).accept([doc("old", "r-old")]))[0]
+    # The task is on the stream once the script returns: nothing is left for a dying gateway to do.
+    bodies = {
+        "a": new_envelope("job-a").SerializeToString(),
+        "b": new_envelope("job-b").SerializeToString(),
+    }
+    made = await store.create_many(
+        [("doc", "r"), ("doc", "r"), ("doc", "")],
+        job_ids=["job-a", "job-x", "job-b"],
+        tasks=[bodies["a"], b"never used", bodies["b"]],
+        target=TaskTarget(stream=broker.stream_key(CHUNK_QUEUE)),
+    )
+    assert [(j.job_id, created) for j, created in made] == [
+        ("job-a", True),
+        ("job-a", False),
+        ("job-b", True),
+    ]
+    deliveries = await broker.read(CHUNK_QUEUE, 10, 0.1)
+    # Lua appended the version exactly as Python would have.
+    assert [d.body for d in deliveries] == [
+        with_document_version(bodies["a"], 1),
+        with_document_version(bodies["b"], 2),
+    ]
+    assert [decode(d.body).chunk.document.document_version for d in deliveries] == [1, 2]
+
+
+async def test_an_intake_without_a_stream_needs_an_outbox(store: JobStore) -> None:
+    with pytest.raises(ConfigurationError, match="RelayOutbox"):
+        Intake(RabbitMQBroker(RABBITMQ_URL), store, 100)
+
+
+# -- intake on RabbitMQ: the outbox and its relay -----------------------------------------------
+
+
+async def test_accept_publishes_its_own_outbox_entries_and_clears_them(
+    store: JobStore, rabbit: RabbitMQBroker, namespace: str
+) -> None:
+    outbox = relay_outbox(rabbit, store, namespace)
+    intake = Intake(rabbit, store, 100, outbox=outbox)
+    jobs = await intake.accept([doc("a", "r1"), doc("a", "r1"), doc("b"), doc("a")])
+    assert jobs[0] == jobs[1]
+    assert await intake.accept([doc("a", "r1")]) == [jobs[0]]
+    tasks = await read_all(rabbit, 3)
+    assert sorted((t.job_id, t.chunk.document.document_version) for t in tasks) == sorted(
+        [(jobs[0].job_id, 1), (jobs[2].job_id, 1), (jobs[3].job_id, 2)]
+    )
+    assert (
+        await OutboxStore(store.redis, namespace=namespace, queue=CHUNK_QUEUE, lease_s=1).pending()
+        == 0
+    )
+    # Published by the gateway itself: nothing is left for a relay.
+    assert await outbox.relay_expired() == 0
+
+
+async def test_a_failed_publish_fails_the_new_jobs_and_forgets_their_request_ids(
+    store: JobStore, rabbit: RabbitMQBroker, redis_client: aioredis.Redis, namespace: str
+) -> None:
+    down = DownRabbit(RABBITMQ_URL, namespace=namespace)
+    await down.connect()  # it answers, reads the depth, but takes no message
+    up = Intake(rabbit, store, 100, outbox=relay_outbox(rabbit, store, namespace))
+    existing = (await up.accept([doc("old", "r-old")]))[0]
+    await read_all(rabbit, 1)
 
     with pytest.raises(BrokerUnavailable):
-        await Intake(down, store, 100).accept(
+        await Intake(down, store, 100, outbox=relay_outbox(down, store, namespace)).accept(
             [doc("x", "r-x"), doc("y", ""), doc("old", "r-old"), doc("x", "r-x2")]
         )
+    await down.close()
     seq = await store.document_versions("x")
     assert seq is not None and seq.seq == 2
     failed = [j for j in await store.get_many(await _job_ids(redis_client, namespace)) if j]
@@ -196,15 +290,51 @@ async def test_a_failed_publish_fails_the_new_jobs_and_forgets_their_request_ids
         assert job.state is JobState.FAILED
         assert job.last_error_stage is Stage.CHUNK
         assert "could not be queued" in job.last_error
+    # Their tasks left the outbox with them: no relay publishes a task of an abandoned job.
+    assert not await redis_client.exists(f"{namespace}:outbox:{CHUNK_QUEUE}")
     # The job that existed before is untouched, and its request id still answers with it.
     assert (await store.get(existing.job_id)).state is JobState.ACCEPTED
     assert not await redis_client.exists(f"{namespace}:request:r-x", f"{namespace}:request:r-x2")
     assert await redis_client.exists(f"{namespace}:request:r-old")
     # A retry of the same request makes a new job, which gets queued.
-    (retried,) = await Intake(up, store, 100).accept([doc("x", "r-x")])
+    (retried,) = await up.accept([doc("x", "r-x")])
     assert retried.state is JobState.ACCEPTED
     assert retried.job_id not in {j.job_id for j in new}
-    assert await up.depth(CHUNK_QUEUE) == 2
+    (task,) = await read_all(rabbit, 1)
+    assert (task.job_id, task.chunk.document.document_version) == (retried.job_id, 3)
+
+
+async def test_the_relay_publishes_what_a_dead_gateway_left_once_its_lease_runs_out(
+    store: JobStore, rabbit: RabbitMQBroker, namespace: str
+) -> None:
+    outbox = relay_outbox(rabbit, store, namespace, lease_s=0.5)
+    # A gateway that died right after the script: the jobs and the outbox entries, no publish.
+    bodies = [new_envelope(f"job-{i}").SerializeToString() for i in range(2)]
+    await store.create_many(
+        [("dead", "r-dead"), ("dead", "")],
+        job_ids=["job-0", "job-1"],
+        tasks=bodies,
+        target=outbox.target,
+    )
+    # The client's retry answers with the first job and makes no second one.
+    retry = Intake(rabbit, store, 100, outbox=outbox)
+    (again,) = await retry.accept([doc("dead", "r-dead")])
+    assert again.job_id == "job-0"
+    # Still leased to its (dead) writer: no relay takes it yet.
+    assert await outbox.relay_expired() == 0
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    relay = asyncio.ensure_future(outbox.run())
+    tasks = await read_all(rabbit, 2)
+    assert loop.time() - started < 3
+    assert sorted((t.job_id, t.chunk.document.document_version) for t in tasks) == [
+        ("job-0", 1),
+        ("job-1", 2),
+    ]
+    outbox.stop()
+    await asyncio.wait_for(relay, 5)
+    assert await outbox.relay_expired() == 0
+    assert (await store.get("job-0")).state is JobState.ACCEPTED
 
 
 async def test_the_cached_depth_still_refuses_a_full_queue(

@@ -8,7 +8,13 @@ import pytest
 
 from ragline.errors import PermanentTaskError
 from ragline.jobs.model import Stage
-from ragline.stage.envelope import decode, new_envelope, next_attempt, queue_name
+from ragline.stage.envelope import (
+    decode,
+    new_envelope,
+    next_attempt,
+    queue_name,
+    with_document_version,
+)
 from ragline.v1 import queue_pb2
 
 pytestmark = pytest.mark.unit
@@ -111,3 +117,14 @@ def test_next_attempt_keeps_embed_and_index_tasks() -> None:
 
 def test_queue_names() -> None:
     assert [queue_name(s) for s in Stage] == ["chunk", "embed", "index"]
+
+
+@pytest.mark.parametrize("version", [1, 127, 128, 300, 2**40])
+def test_with_document_version_sets_the_version_and_keeps_the_rest(version: int) -> None:
+    env = chunk_envelope()
+    env.chunk.document.ClearField("document_version")
+    env.chunk.document.metadata.uploaded_by = "someone"
+    patched = decode(with_document_version(env.SerializeToString(), version))
+    assert patched.chunk.document.document_version == version
+    patched.chunk.document.ClearField("document_version")
+    assert patched == env

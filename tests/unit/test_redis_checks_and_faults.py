@@ -49,6 +49,8 @@ def test_fault_rules_parse() -> None:
         ("chunk", "crash", "BOOM", 1),
     ]
     assert parse_faults("") == []
+    (rule,) = parse_faults("gateway:crash_after_commit:GONE")
+    assert (rule.stage, rule.kind, rule.marker) == ("gateway", "crash_after_commit", "GONE")
 
 
 @pytest.mark.parametrize(
@@ -72,3 +74,11 @@ def test_faults_fire_only_for_their_stage_marker_and_attempts() -> None:
     with pytest.raises(InjectedFault):
         faults.check(["TOXIC"], attempt=9)
     assert not Faults("", "embed")
+
+
+def test_a_crash_after_commit_rule_fires_only_at_its_own_point() -> None:
+    faults = Faults("gateway:crash_after_commit:GONE", "gateway")
+    assert faults
+    faults.check(["GONE"])  # the stage-work check ignores it
+    faults.crash_after_commit(["nothing to see"])  # no marker: returns
+    Faults("gateway:crash_after_commit:GONE", "chunk").crash_after_commit(["GONE"])

@@ -67,6 +67,12 @@ class Broker(abc.ABC):
     async def publish(self, queue: str, bodies: Sequence[bytes]) -> None:
         """Appends messages to a queue; returns once the broker has them (one round trip)."""
 
+    def redis_stream(self, queue: str) -> str | None:
+        """The key of the Redis stream holding `queue`, when this broker keeps its queues as
+        streams on the job store's Redis: the job store's scripts may then append tasks to it
+        themselves, atomically with their own writes. None for a broker anywhere else."""
+        return None
+
     @abc.abstractmethod
     async def read(self, queue: str, max_count: int, timeout_s: float) -> list[Delivery]:
         """Up to `max_count` deliveries, waiting at most `timeout_s` for the first.

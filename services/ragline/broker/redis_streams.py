@@ -139,6 +139,10 @@ class RedisStreamsBroker(Broker):
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable(f"could not publish to {queue}: {exc}") from exc
 
+    def redis_stream(self, queue: str) -> str | None:
+        # One RAGLINE_REDIS_URL serves the job store and this broker: the same server.
+        return self.stream_key(queue)
+
     # -- consuming --------------------------------------------------------------------------
     async def read(self, queue: str, max_count: int, timeout_s: float) -> list[Delivery]:
         try:

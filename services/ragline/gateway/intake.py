@@ -1,9 +1,17 @@
 """Accepting documents: record a job per document and queue it for chunking, nothing more.
 
-The gateway never waits for the work. The only waits on the way are Redis round trips, whatever
-the number of documents: one create script, one publish, and now and then one to read the queue's
-depth (backpressure), which is cached for a fraction of a second. Concurrent calls share those
-round trips (see Intake.accept).
+Intake is atomic: one Redis script records the jobs, their idempotency keys and their chunk
+tasks together (see ragline.gateway.outbox): on Redis Streams the script queues the tasks itself;
+on RabbitMQ it leaves them in an outbox that this gateway publishes at once and every gateway's
+relay publishes once their lease runs out. A gateway that dies at any point therefore leaves
+either nothing or a job whose task is (or will be) queued, and a retry with the same request id
+answers with that job.
+
+The gateway never waits for the work. The only waits on the way are round trips, whatever the
+number of documents: one create script (plus, on RabbitMQ, one confirmed publish and one Redis
+call clearing the outbox), and now and then one to read the queue's depth (backpressure), which
+is cached for a fraction of a second. Concurrent calls share those round trips (see
+Intake.accept).
 """
 
 from __future__ import annotations
@@ -17,7 +25,15 @@ from dataclasses import dataclass
 
 from ragline.broker.base import Broker
 from ragline.config import Settings
-from ragline.errors import BrokerUnavailable, ResourceExhausted, StoreUnavailable
+from ragline.errors import (
+    BrokerUnavailable,
+    ConfigurationError,
+    ResourceExhausted,
+    StoreUnavailable,
+)
+from ragline.faults import Faults
+from ragline.gateway.outbox import DirectOutbox, Outbox
+from ragline.ids import new_id
 from ragline.jobs.model import Job, Stage
 from ragline.jobs.store import JobStore
 from ragline.stage import envelope
@@ -56,11 +72,22 @@ class Intake:
         jobs: JobStore,
         max_queue_depth: int,
         *,
+        outbox: Outbox | None = None,
+        faults: Faults | None = None,
         depth_cache_s: float = DEPTH_CACHE_S,
         commit_interval_s: float = COMMIT_INTERVAL_S,
     ) -> None:
+        """`outbox` defaults to queueing straight onto `broker`'s Redis stream (Redis Streams
+        only; see ragline.gateway.outbox.make_outbox for the choice by broker)."""
         self._broker = broker
         self._jobs = jobs
+        if outbox is None:
+            stream = broker.redis_stream(CHUNK_QUEUE)
+            if stream is None:
+                raise ConfigurationError("this broker needs a RelayOutbox; use make_outbox()")
+            outbox = DirectOutbox(stream)
+        self._outbox = outbox
+        self._faults = faults or Faults("", "gateway")
         self._max_queue_depth = max_queue_depth
         self._depth_cache_s = depth_cache_s
         # The depth estimate is `_base + (_reserved - _mark)`: the depth last read plus what was
@@ -79,12 +106,13 @@ class Intake:
     async def accept(self, docs: Sequence[Accepted]) -> list[Job]:
         """Records and queues `docs`; returns one job per document, in order.
 
-        A request id seen before returns its first job and queues nothing. RESOURCE_EXHAUSTED when
-        the chunk queue is full; UNAVAILABLE (and no job left behind as accepted) when the broker
-        does not take the messages.
+        A request id seen before returns its first job and queues nothing (its task was queued
+        with it, or waits in the outbox for a relay). RESOURCE_EXHAUSTED when the chunk queue is
+        full; UNAVAILABLE (and no job left behind as accepted) when the broker does not take the
+        messages.
 
         Calls that arrive while a commit is under way are committed together in the next one
-        (group commit): one create_many and one publish for all of them, so a burst of single
+        (group commit): one create script (and one send) for all of them, so a burst of single
         Ingests costs about as many Redis round trips as one IngestBatch. A lone call is committed
         at once; under load, commits are paced (see _pace) so that each carries more documents.
         """
@@ -136,9 +164,9 @@ class Intake:
         """Waits until `commit_interval_s` after the previous commit began, unless a full group
         is already waiting.
 
-        Each commit costs two Redis round trips, and on the gateway's one core a round trip costs
-        as much CPU as several documents' share of a larger commit (redis-py's machinery, the
-        event loop's wake-ups). Committing as soon as the last commit ends makes groups of one
+        Each commit costs a Redis round trip or more, and on the gateway's one core a round trip
+        costs as much CPU as several documents' share of a larger commit (redis-py's machinery,
+        the event loop's wake-ups). Committing as soon as the last commit ends makes groups of one
         or two documents under load; spacing commits a few milliseconds apart lets them gather a
         dozen, which raised single-document Ingest from ~2,000 to ~3,000 calls/s on 2 cores
         (see `make bench`). A call after a quiet spell waits for nothing; under load the wait
@@ -150,28 +178,53 @@ class Intake:
         self._last_commit = time.monotonic()
 
     async def _commit(self, docs: Sequence[Accepted]) -> list[Job]:
-        """One create_many and one publish for `docs`; fails what it made if the publish fails."""
-        made = await self._jobs.create_many([(d.document_id, d.request_id) for d in docs])
-        new = [(job, doc) for (job, created), doc in zip(made, docs, strict=True) if created]
+        """One create script for `docs`, which records each new job with its chunk task, then the
+        outbox's send; fails what it made if the send fails."""
+        # The tasks name their jobs, so the job ids are made here, before the script.
+        job_ids = [new_id() for _ in docs]
+        tasks = [self._chunk_task(job_id, doc) for job_id, doc in zip(job_ids, docs, strict=True)]
+        made = await self._jobs.create_many(
+            [(d.document_id, d.request_id) for d in docs],
+            job_ids=job_ids,
+            tasks=tasks,
+            target=self._outbox.target,
+        )
+        new = [
+            (job, task, doc)
+            for (job, created), task, doc in zip(made, tasks, docs, strict=True)
+            if created
+        ]
         if new:
-            bodies = [self._chunk_task(job, doc) for job, doc in new]
+            if self._faults:
+                self._faults.crash_after_commit(
+                    d.content.decode("utf-8", errors="replace") for _, _, d in new
+                )
             try:
-                await self._broker.publish(CHUNK_QUEUE, bodies)
+                await self._outbox.send([(job, task) for job, task, _ in new])
             except BrokerUnavailable:
-                await self._abandon([job for job, _ in new])
+                await self._abandon([job for job, _, _ in new])
                 raise
         return [job for job, _ in made]
 
     async def _abandon(self, jobs: list[Job]) -> None:
         """Fails jobs whose tasks could not be queued and forgets their request ids, so that the
-        client's retry makes new ones."""
+        client's retry makes new ones; then drops their unsent tasks.
+
+        In that order: a crash between the two leaves a failed job whose task a relay still
+        publishes later (a failed job's tasks still run, so it completes), never an accepted job
+        with no task behind it.
+        """
         try:
             await self._jobs.abandon(
                 jobs, Stage.CHUNK, "the document could not be queued: broker unavailable"
             )
+            await self._outbox.discard([job.job_id for job in jobs])
         except StoreUnavailable:
-            # Redis is down for the store too: the caller gets UNAVAILABLE for the publish.
-            log.exception("could not mark %d unqueued job(s) failed", len(jobs))
+            # Redis is down for the store too: the caller gets UNAVAILABLE for the publish, and
+            # whatever is left in the outbox is published once the relay reaches the broker.
+            log.exception(
+                "could not mark %d unqueued job(s) failed or drop their outbox entries", len(jobs)
+            )
 
     async def _reserve(self, count: int) -> None:
         """Counts `count` documents into the chunk queue's depth, or raises RESOURCE_EXHAUSTED.
@@ -209,11 +262,12 @@ class Intake:
         self._read_time = time.monotonic()
 
     @staticmethod
-    def _chunk_task(job: Job, doc: Accepted) -> bytes:
-        env = envelope.new_envelope(job.job_id)
+    def _chunk_task(job_id: str, doc: Accepted) -> bytes:
+        """The document's chunk task but for its version, which the create script adds
+        (envelope.with_document_version)."""
+        env = envelope.new_envelope(job_id)
         task = env.chunk
         task.document.document_id = doc.document_id
-        task.document.document_version = job.document_version
         task.document.metadata.CopyFrom(doc.metadata)
         task.content = doc.content
         task.content_type = doc.content_type

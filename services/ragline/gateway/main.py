@@ -5,8 +5,10 @@ from __future__ import annotations
 from ragline.broker.factory import make_broker
 from ragline.config import Settings
 from ragline.embedder.models import resolve_model
+from ragline.faults import Faults
 from ragline.gateway.dead_letters import DeadLetterOps
-from ragline.gateway.intake import Intake
+from ragline.gateway.intake import CHUNK_QUEUE, Intake
+from ragline.gateway.outbox import make_outbox
 from ragline.gateway.service import IngestServicer
 from ragline.grpc_server import GrpcServer, channel, run_until_signalled
 from ragline.jobs.store import JobStore
@@ -23,6 +25,13 @@ async def run(settings: Settings) -> None:
     await check_redis_durability(jobs.redis)
     embedder = channel(settings.embedder_address)
     indexer = channel(settings.indexer_address)
+    outbox = make_outbox(
+        broker,
+        jobs,
+        namespace=settings.namespace,
+        queue=CHUNK_QUEUE,
+        lease_s=settings.outbox_lease_s,
+    )
     servicer = IngestServicer(
         settings,
         model,
@@ -30,6 +39,8 @@ async def run(settings: Settings) -> None:
             broker,
             jobs,
             settings.max_queue_depth,
+            outbox=outbox,
+            faults=Faults(settings.faults, "gateway"),
             commit_interval_s=settings.commit_interval_ms / 1000,
         ),
         jobs,
@@ -43,7 +54,13 @@ async def run(settings: Settings) -> None:
         "gateway",
     )
     try:
-        await run_until_signalled(server, grace_s=settings.shutdown_grace_s)
+        # The outbox relay (RabbitMQ) runs for as long as the gateway serves.
+        await run_until_signalled(
+            server,
+            background=outbox.background(),
+            on_stop=outbox.stop,
+            grace_s=settings.shutdown_grace_s,
+        )
     finally:
         await embedder.close(None)
         await indexer.close(None)

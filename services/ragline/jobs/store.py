@@ -27,28 +27,62 @@ from ragline.errors import NotFound, StoreUnavailable
 from ragline.ids import new_id
 from ragline.jobs.model import ALLOWED_FROM, Job, JobProgress, JobState, Stage
 from ragline.redis_client import connect
+from ragline.stage.envelope import DOCUMENT_VERSION_TAGS
 
 REQUEST_TTL_S = 24 * 3600
 # Finished jobs stay readable this long, then Redis drops them.
 FINISHED_JOB_TTL_S = 7 * 24 * 3600
 
-# Makes a job for each document, in order, in one call. Per job it answers with what the caller
+# Makes a job for each document, in order, and hands each new job's chunk task on, all in one
+# call, so that no job is ever recorded without its task. Per job it answers with what the caller
 # needs to build the job without reading it back:
 #   {1, version}   a job made now (or by an earlier run of this very call, which a client retry
 #                  after a broken connection replays: it is reported as made, not as a request
-#                  seen before, so its task still gets published)
+#                  seen before, so the caller still sends its task on; the task was written by
+#                  that earlier run and is not written twice)
 #   {0, hash}      a request id seen before: that job's record as HGETALL returns it
 # A request id whose job record is gone (removed by hand, or evicted) makes a new job rather than
 # failing the whole call. The earlier job's key is only known inside the script (ARGV[3] is the
 # job key prefix), which is fine on a single Redis (not on Redis Cluster).
+#
+# The task body comes without its document version (the version is given here); the script
+# appends it as protobuf (a message followed by another parses as the two merged; see
+# ragline.stage.envelope.with_document_version, which does the same in Python).
 _CREATE_MANY = """
--- KEYS: job, request (or ''), doc; per job
--- ARGV: now, request ttl, job key prefix; then job_id, document_id, request_id per job
-local now, ttl, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+-- KEYS[1]     the task target: the chunk stream (mode 'stream'), the outbox hash of task bodies
+--             by job id (mode 'outbox'), or '' (mode '': jobs only)
+-- KEYS[2]     mode 'outbox': the outbox's sorted set of lease expiries by job id; else ''
+-- KEYS[3..]   per job: job, request (or ''), doc
+-- ARGV[1..5]  now, request ttl, job key prefix, mode, lease seconds (mode 'outbox': the writer
+--             holds its new entries this long before any relay may take them)
+-- ARGV[6..8]  the protobuf keys of TaskEnvelope.chunk, ChunkTask.document and
+--             DocumentRef.document_version
+-- ARGV[9..]   per job: job_id, document_id, request_id, task body (without its version)
+local now, ttl, prefix, mode = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local lease_until = 0
+if mode == 'outbox' then
+  -- The server's clock, so that every gateway's relay measures leases alike.
+  local t = redis.call('TIME')
+  lease_until = tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[5])
+end
+local function varint(n)
+  local out = ''
+  while n >= 128 do
+    out = out .. string.char(n % 128 + 128)
+    n = math.floor(n / 128)
+  end
+  return out .. string.char(n)
+end
+local function with_version(body, version)
+  local ref = ARGV[8] .. varint(version)
+  local task = ARGV[7] .. varint(#ref) .. ref
+  return body .. ARGV[6] .. varint(#task) .. task
+end
 local out = {}
-for j = 0, #KEYS / 3 - 1 do
-  local job, request, doc = KEYS[3 * j + 1], KEYS[3 * j + 2], KEYS[3 * j + 3]
-  local job_id, document_id, request_id = ARGV[3 * j + 4], ARGV[3 * j + 5], ARGV[3 * j + 6]
+for j = 0, (#KEYS - 2) / 3 - 1 do
+  local job, request, doc = KEYS[3 * j + 3], KEYS[3 * j + 4], KEYS[3 * j + 5]
+  local job_id, document_id = ARGV[4 * j + 9], ARGV[4 * j + 10]
+  local request_id, body = ARGV[4 * j + 11], ARGV[4 * j + 12]
   local reply = nil
   local mine = redis.call('HGET', job, 'document_version')
   if mine then reply = {1, tonumber(mine)} end
@@ -61,6 +95,15 @@ for j = 0, #KEYS / 3 - 1 do
   end
   if not reply then
     local version = redis.call('HINCRBY', doc, 'seq', 1)
+    -- The task before the job: a script that errs midway (Redis does not undo a script's
+    -- earlier writes) may leave a task without its job (like a task of an expired job) or a
+    -- skipped version, never a job without its task.
+    if mode == 'stream' then
+      redis.call('XADD', KEYS[1], '*', 'b', with_version(body, version))
+    elseif mode == 'outbox' then
+      redis.call('HSET', KEYS[1], job_id, with_version(body, version))
+      redis.call('ZADD', KEYS[2], lease_until, job_id)
+    end
     redis.call('HSET', job, 'job_id', job_id, 'document_id', document_id,
       'document_version', version, 'state', 'accepted', 'chunks_total', 0,
       'chunks_embedded', 0, 'chunks_indexed', 0, 'attempts', 1, 'request_id', request_id,
@@ -166,6 +209,26 @@ return 1
 
 
 @dataclass(frozen=True)
+class TaskTarget:
+    """Where create_many's script puts each new job's chunk task, in the same step as the job.
+
+    Either `stream`, a Redis Streams queue on this same Redis (the task is queued at once), or
+    `outbox` and `leases`, an outbox a relay publishes to another broker from: a hash of task
+    bodies by job id and a sorted set of lease expiries, the writer holding each new entry for
+    `lease_s` seconds (see ragline.jobs.outbox).
+    """
+
+    stream: str = ""
+    outbox: str = ""
+    leases: str = ""
+    lease_s: float = 0.0
+
+    @property
+    def mode(self) -> str:
+        return "stream" if self.stream else "outbox" if self.outbox else ""
+
+
+@dataclass(frozen=True)
 class MarkResult:
     """What marking chunks done left behind."""
 
@@ -232,26 +295,49 @@ class JobStore:
         (result,) = await self.create_many([(document_id, request_id)])
         return result
 
-    async def create_many(self, items: Sequence[tuple[str, str]]) -> list[tuple[Job, bool]]:
+    async def create_many(
+        self,
+        items: Sequence[tuple[str, str]],
+        *,
+        job_ids: Sequence[str] = (),
+        tasks: Sequence[bytes] = (),
+        target: TaskTarget | None = None,
+    ) -> list[tuple[Job, bool]]:
         """`create` for each (document_id, request_id) in `items`, in order, in one round trip.
 
         Repeats of a document get consecutive versions; a request id repeated within `items`
         returns the job its first occurrence made. Returns (job, created) per item.
+
+        `job_ids` names the jobs to make (new ids when empty). With a `target`, `tasks` holds
+        one serialized chunk-task envelope per item, for that job and without its document
+        version: the same script gives it the job's version and writes it to the target for
+        every job it makes (not for a request seen before).
         """
         if not items:
             return []
+        if target is not None and len(tasks) != len(items):
+            raise ValueError("create_many needs one task per item when it has a target")
         now = time.time()
         prefix = f"{self._ns}:job:"
-        ids = [(new_id(), document_id, request_id) for document_id, request_id in items]
-        keys: list[str] = []
-        args: list[Any] = [now, REQUEST_TTL_S, prefix]
-        for job_id, document_id, request_id in ids:
+        names = job_ids or [new_id() for _ in items]
+        ids = [(job_id, d, r) for job_id, (d, r) in zip(names, items, strict=True)]
+        target = target or TaskTarget()
+        keys: list[str] = [target.stream or target.outbox, target.leases]
+        args: list[Any] = [
+            now,
+            REQUEST_TTL_S,
+            prefix,
+            target.mode,
+            target.lease_s,
+            *DOCUMENT_VERSION_TAGS,
+        ]
+        for i, (job_id, document_id, request_id) in enumerate(ids):
             keys += [
                 prefix + job_id,
                 f"{self._ns}:request:{request_id}" if request_id else "",
                 self._doc(document_id),
             ]
-            args += [job_id, document_id, request_id]
+            args += [job_id, document_id, request_id, tasks[i] if tasks else b""]
         replies = await self._call(self._create_many, keys, args)
         out: list[tuple[Job, bool]] = []
         for (job_id, document_id, request_id), reply in zip(ids, replies, strict=True):

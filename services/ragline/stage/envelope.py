@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError
 
 from ragline.errors import PermanentTaskError
@@ -21,6 +22,43 @@ def new_envelope(job_id: str, attempt: int = 1) -> queue_pb2.TaskEnvelope:
     env = queue_pb2.TaskEnvelope(message_id=new_id(), job_id=job_id, attempt=attempt)
     env.enqueue_time.FromNanoseconds(time.time_ns())
     return env
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _tag(field: FieldDescriptor) -> bytes:
+    wire_type = 2 if field.message_type is not None else 0  # length-delimited, or varint
+    return _varint(field.number << 3 | wire_type)
+
+
+# The keys of TaskEnvelope.chunk, ChunkTask.document and DocumentRef.document_version, outermost
+# first: what with_document_version (and the job store's create script, given these) writes.
+DOCUMENT_VERSION_TAGS: tuple[bytes, bytes, bytes] = (
+    _tag(queue_pb2.TaskEnvelope.DESCRIPTOR.fields_by_name["chunk"]),
+    _tag(queue_pb2.ChunkTask.DESCRIPTOR.fields_by_name["document"]),
+    _tag(queue_pb2.DocumentRef.DESCRIPTOR.fields_by_name["document_version"]),
+)
+
+
+def with_document_version(body: bytes, version: int) -> bytes:
+    """A serialized chunk-task envelope with its document version set to `version`.
+
+    The version is given inside the Redis script that records the job, after the body was built;
+    protobuf parses concatenated messages as one merged message, so appending an envelope that
+    holds only chunk.document.document_version sets it without parsing the body again. The job
+    store's script does the same in Lua, from DOCUMENT_VERSION_TAGS.
+    """
+    outer, middle, inner = DOCUMENT_VERSION_TAGS
+    ref = inner + _varint(version)
+    task = middle + _varint(len(ref)) + ref
+    return body + outer + _varint(len(task)) + task
 
 
 def decode(body: bytes) -> queue_pb2.TaskEnvelope:

@@ -1,0 +1,93 @@
+"""The intake outbox on Redis: chunk tasks recorded with their jobs, waiting to be published to a
+broker that is not Redis (RabbitMQ).
+
+Keys, under the deployment's namespace, for a queue `q`:
+    {ns}:outbox:{q}          hash: job id -> the task body, ready to publish
+    {ns}:outbox:{q}:leases   sorted set: job id -> when its lease runs out (Redis server time,
+                             epoch seconds)
+
+The job store's create script writes an entry beside its job, leased to the gateway that wrote
+it (see TaskTarget). That gateway publishes it at once and removes it; any gateway's relay takes
+an entry whose lease ran out (its writer died, or could not publish), leasing it anew while it
+publishes. Leases are measured on the Redis server's clock, so gateways' clocks never matter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ragline.errors import StoreUnavailable
+from ragline.jobs.store import TaskTarget
+
+_CLAIM_EXPIRED = """
+-- KEYS: outbox hash, leases   ARGV: lease seconds, most entries
+-- Takes up to N entries whose lease ran out, leasing each anew; returns {job id, body, ...}.
+-- A lease left without its body (removed by hand) is dropped.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+for _, id in ipairs(due) do
+  local body = redis.call('HGET', KEYS[1], id)
+  if body then
+    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[1]), id)
+    out[#out + 1] = id
+    out[#out + 1] = body
+  else
+    redis.call('ZREM', KEYS[2], id)
+  end
+end
+return out
+"""
+
+
+class OutboxStore:
+    """One queue's outbox. Every method raises StoreUnavailable when Redis does not answer."""
+
+    def __init__(
+        self, client: aioredis.Redis, *, namespace: str, queue: str, lease_s: float
+    ) -> None:
+        self._r = client
+        self.key = f"{namespace}:outbox:{queue}"
+        self.leases_key = f"{self.key}:leases"
+        self.lease_s = lease_s
+        self._claim = client.register_script(_CLAIM_EXPIRED)
+
+    @property
+    def target(self) -> TaskTarget:
+        """What the job store's create script needs to write entries here."""
+        return TaskTarget(outbox=self.key, leases=self.leases_key, lease_s=self.lease_s)
+
+    async def claim_expired(self, limit: int) -> list[tuple[str, bytes]]:
+        """Up to `limit` (job id, body) entries whose lease ran out, now leased to the caller."""
+        flat: Any = await self._call(
+            self._claim(keys=[self.key, self.leases_key], args=[self.lease_s, limit])
+        )
+        return [(_s(flat[i]), bytes(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+    async def remove(self, job_ids: Sequence[str]) -> None:
+        """Removes entries (published, or their jobs abandoned), in one transaction."""
+        if not job_ids:
+            return
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.hdel(self.key, *job_ids)
+            pipe.zrem(self.leases_key, *job_ids)
+            await self._call(pipe.execute())
+
+    async def pending(self) -> int:
+        """How many entries wait to be published."""
+        return int(await self._call(self._r.hlen(self.key)))
+
+    async def _call(self, awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"the intake outbox (Redis) did not answer: {exc}") from exc
+
+
+def _s(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
