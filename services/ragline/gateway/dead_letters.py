@@ -46,7 +46,9 @@ class DeadLetterOps:
 
         Requeue first: if it fails, no job was touched and every letter is still dead. If the
         reopening fails after it, the tasks run anyway and still end their jobs (a FAILED job
-        completes like an ACTIVE one), so the jobs only show FAILED for a while.
+        completes like an ACTIVE one), so the jobs only show FAILED for a while. (Left open: a
+        task that fails for good again in the moment before its job is reopened leaves that job
+        ACTIVE; it takes a worker's whole read-fail-dead-letter cycle within one round trip.)
         """
         self._check_ids(ids)
         requeued = await self._broker.requeue_dead_letters(
