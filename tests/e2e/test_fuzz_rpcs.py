@@ -58,7 +58,7 @@ ALLOWED = {
     grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 FUZZ = settings(
-    max_examples=60,
+    max_examples=100,
     deadline=None,
     derandomize=True,
     database=None,
@@ -280,7 +280,7 @@ def test_known_corrupt_bytes_are_invalid_argument_on_every_method(
 
 
 @pytest.mark.parametrize("method", PUBLIC_METHODS, ids=lambda m: m.name)
-@settings(FUZZ, max_examples=30)
+@settings(FUZZ, max_examples=40)
 @given(raw=st.binary(min_size=1, max_size=64))
 def test_random_bytes_are_invalid_argument_unless_they_decode(
     channels: dict[str, grpc.Channel], method: MethodDescriptor, raw: bytes
