@@ -159,7 +159,7 @@ async def test_dead_letter_keeps_the_original_and_can_be_requeued_or_purged(brok
     )
     page = await broker.list_dead_letters("q", limit=1, after=letters[0].dead_letter_id)
     assert [x.body for x in page] == [b"also-poison"]
-    assert await broker.requeue_dead_letters("q", [letters[0].dead_letter_id]) == 1
+    assert await broker.requeue_dead_letters("q", [letters[0].dead_letter_id]) == [letters[0]]
     assert [d.body for d in await broker.read("q", 10, 0.5)] == [b"poison"]
     assert await broker.purge_dead_letters("q") == 1
     assert await broker.list_dead_letters("q") == []
@@ -176,7 +176,8 @@ async def test_requeue_can_transform_and_purge_can_pick(broker_factory):
     assert [x.body for x in letters] == [b"a", b"b", b"c"]
     assert await broker.purge_dead_letters("q", [letters[1].dead_letter_id]) == 1
     assert [x.body for x in await broker.list_dead_letters("q")] == [b"a", b"c"]
-    assert await broker.requeue_dead_letters("q", transform=lambda body: body.upper()) == 2
+    requeued = await broker.requeue_dead_letters("q", transform=lambda body: body.upper())
+    assert [x.body for x in requeued] == [b"a", b"c"]  # as they were in the dead-letter queue
     got = await broker.read("q", 10, 0.5)
     assert sorted(d.body for d in got) == [b"A", b"C"]
     assert await broker.list_dead_letters("q") == []
@@ -197,3 +198,49 @@ async def test_released_deliveries_come_back_soon_to_the_same_consumer(broker_fa
     assert again[0].delivery_count == 2
     await broker.ack(again)
     assert await broker.depth("q") == 0
+
+
+async def test_requeue_returns_exactly_the_records_it_moved(broker_factory):
+    broker = await broker_factory("c")
+    await broker.publish("q", [b"a", b"b", b"c"])
+    now = time.time()
+    for i, d in enumerate(await broker.read("q", 10, 0.5)):
+        await broker.dead_letter(d, DeadLetter("q", d.body, f"job-{i}", "E", "m", 1, now, now))
+    a, b, c = await broker.list_dead_letters("q")
+    # A repeated id moves its record once; an id that names no record moves nothing.
+    unknown = next(x for x in ("1-1", f"{1:012x}-{0:020x}") if broker.is_dead_letter_id(x))
+    requeued = await broker.requeue_dead_letters(
+        "q", [c.dead_letter_id, a.dead_letter_id, c.dead_letter_id, unknown]
+    )
+    assert sorted(x.job_id for x in requeued) == ["job-0", "job-2"]
+    assert {x.dead_letter_id for x in requeued} == {a.dead_letter_id, c.dead_letter_id}
+    assert sorted(d.body for d in await broker.read("q", 10, 0.5)) == [b"a", b"c"]
+    assert await broker.list_dead_letters("q") == [b]
+    assert await broker.requeue_dead_letters("q", [a.dead_letter_id]) == []
+
+
+HOSTILE_IDS = [
+    "",
+    "../../etc/passwd",
+    "x\ny",
+    "nul\x00byte",
+    "-",
+    "+",
+    "(1-0",
+    "1-0 ",
+    "\u0661-\u0662",  # Arabic-Indic digits: digits to Python, not to Redis
+    "18446744073709551616-0",
+    "a" * 5000,
+    "sha256-",
+]
+
+
+async def test_ids_it_hands_out_are_well_formed_and_hostile_ones_are_not(broker_factory):
+    broker = await broker_factory("c")
+    await broker.publish("q", [b"a"])
+    now = time.time()
+    (d,) = await broker.read("q", 10, 0.5)
+    await broker.dead_letter(d, DeadLetter("q", d.body, "j", "E", "m", 1, now, now))
+    (letter,) = await broker.list_dead_letters("q")
+    assert broker.is_dead_letter_id(letter.dead_letter_id)
+    assert [x for x in HOSTILE_IDS if broker.is_dead_letter_id(x)] == []

@@ -1,8 +1,8 @@
 """The RabbitMQ broker's own machinery against a real RabbitMQ.
 
 The behaviour every broker shares is in test_broker_contract.py; these tests cover what only the
-RabbitMQ adapter does: the server's delivery limit, publisher confirms, and reconnecting through
-a broker outage.
+RabbitMQ adapter does: the server's delivery limit, publisher confirms, reconnecting through
+a broker outage, and naming dead letters that other publishers sent.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aio_pika
 import pytest
 from yarl import URL
 
@@ -103,7 +104,7 @@ async def test_a_message_the_server_dead_letters_comes_back_to_a_reader_past_the
     assert await stage.depth("q") == 0
     assert await stage.read("q", 10, 0.3) == []  # acked out of limbo: never handed out again
     # It can be requeued like any other dead letter, and starts counting deliveries afresh.
-    assert await stage.requeue_dead_letters("q", [letter.dead_letter_id]) == 1
+    assert await stage.requeue_dead_letters("q", [letter.dead_letter_id]) == [letter]
     again = await stage.read("q", 10, 0.5)
     assert [(x.body, x.delivery_count) for x in again] == [(b"crash", 1)]
 
@@ -221,3 +222,27 @@ async def test_consumers_resume_after_a_broker_outage(rabbit):
     # Durable quorum queue, persistent messages: what was there before the outage still is.
     assert got == [b"before", b"after"]
     assert [d.body for d in await broker.read("q2", 10, 1.0)] == [b"kept"]
+
+
+async def test_a_dead_letter_with_a_foreign_message_id_gets_a_well_formed_id(rabbit):
+    broker = await rabbit("admin")
+    assert await broker.list_dead_letters("q") == []  # declares the queues
+    connection = await aio_pika.connect(RABBITMQ_URL)
+    async with connection:
+        channel = await connection.channel()
+        for message_id in ("../../etc/passwd", None):
+            await channel.default_exchange.publish(
+                aio_pika.Message(b"from elsewhere", message_id=message_id),
+                routing_key=broker.dlq_name("q"),
+            )
+    letters = []
+    deadline = time.monotonic() + 5
+    while len(letters) < 2 and time.monotonic() < deadline:
+        letters = await broker.list_dead_letters("q")
+    ids = [x.dead_letter_id for x in letters]
+    assert len(set(ids)) == 2  # the same body under two ids stays two records
+    assert all(x.startswith("sha256-") and broker.is_dead_letter_id(x) for x in ids)
+    assert ids == [x.dead_letter_id for x in await broker.list_dead_letters("q")]  # stable
+    requeued = await broker.requeue_dead_letters("q", [ids[0]])
+    assert [x.dead_letter_id for x in requeued] == [ids[0]]
+    assert [x.dead_letter_id for x in await broker.list_dead_letters("q")] == [ids[1]]

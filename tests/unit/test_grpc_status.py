@@ -1,15 +1,21 @@
-"""status_for: each ragline error maps to its gRPC code; anything else is INTERNAL with a reference."""
+"""status_for: each ragline error maps to its gRPC code; anything else is INTERNAL with a reference.
+The interceptor answers request bytes that do not decode INVALID_ARGUMENT."""
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
+from grpc import aio
 
 from ragline import errors
-from ragline.grpc_status import status_for
+from ragline.grpc_status import ErrorInterceptor, status_for
+from ragline.v1 import ingest_service_pb2 as pb
+from ragline.v1 import ingest_service_pb2_grpc, job_pb2
 
 pytestmark = pytest.mark.unit
 
@@ -77,3 +83,75 @@ def test_each_unexpected_error_gets_its_own_reference(caplog: pytest.LogCaptureF
     caplog.set_level(logging.ERROR, logger="ragline.grpc_status")
     refs = {status_for(RuntimeError("x"))[1] for _ in range(5)}
     assert len(refs) == 5
+
+
+# -- request bytes that are not the method's request message -------------------------------------
+
+
+class _Echo(ingest_service_pb2_grpc.IngestServiceServicer):
+    """Answers GetJob and WatchJob with the job id it was sent; fails one id on purpose."""
+
+    async def GetJob(self, request: pb.GetJobRequest, context: Any) -> pb.GetJobResponse:
+        if request.job_id == "missing":
+            raise errors.NotFound("job 'missing' does not exist")
+        return pb.GetJobResponse(job=job_pb2.Job(job_id=request.job_id))
+
+    async def WatchJob(
+        self, request: pb.WatchJobRequest, context: Any
+    ) -> AsyncIterator[pb.WatchJobResponse]:
+        yield pb.WatchJobResponse(job=job_pb2.Job(job_id=request.job_id))
+
+
+@pytest.fixture
+async def echo() -> AsyncIterator[aio.Channel]:
+    """A channel to a local server with the error interceptor, serving _Echo."""
+    server = aio.server(interceptors=[ErrorInterceptor()])
+    ingest_service_pb2_grpc.add_IngestServiceServicer_to_server(_Echo(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield channel
+    await server.stop(None)
+
+
+GARBAGE = [b"\xff\xff\xff", b"\x0a\x05ab", b"\x08", b"\x0a\x02\xc3\x28"]  # the last: bad UTF-8
+
+
+@pytest.mark.parametrize("raw", GARBAGE, ids=lambda b: b.hex())
+async def test_undecodable_unary_request_is_invalid_argument_naming_the_message(
+    echo: aio.Channel, raw: bytes
+) -> None:
+    method = "/ragline.v1.IngestService/GetJob"
+    with pytest.raises(aio.AioRpcError) as caught:
+        await echo.unary_unary(method)(raw, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = caught.value.details() or ""
+    assert details.startswith("request: could not be decoded as a ragline.v1.GetJobRequest")
+    assert method in details
+
+
+@pytest.mark.parametrize("raw", GARBAGE, ids=lambda b: b.hex())
+async def test_undecodable_streaming_request_is_invalid_argument_naming_the_message(
+    echo: aio.Channel, raw: bytes
+) -> None:
+    call = echo.unary_stream("/ragline.v1.IngestService/WatchJob")(raw, timeout=10)
+    with pytest.raises(aio.AioRpcError) as caught:
+        async for _ in call:
+            pass
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "ragline.v1.WatchJobRequest" in (caught.value.details() or "")
+
+
+async def test_decodable_requests_still_reach_the_handler_and_its_errors_map(
+    echo: aio.Channel,
+) -> None:
+    stub = ingest_service_pb2_grpc.IngestServiceStub(echo)
+    reply = await stub.GetJob(pb.GetJobRequest(job_id="j-1"), timeout=10)
+    assert reply.job.job_id == "j-1"
+    assert [r.job.job_id async for r in stub.WatchJob(pb.WatchJobRequest(job_id="j-2"))] == ["j-2"]
+    # Empty bytes are a valid (all-default) message, not an undecodable one.
+    raw = await echo.unary_unary("/ragline.v1.IngestService/GetJob")(b"", timeout=10)
+    assert pb.GetJobResponse.FromString(raw).HasField("job")
+    with pytest.raises(aio.AioRpcError) as caught:
+        await stub.GetJob(pb.GetJobRequest(job_id="missing"), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND

@@ -111,6 +111,12 @@ class Broker(abc.ABC):
         """Messages waiting or in flight on a queue (for backpressure and autoscaling)."""
 
     @abc.abstractmethod
+    def is_dead_letter_id(self, value: str) -> bool:
+        """Whether `value` has the shape of this broker's dead-letter record ids (it may still
+        name no record). Callers check ids and page tokens from clients with it first, so a
+        malformed one is the client's error on every broker, never a broker failure."""
+
+    @abc.abstractmethod
     async def list_dead_letters(
         self, queue: str, *, limit: int = 100, after: str = ""
     ) -> list[DeadLetter]:
@@ -122,9 +128,10 @@ class Broker(abc.ABC):
         queue: str,
         ids: Sequence[str] = (),
         transform: Callable[[bytes], bytes] | None = None,
-    ) -> int:
+    ) -> list[DeadLetter]:
         """Moves the named dead letters (all when `ids` is empty) back onto `queue`, each body
-        passed through `transform` first (e.g. to reset its attempt count). Returns how many."""
+        passed through `transform` first (e.g. to reset its attempt count). Returns the records
+        it moved, as they were in the dead-letter queue: exactly the ones now queued again."""
 
     @abc.abstractmethod
     async def purge_dead_letters(self, queue: str, ids: Sequence[str] = ()) -> int:

@@ -47,8 +47,9 @@ How the `Broker` promises map to AMQP:
   Classic queues put requeued messages back in their old places, which keeps the order stable,
   and do not count deliveries (a quorum queue would count each listing as a delivery). One
   process lists at a time; two processes listing at once may each see part of the queue.
-  Record ids are the messages' message_id; ids sort in publish time, so paging after an id that
-  has since left the queue continues with the later ids.
+  Record ids are the messages' message_id (see new_message_id); ids sort in publish time, so
+  paging after an id that has since left the queue continues with the later ids. A message
+  published by something else, without such an id, is named by a hash of its id and body.
 
 The classic queues (dead letters, delays) are durable and hold persistent messages, which is enough
 on one node; in a cluster, a delay queue's node going down delays its retries until it is back.
@@ -61,6 +62,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import socket
 import time
 import uuid
@@ -94,6 +96,8 @@ DELAY_QUEUE_EXPIRES_MS = 24 * 3600 * 1000
 _READ_LINGER_S = 0.005
 
 _HEADER = "x-ragline-"
+# The two shapes of dead-letter record ids: new_message_id's, and _dead_letter_id's hash.
+_DEAD_LETTER_ID = re.compile(r"[0-9a-f]{12}-[0-9a-f]{20}|sha256-[0-9a-f]{32}")
 _LIBRARY_ERRORS: tuple[type[BaseException], ...] = (
     aiormq.exceptions.AMQPError,
     aiormq.exceptions.ChannelInvalidStateError,
@@ -514,6 +518,9 @@ class RabbitMQBroker(Broker):
             taken.append(msg)
         return msg
 
+    def is_dead_letter_id(self, value: str) -> bool:
+        return _DEAD_LETTER_ID.fullmatch(value) is not None
+
     async def list_dead_letters(
         self, queue: str, *, limit: int = 100, after: str = ""
     ) -> list[DeadLetter]:
@@ -541,7 +548,7 @@ class RabbitMQBroker(Broker):
         queue: str,
         ids: Sequence[str] = (),
         transform: Callable[[bytes], bytes] | None = None,
-    ) -> int:
+    ) -> list[DeadLetter]:
         wanted = set(ids)
         async with self._dead_letter_session(queue) as (dlq, taken):
             chosen = [m for m in await self._take_all(dlq, taken) if self._chosen(queue, m, wanted)]
@@ -550,7 +557,7 @@ class RabbitMQBroker(Broker):
                 await self._publish_many(self.queue_name(queue), [(b, None) for b in bodies])
                 for msg in chosen:  # after the confirms: a crash between leaves a duplicate
                     await msg.ack()
-        return len(chosen)
+        return [self._decode(queue, m) for m in chosen]
 
     async def purge_dead_letters(self, queue: str, ids: Sequence[str] = ()) -> int:
         wanted = set(ids)
@@ -651,10 +658,12 @@ def _is_stale(msg: AbstractIncomingMessage) -> bool:
 
 
 def _dead_letter_id(msg: AbstractIncomingMessage) -> str:
-    if msg.message_id:
+    if msg.message_id and _DEAD_LETTER_ID.fullmatch(msg.message_id):
         return msg.message_id
-    # Published by something else without an id: the content is the most stable name it has.
-    return "sha256-" + hashlib.sha256(msg.body).hexdigest()[:32]
+    # Published by something else, with no id or one of its own shape: its id and content are the
+    # most stable name it has, and a hash keeps every record id to the shapes clients may send.
+    named = msg.message_id.encode() + b"\0" + msg.body if msg.message_id else msg.body
+    return "sha256-" + hashlib.sha256(named).hexdigest()[:32]
 
 
 def _as_str(value: object) -> str:

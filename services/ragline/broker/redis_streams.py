@@ -16,11 +16,13 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
@@ -33,6 +35,10 @@ log = logging.getLogger(__name__)
 
 GROUP = "workers"
 BODY = b"b"
+
+# A stream entry id: milliseconds and a sequence number, each an unsigned 64-bit integer.
+_ENTRY_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
+_MAX_U64 = 2**64 - 1
 
 # Moves due retries from the delayed set onto the stream, atomically, so a crash between the two
 # steps can neither lose nor duplicate a retry.
@@ -72,6 +78,7 @@ class RedisStreamsBroker(Broker):
         client: aioredis.Redis | None = None,
     ) -> None:
         self._url = url
+        self._safe_url = _without_password(url)
         self._ns = namespace
         self.consumer_name = consumer_name or default_consumer_name()
         self._visibility_ms = int(visibility_timeout_s * 1000)
@@ -114,10 +121,16 @@ class RedisStreamsBroker(Broker):
             self._redis = None
 
     async def health(self) -> None:
-        try:
+        async with self._guard("answer a health check"):
             await self.redis.ping()
+
+    @contextlib.asynccontextmanager
+    async def _guard(self, what: str) -> AsyncIterator[None]:
+        """Re-raises Redis and network errors as BrokerUnavailable, saying what failed."""
+        try:
+            yield
         except (RedisError, OSError) as exc:
-            raise BrokerUnavailable(f"Redis at {self._url} did not answer: {exc}") from exc
+            raise BrokerUnavailable(f"Redis at {self._safe_url}: could not {what}: {exc}") from exc
 
     async def _ensure_group(self, queue: str) -> None:
         if queue in self._groups_ready:
@@ -134,10 +147,8 @@ class RedisStreamsBroker(Broker):
     async def publish(self, queue: str, bodies: Sequence[bytes]) -> None:
         if not bodies:
             return
-        try:
+        async with self._guard(f"publish to {queue}"):
             await self._publish(keys=[self.stream_key(queue)], args=list(bodies))
-        except (RedisError, OSError) as exc:
-            raise BrokerUnavailable(f"could not publish to {queue}: {exc}") from exc
 
     def redis_stream(self, queue: str) -> str | None:
         # One RAGLINE_REDIS_URL serves the job store and this broker: the same server.
@@ -145,26 +156,25 @@ class RedisStreamsBroker(Broker):
 
     # -- consuming --------------------------------------------------------------------------
     async def read(self, queue: str, max_count: int, timeout_s: float) -> list[Delivery]:
-        try:
-            await self._ensure_group(queue)
-            deliveries = await self._sweep(queue, max_count)
-            if deliveries:
-                return deliveries
-            reply: Any = await self.redis.xreadgroup(
-                GROUP,
-                self.consumer_name,
-                {self.stream_key(queue): ">"},
-                count=max_count,
-                block=max(1, int(timeout_s * 1000)),
-            )
-        except ResponseError as exc:
-            if "NOGROUP" in str(exc):
+        async with self._guard(f"read {queue}"):
+            try:
+                await self._ensure_group(queue)
+                deliveries = await self._sweep(queue, max_count)
+                if deliveries:
+                    return deliveries
+                reply: Any = await self.redis.xreadgroup(
+                    GROUP,
+                    self.consumer_name,
+                    {self.stream_key(queue): ">"},
+                    count=max_count,
+                    block=max(1, int(timeout_s * 1000)),
+                )
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
                 # The stream or group vanished (e.g. Redis restarted without persistence).
                 self._groups_ready.discard(queue)
                 return []
-            raise BrokerUnavailable(f"could not read {queue}: {exc}") from exc
-        except (RedisError, OSError) as exc:
-            raise BrokerUnavailable(f"could not read {queue}: {exc}") from exc
         out: list[Delivery] = []
         for _stream, entries in reply or []:
             for entry_id, fields in entries:
@@ -227,52 +237,46 @@ class RedisStreamsBroker(Broker):
         by_queue: dict[str, list[str]] = {}
         for d in deliveries:
             by_queue.setdefault(d.queue, []).append(d.broker_id)
-        try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                for queue, ids in by_queue.items():
-                    pipe.xack(self.stream_key(queue), GROUP, *ids)
-                    pipe.xdel(self.stream_key(queue), *ids)
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise BrokerUnavailable(f"could not ack: {exc}") from exc
+        async with self._guard("ack"), self.redis.pipeline(transaction=True) as pipe:
+            for queue, ids in by_queue.items():
+                pipe.xack(self.stream_key(queue), GROUP, *ids)
+                pipe.xdel(self.stream_key(queue), *ids)
+            await pipe.execute()
 
     async def retry_later(self, delivery: Delivery, body: bytes, delay_s: float) -> None:
         key = self.stream_key(delivery.queue)
-        try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.zadd(self.delayed_key(delivery.queue), {body: time.time() + delay_s})
-                pipe.xack(key, GROUP, delivery.broker_id)
-                pipe.xdel(key, delivery.broker_id)
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise BrokerUnavailable(f"could not schedule a retry: {exc}") from exc
+        async with (
+            self._guard(f"schedule a retry on {delivery.queue}"),
+            self.redis.pipeline(transaction=True) as pipe,
+        ):
+            pipe.zadd(self.delayed_key(delivery.queue), {body: time.time() + delay_s})
+            pipe.xack(key, GROUP, delivery.broker_id)
+            pipe.xdel(key, delivery.broker_id)
+            await pipe.execute()
 
     async def dead_letter(self, delivery: Delivery, record: DeadLetter) -> None:
         key = self.stream_key(delivery.queue)
-        try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.xadd(self.dlq_key(delivery.queue), _encode_dead_letter(record))
-                pipe.xack(key, GROUP, delivery.broker_id)
-                pipe.xdel(key, delivery.broker_id)
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise BrokerUnavailable(f"could not dead-letter: {exc}") from exc
+        async with (
+            self._guard(f"dead-letter a message of {delivery.queue}"),
+            self.redis.pipeline(transaction=True) as pipe,
+        ):
+            pipe.xadd(self.dlq_key(delivery.queue), _encode_dead_letter(record))
+            pipe.xack(key, GROUP, delivery.broker_id)
+            pipe.xdel(key, delivery.broker_id)
+            await pipe.execute()
 
     async def extend(self, deliveries: Sequence[Delivery]) -> None:
         # Claiming a message for its own consumer resets its idle time.
-        try:
+        async with self._guard(f"extend the claim on {len(deliveries)} message(s)"):
             await self._claim_own(deliveries, idle_ms=None)
-        except (RedisError, OSError) as exc:
-            raise BrokerUnavailable(
-                f"could not extend the claim on {len(deliveries)} message(s): {exc}"
-            ) from exc
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         # Marked idle for longer than the visibility timeout, the next sweep of any consumer
         # (this one included) reclaims them at once. If Redis is away, they stay pending and
         # are reclaimed after the visibility timeout anyway.
-        with contextlib.suppress(RedisError, OSError):
-            await self._claim_own(deliveries, idle_ms=self._visibility_ms + 1000)
+        with contextlib.suppress(BrokerUnavailable):
+            async with self._guard("release deliveries"):
+                await self._claim_own(deliveries, idle_ms=self._visibility_ms + 1000)
 
     async def _claim_own(self, deliveries: Sequence[Delivery], idle_ms: int | None) -> None:
         """XCLAIM the deliveries for this consumer, setting their idle time (JUSTID: the delivery
@@ -292,55 +296,88 @@ class RedisStreamsBroker(Broker):
             )
 
     async def depth(self, queue: str) -> int:
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.xlen(self.stream_key(queue))
-                pipe.zcard(self.delayed_key(queue))
-                stream_len, delayed = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise BrokerUnavailable(f"could not read the depth of {queue}: {exc}") from exc
+        async with (
+            self._guard(f"read the depth of {queue}"),
+            self.redis.pipeline(transaction=False) as pipe,
+        ):
+            pipe.xlen(self.stream_key(queue))
+            pipe.zcard(self.delayed_key(queue))
+            stream_len, delayed = await pipe.execute()
         return int(stream_len) + int(delayed)
 
     # -- dead letters -----------------------------------------------------------------------
+    def is_dead_letter_id(self, value: str) -> bool:
+        return _entry_id(value) is not None
+
     async def list_dead_letters(
         self, queue: str, *, limit: int = 100, after: str = ""
     ) -> list[DeadLetter]:
+        if _entry_id(after) == (_MAX_U64, _MAX_U64):
+            return []  # nothing can follow the largest id, and Redis refuses the range
         start = f"({after}" if after else "-"
-        rows: Any = await self.redis.xrange(self.dlq_key(queue), min=start, max="+", count=limit)
+        async with self._guard(f"list the dead letters of {queue}"):
+            rows: Any = await self.redis.xrange(
+                self.dlq_key(queue), min=start, max="+", count=limit
+            )
         return [_decode_dead_letter(queue, _s(i), f) for i, f in rows]
 
-    async def _dead_letter_ids(self, queue: str, ids: Sequence[str]) -> list[tuple[str, bytes]]:
-        if ids:
-            out: list[tuple[str, bytes]] = []
-            for i in ids:
-                rows: Any = await self.redis.xrange(self.dlq_key(queue), min=i, max=i, count=1)
-                out.extend((_s(r[0]), r[1][BODY]) for r in rows)
-            return out
-        every: Any = await self.redis.xrange(self.dlq_key(queue), min="-", max="+")
-        return [(_s(r[0]), r[1][BODY]) for r in every]
+    async def _find_dead_letters(self, queue: str, ids: Sequence[str]) -> list[DeadLetter]:
+        """The named records that exist (all of them when `ids` is empty), oldest first."""
+        if not ids:
+            every: Any = await self.redis.xrange(self.dlq_key(queue), min="-", max="+")
+            return [_decode_dead_letter(queue, _s(i), f) for i, f in every]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for i in dict.fromkeys(ids):
+                pipe.xrange(self.dlq_key(queue), min=i, max=i, count=1)
+            replies: list[Any] = await pipe.execute()
+        return [_decode_dead_letter(queue, _s(i), f) for rows in replies for i, f in rows]
 
     async def requeue_dead_letters(
         self,
         queue: str,
         ids: Sequence[str] = (),
         transform: Callable[[bytes], bytes] | None = None,
-    ) -> int:
-        found = await self._dead_letter_ids(queue, ids)
-        if not found:
-            return 0
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for dlq_id, body in found:
-                pipe.xadd(self.stream_key(queue), {BODY: transform(body) if transform else body})
-                pipe.xdel(self.dlq_key(queue), dlq_id)
-            await pipe.execute()
-        return len(found)
+    ) -> list[DeadLetter]:
+        async with self._guard(f"requeue the dead letters of {queue}"):
+            found = await self._find_dead_letters(queue, ids)
+            if not found:
+                return []
+            # One transaction: each record is either back on the queue or still a dead letter.
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for letter in found:
+                    body = transform(letter.body) if transform else letter.body
+                    pipe.xadd(self.stream_key(queue), {BODY: body})
+                    pipe.xdel(self.dlq_key(queue), letter.dead_letter_id)
+                await pipe.execute()
+        return found
 
     async def purge_dead_letters(self, queue: str, ids: Sequence[str] = ()) -> int:
-        if not ids:
-            count = int(await self.redis.xlen(self.dlq_key(queue)))
-            await self.redis.delete(self.dlq_key(queue))
-            return count
-        return int(await self.redis.xdel(self.dlq_key(queue), *ids))
+        async with self._guard(f"purge the dead letters of {queue}"):
+            if not ids:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.xlen(self.dlq_key(queue))
+                    pipe.delete(self.dlq_key(queue))
+                    count, _ = await pipe.execute()
+                return int(count)
+            return int(await self.redis.xdel(self.dlq_key(queue), *ids))
+
+
+def _entry_id(value: str) -> tuple[int, int] | None:
+    """A stream entry id's two numbers, or None when `value` is not one."""
+    match = _ENTRY_ID.fullmatch(value)
+    if match is None:
+        return None
+    ms, seq = int(match[1]), int(match[2])
+    return (ms, seq) if ms <= _MAX_U64 and seq <= _MAX_U64 else None
+
+
+def _without_password(url: str) -> str:
+    """`url` fit for messages and logs: any password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{parts.username or ''}:***@{host}").geturl()
 
 
 def _s(value: object) -> str:

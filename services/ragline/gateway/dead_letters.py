@@ -28,6 +28,12 @@ class DeadLetterOps:
             raise InvalidArgument(
                 "page_size", f"must be between 1 and {MAX_PAGE} (got {page_size})"
             )
+        if page_token and not self._broker.is_dead_letter_id(page_token):
+            raise InvalidArgument(
+                "page_token",
+                "is not a token this service handed out; pass the next_page_token of the "
+                "previous page, or leave it empty for the first page",
+            )
         letters = await self._broker.list_dead_letters(
             envelope.queue_name(stage), limit=page_size + 1, after=page_token
         )
@@ -35,22 +41,35 @@ class DeadLetterOps:
         return [(d, _document_id(d.body)) for d in page], (page[-1].dead_letter_id if more else "")
 
     async def requeue(self, stage: Stage, ids: Sequence[str]) -> int:
-        """Puts dead letters back on their queue with a fresh attempt count and reopens their jobs."""
-        queue = envelope.queue_name(stage)
-        wanted = set(ids)
-        after = ""
-        while True:
-            letters = await self._broker.list_dead_letters(queue, limit=MAX_PAGE, after=after)
-            for letter in letters:
-                if letter.job_id and (not wanted or letter.dead_letter_id in wanted):
-                    await self._jobs.reopen(letter.job_id)
-            if len(letters) < MAX_PAGE:
-                break
-            after = letters[-1].dead_letter_id
-        return await self._broker.requeue_dead_letters(queue, ids, transform=envelope.fresh_start)
+        """Puts dead letters (all when `ids` is empty) back on their queue with a fresh attempt
+        count, then reopens the jobs of exactly those the broker requeued. Returns how many.
+
+        Requeue first: if it fails, no job was touched and every letter is still dead. If the
+        reopening fails after it, the tasks run anyway and still end their jobs (a FAILED job
+        completes like an ACTIVE one), so the jobs only show FAILED for a while. (Left open: a
+        task that fails for good again in the moment before its job is reopened leaves that job
+        ACTIVE; it takes a worker's whole read-fail-dead-letter cycle within one round trip.)
+        """
+        self._check_ids(ids)
+        requeued = await self._broker.requeue_dead_letters(
+            envelope.queue_name(stage), ids, transform=envelope.fresh_start
+        )
+        for job_id in dict.fromkeys(d.job_id for d in requeued if d.job_id):
+            await self._jobs.reopen(job_id)
+        return len(requeued)
 
     async def purge(self, stage: Stage, ids: Sequence[str]) -> int:
+        self._check_ids(ids)
         return await self._broker.purge_dead_letters(envelope.queue_name(stage), ids)
+
+    def _check_ids(self, ids: Sequence[str]) -> None:
+        for i, dead_letter_id in enumerate(ids):
+            if not self._broker.is_dead_letter_id(dead_letter_id):
+                raise InvalidArgument(
+                    f"dead_letter_ids[{i}]",
+                    f"{dead_letter_id[:80]!r} is not a dead-letter id; use the ids "
+                    "ListDeadLetters returns, or send none to mean all",
+                )
 
 
 def _document_id(body: bytes) -> str:
