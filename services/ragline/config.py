@@ -98,6 +98,13 @@ class Settings:
     # On SIGTERM, how long a service may take to finish its in-flight work before it exits.
     shutdown_grace_s: float = 30.0
 
+    # An unfinished job that nothing has changed for this long is stuck: GetJob says so, and
+    # `ragline doctor` says why.
+    stuck_after_s: float = 600.0
+    # How long finished jobs stay readable (GetJob, request ids) before Redis drops them.
+    # Unfinished jobs never expire.
+    job_retention_s: float = 7 * 24 * 3600.0
+
     # Deliberate faults for resilience tests and chaos drills, off when empty; see ragline.faults.
     faults: str = ""
 
@@ -144,6 +151,9 @@ class Settings:
                 raise ConfigurationError(f"RAGLINE_{name.upper()} must be positive.")
         if self.outbox_lease_s <= 0:
             raise ConfigurationError("RAGLINE_OUTBOX_LEASE_S must be positive.")
+        for name in ("stuck_after_s", "job_retention_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"RAGLINE_{name.upper()} must be positive.")
         for name in ("commit_interval_ms", "embed_gather_ms", "embed_batch_tokens"):
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"RAGLINE_{name.upper()} must not be negative.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +24,8 @@ _STAGE_TO_PB = {
 }
 
 
-def job_to_pb(job: Job) -> job_pb2.Job:
+def job_to_pb(job: Job, *, stuck_after_s: float = 0.0) -> job_pb2.Job:
+    """The Job message for `job`; with `stuck_after_s`, `stuck` says whether it is stuck now."""
     pb = job_pb2.Job(
         job_id=job.job_id,
         document_id=job.document_id,
@@ -40,6 +42,7 @@ def job_to_pb(job: Job) -> job_pb2.Job:
         else job_pb2.STAGE_UNSPECIFIED,
         attempts=job.attempts,
         request_id=job.request_id,
+        stuck=stuck_after_s > 0 and job.is_stuck(time.time(), stuck_after_s),
     )
     for field, seconds in (
         ("create_time", job.create_time),

@@ -9,14 +9,16 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
-def connect(url: str) -> aioredis.Redis:
+def connect(url: str, *, client_name: str | None = None) -> aioredis.Redis:
     """A client that retries a command a few times, with jittered backoff, when its connection
     broke (e.g. Redis restarted): the pool's stale connections are replaced transparently.
 
     A retried write may run twice; every write ragline makes is idempotent or harmless twice.
+    `client_name` names every connection (CLIENT LIST shows it), e.g. a broker's consumer name.
     """
     return aioredis.Redis.from_url(
         url,
+        client_name=client_name,
         socket_connect_timeout=5,
         health_check_interval=30,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=4),

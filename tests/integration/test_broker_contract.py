@@ -244,3 +244,18 @@ async def test_ids_it_hands_out_are_well_formed_and_hostile_ones_are_not(broker_
     (letter,) = await broker.list_dead_letters("q")
     assert broker.is_dead_letter_id(letter.dead_letter_id)
     assert [x for x in HOSTILE_IDS if broker.is_dead_letter_id(x)] == []
+
+
+async def test_consumer_count_sees_readers_and_forgets_departed_ones(broker_factory):
+    # Redis keeps a departed consumer's entry in the group: it must not count.
+    observer = await broker_factory("observer", visibility_s=1.0)
+    assert await observer.consumer_count("q") == 0
+    reader = await broker_factory("reader", visibility_s=1.0)
+    await reader.publish("q", [b"one"])
+    assert await reader.read("q", 1, 0.5)
+    assert await observer.consumer_count("q") == 1
+    await reader.close()  # as a process that died would: its connections close
+    deadline = time.monotonic() + 10
+    while await observer.consumer_count("q") and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.2)
+    assert await observer.consumer_count("q") == 0

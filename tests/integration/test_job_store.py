@@ -207,6 +207,57 @@ async def test_finished_jobs_expire_and_so_does_their_progress(
         assert 0 < ttl <= FINISHED_JOB_TTL_S, f"{key}:{kind} has ttl {ttl}"
 
 
+async def test_finished_jobs_are_kept_as_long_as_the_retention_says(
+    redis_client: aioredis.Redis, namespace: str
+) -> None:
+    store = JobStore(redis_client, namespace=namespace, retention_s=120)
+    job, _ = await store.create("doc")
+    key = f"{namespace}:job:{job.job_id}"
+    assert await redis_client.ttl(key) == -1  # unfinished: never expires
+    await store.set_total(job.job_id, 1)
+    await store.mark_embedded(job.job_id, [0])
+    assert await redis_client.ttl(key) == -1
+    await store.fail(job.job_id, Stage.EMBED, "boom", 5)
+    assert 100 < await redis_client.ttl(key) <= 120
+    await store.reopen(job.job_id)  # requeued: in flight again, so it must not expire
+    assert await redis_client.ttl(key) == -1
+    await store.mark_indexed(job.job_id, [0])
+    await store.complete_version(job.job_id, "doc", job.document_version)
+    assert 100 < await redis_client.ttl(key) <= 120
+
+
+async def test_the_open_jobs_index_follows_every_change_and_finds_the_stuck(
+    store: JobStore, redis_client: aioredis.Redis, namespace: str
+) -> None:
+    open_key = f"{namespace}:jobs:open"
+    quiet, _ = await store.create("quiet")
+    busy, _ = await store.create("busy")
+    done, _ = await store.create("done")
+    failed, _ = await store.create("failed")
+    assert await redis_client.zcard(open_key) == 4
+    await asyncio.sleep(0.3)
+    # Each kind of change moves a job's score on; ending it takes it out.
+    await store.set_total(busy.job_id, 2)
+    await store.mark_embedded(busy.job_id, [0])
+    await store.note_error(busy.job_id, Stage.INDEX, "milvus busy", 2)
+    await store.set_total(done.job_id, 1)
+    await store.mark_indexed(done.job_id, [0])
+    await store.complete_version(done.job_id, "done", done.document_version)
+    await store.fail(failed.job_id, Stage.CHUNK, "bad pdf", 1)
+    assert await store.stuck_jobs(0.25) == [quiet.job_id]
+    assert await store.count_stuck(0.25) == 1
+    assert sorted(await store.stuck_jobs(0.0)) == sorted([quiet.job_id, busy.job_id])
+    # A finished job's late marks (a redelivered task) never put it back.
+    await store.mark_embedded(done.job_id, [0])
+    await store.note_error(failed.job_id, Stage.CHUNK, "late", 2)
+    assert await redis_client.zcard(open_key) == 2
+    # A requeued failure is open again; cancelling closes it.
+    await store.reopen(failed.job_id)
+    assert failed.job_id in await store.stuck_jobs(0.0)
+    await store.move(quiet.job_id, JobState.CANCELLED)
+    assert quiet.job_id not in await store.stuck_jobs(0.0)
+
+
 async def test_note_error_keeps_the_state(store: JobStore) -> None:
     job, _ = await store.create("doc")
     await store.set_total(job.job_id, 1)

@@ -229,6 +229,13 @@ def test_format_job_lists_times() -> None:
     assert "created" in text and "finished" in text and "updated" not in text
 
 
+def test_a_stuck_job_points_at_the_doctor() -> None:
+    job = Job("j", "d", 1, JobState.ACTIVE, stuck=True)
+    assert "stuck      no progress for too long: `ragline doctor` says why" in format_job(job)
+    assert "STUCK: run `ragline doctor`" in client_commands.format_progress(job)
+    assert "stuck" not in format_job(Job("j", "d", 1, JobState.ACTIVE))
+
+
 def test_job_watch_json_lines_and_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
     FakeClient.job_states = [_job(JobState.ACTIVE), _job(JobState.COMPLETED, indexed=4)]
     assert main(["job", "j-1", "--watch", "--json"]) == 0

@@ -87,6 +87,8 @@ def test_job_from_proto_converts_every_field() -> None:
     assert job.create_time is not None and job.create_time.tzinfo is not None
     assert job.update_time == T0 + timedelta(seconds=5)
     assert job.finish_time is None  # unset timestamps are None, not the epoch
+    assert not job.stuck
+    assert job_from_proto(_job_proto(stuck=True)).stuck
 
 
 def test_job_to_dict_is_json_able() -> None:
@@ -95,6 +97,7 @@ def test_job_to_dict_is_json_able() -> None:
     assert data["progress"] == {"chunks_total": 10, "chunks_embedded": 7, "chunks_indexed": 4}
     assert data["create_time"] == T0.isoformat()
     assert data["finish_time"] is None
+    assert data["stuck"] is False
 
 
 @pytest.mark.parametrize(

@@ -113,6 +113,9 @@ class RecordingBroker(Broker):
     async def depth(self, queue: str) -> int:
         return 0
 
+    async def consumer_count(self, queue: str) -> int:
+        return 0
+
 
 class RecordingJobs:
     """The one JobStore method DeadLetterOps calls, recorded in the shared log."""

@@ -149,6 +149,7 @@ def job_from_proto(msg: job_pb2.Job) -> Job:
         create_time=time_from_proto(msg, "create_time"),
         update_time=time_from_proto(msg, "update_time"),
         finish_time=time_from_proto(msg, "finish_time"),
+        stuck=msg.stuck,
     )
 
 

@@ -189,6 +189,8 @@ class Job:
     create_time: datetime | None = None
     update_time: datetime | None = None
     finish_time: datetime | None = None
+    # Unfinished, and nothing has changed it for the server's RAGLINE_STUCK_AFTER_S.
+    stuck: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict; the state as its lower-case name and times as ISO 8601 strings."""
@@ -205,6 +207,7 @@ class Job:
             "create_time": _iso(self.create_time),
             "update_time": _iso(self.update_time),
             "finish_time": _iso(self.finish_time),
+            "stuck": self.stuck,
         }
 
 

@@ -111,6 +111,10 @@ class Broker(abc.ABC):
         """Messages waiting or in flight on a queue (for backpressure and autoscaling)."""
 
     @abc.abstractmethod
+    async def consumer_count(self, queue: str) -> int:
+        """How many consumers are reading the queue now (for `ragline doctor`)."""
+
+    @abc.abstractmethod
     def is_dead_letter_id(self, value: str) -> bool:
         """Whether `value` has the shape of this broker's dead-letter record ids (it may still
         name no record). Callers check ids and page tokens from clients with it first, so a

@@ -488,6 +488,14 @@ class RabbitMQBroker(Broker):
             held.discard(msg)
         return total + len(held)
 
+    async def consumer_count(self, queue: str) -> int:
+        async with self._guard(f"count the consumers of {queue}"):
+            await self._ensure_queue(queue)
+            ok = await (await self._underlay()).queue_declare(
+                self.queue_name(queue), durable=True, arguments=self._queue_arguments(queue)
+            )
+        return int(ok.consumer_count or 0)
+
     # -- dead letters -----------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def _dead_letter_session(

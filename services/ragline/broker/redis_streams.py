@@ -110,7 +110,8 @@ class RedisStreamsBroker(Broker):
 
     async def connect(self) -> None:
         if self._redis is None:
-            self._redis = connect(self._url)
+            # Named as the consumer, so that consumer_count can tell a live one from a dead one.
+            self._redis = connect(self._url, client_name=self.consumer_name)
         self._promote = self._redis.register_script(_PROMOTE_DUE)
         self._publish = self._redis.register_script(_PUBLISH)
         await self.health()
@@ -304,6 +305,19 @@ class RedisStreamsBroker(Broker):
             pipe.zcard(self.delayed_key(queue))
             stream_len, delayed = await pipe.execute()
         return int(stream_len) + int(delayed)
+
+    async def consumer_count(self, queue: str) -> int:
+        # A group keeps a consumer's entry after its process dies: count those whose process
+        # still holds a connection under the consumer's name. Where CLIENT LIST is not allowed
+        # (some managed Redis), count those that read or claimed within a visibility timeout.
+        async with self._guard(f"list the consumers of {queue}"):
+            await self._ensure_group(queue)
+            consumers = await self.redis.xinfo_consumers(self.stream_key(queue), GROUP)
+            try:
+                connected = {_s(c.get("name", "")) for c in await self.redis.client_list()}
+            except ResponseError:
+                return sum(1 for c in consumers if int(c["idle"]) < self._visibility_ms)
+        return sum(1 for c in consumers if _s(c["name"]) in connected)
 
     # -- dead letters -----------------------------------------------------------------------
     def is_dead_letter_id(self, value: str) -> bool:

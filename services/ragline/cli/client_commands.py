@@ -163,6 +163,8 @@ def format_progress(job: Job) -> str:
         line += f"  (attempt {job.attempts})"
     if job.last_error:
         line += f"  last error: {_error_text(job)}"
+    if job.stuck:
+        line += "  STUCK: run `ragline doctor`"
     return line
 
 
@@ -179,6 +181,8 @@ def format_job(job: Job) -> str:
         ),
         ("attempts", str(job.attempts)),
     ]
+    if job.stuck:
+        rows.append(("stuck", "no progress for too long: `ragline doctor` says why"))
     if job.last_error:
         rows.append(("last error", _error_text(job)))
     if job.request_id:

@@ -49,6 +49,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     client_commands.register(subparsers)
     dlq_commands.register(subparsers)
+
+    p = subparsers.add_parser(
+        "doctor",
+        help="find stuck jobs (unfinished, unchanged for RAGLINE_STUCK_AFTER_S) and say why; "
+        "reads Redis and the broker with the RAGLINE_* settings, as `serve` does",
+    )
+    p.add_argument(
+        "--stuck-after",
+        type=float,
+        metavar="SECONDS",
+        help="a job is stuck after this long without a change "
+        "(default: $RAGLINE_STUCK_AFTER_S, else 600)",
+    )
+    p.add_argument("--limit", type=int, default=100, help="most stuck jobs to explain (100)")
+    p.set_defaults(handler=_run_doctor)
     # Also accept --gateway after the subcommand; SUPPRESS keeps an absent one from hiding the global.
     for subparser in _subparsers(parser):
         _add_gateway_option(subparser, default=argparse.SUPPRESS)
@@ -84,6 +99,12 @@ def _run_serve(args: argparse.Namespace) -> int:
     from ragline.cli.serve import run_serve
 
     return run_serve(args)
+
+
+def _run_doctor(args: argparse.Namespace) -> int:
+    from ragline.cli.doctor import run_doctor
+
+    return run_doctor(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,7 +21,7 @@ async def run(settings: Settings) -> None:
     model = resolve_model(settings.model)
     broker = make_broker(settings)
     await broker.connect()
-    jobs = JobStore.from_url(settings.redis_url, namespace=settings.namespace)
+    jobs = JobStore.from_settings(settings)
     await check_redis_durability(jobs.redis)
     embedder = channel(settings.embedder_address)
     indexer = channel(settings.indexer_address)

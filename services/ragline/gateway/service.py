@@ -27,7 +27,7 @@ from ragline.gateway.validation import (
     validate_ingest,
     validate_search,
 )
-from ragline.jobs.model import JobState, Stage
+from ragline.jobs.model import Job, JobState, Stage
 from ragline.jobs.store import JobStore
 from ragline.v1 import (
     embedder_service_pb2,
@@ -102,7 +102,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         self, request: ingest_service_pb2.IngestRequest, context: Any
     ) -> ingest_service_pb2.IngestResponse:
         (job,) = await self._intake.accept([self._validated(request, time.time_ns())])
-        return ingest_service_pb2.IngestResponse(job=job_to_pb(job))
+        return ingest_service_pb2.IngestResponse(job=self._job_pb(job))
 
     async def IngestBatch(
         self, request: ingest_service_pb2.IngestBatchRequest, context: Any
@@ -124,20 +124,23 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             except InvalidArgument as exc:
                 raise exc.at(f"documents[{i}]") from None
         jobs = await self._intake.accept(accepted)
-        return ingest_service_pb2.IngestBatchResponse(jobs=[job_to_pb(j) for j in jobs])
+        return ingest_service_pb2.IngestBatchResponse(jobs=[self._job_pb(j) for j in jobs])
 
     # -- jobs ---------------------------------------------------------------------------------
+    def _job_pb(self, job: Job) -> job_pb2.Job:
+        return job_to_pb(job, stuck_after_s=self._settings.stuck_after_s)
+
     async def GetJob(
         self, request: ingest_service_pb2.GetJobRequest, context: Any
     ) -> ingest_service_pb2.GetJobResponse:
         job = await self._jobs.get(require_id("job_id", request.job_id))
-        return ingest_service_pb2.GetJobResponse(job=job_to_pb(job))
+        return ingest_service_pb2.GetJobResponse(job=self._job_pb(job))
 
     async def WatchJob(
         self, request: ingest_service_pb2.WatchJobRequest, context: Any
     ) -> AsyncIterator[ingest_service_pb2.WatchJobResponse]:
         async for job in self._jobs.watch(require_id("job_id", request.job_id)):
-            yield ingest_service_pb2.WatchJobResponse(job=job_to_pb(job))
+            yield ingest_service_pb2.WatchJobResponse(job=self._job_pb(job))
 
     # -- search and documents -----------------------------------------------------------------
     async def Search(
@@ -227,7 +230,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
                 timeout=60,
             ),
         )
-        return ingest_service_pb2.CancelJobResponse(job=job_to_pb(job))
+        return ingest_service_pb2.CancelJobResponse(job=self._job_pb(job))
 
     async def ListDeadLetters(
         self, request: ingest_service_pb2.ListDeadLettersRequest, context: Any

@@ -28,7 +28,7 @@ async def run(settings: Settings) -> None:
     store.ensure_collection()
     log.info("indexer: collection %s at %s", settings.milvus_collection, settings.milvus_uri)
     # The servicer reads document versions through its own job store connection.
-    jobs = JobStore.from_url(settings.redis_url, namespace=settings.namespace)
+    jobs = JobStore.from_settings(settings)
     servicer = IndexerServicer(jobs, store)
     try:
         await serve_stage(

@@ -72,3 +72,7 @@ class Job:
     create_time: float = 0.0
     update_time: float = 0.0
     finish_time: float = 0.0
+
+    def is_stuck(self, now: float, after_s: float) -> bool:
+        """Unfinished, and nothing has changed it for `after_s` seconds (see RAGLINE_STUCK_AFTER_S)."""
+        return not self.state.is_terminal and now - self.update_time >= after_s

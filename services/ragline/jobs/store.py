@@ -23,6 +23,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
+from ragline.config import Settings
 from ragline.errors import NotFound, StoreUnavailable
 from ragline.ids import new_id
 from ragline.jobs.model import ALLOWED_FROM, Job, JobProgress, JobState, Stage
@@ -30,8 +31,11 @@ from ragline.redis_client import connect
 from ragline.stage.envelope import DOCUMENT_VERSION_TAGS
 
 REQUEST_TTL_S = 24 * 3600
-# Finished jobs stay readable this long, then Redis drops them.
+# Finished jobs stay readable this long by default (RAGLINE_JOB_RETENTION_S), then Redis drops
+# them. Jobs that have not finished never expire.
 FINISHED_JOB_TTL_S = 7 * 24 * 3600
+# How long a crash-loop counter outlives the last run it counted.
+SOLO_RUN_TTL_S = 7 * 24 * 3600
 
 # Makes a job for each document, in order, and hands each new job's chunk task on, all in one
 # call, so that no job is ever recorded without its task. Per job it answers with what the caller
@@ -52,7 +56,8 @@ _CREATE_MANY = """
 -- KEYS[1]     the task target: the chunk stream (mode 'stream'), the outbox hash of task bodies
 --             by job id (mode 'outbox'), or '' (mode '': jobs only)
 -- KEYS[2]     mode 'outbox': the outbox's sorted set of lease expiries by job id; else ''
--- KEYS[3..]   per job: job, request (or ''), doc
+-- KEYS[3]     the open jobs: a sorted set of unfinished job ids by their last change
+-- KEYS[4..]   per job: job, request (or ''), doc
 -- ARGV[1..5]  now, request ttl, job key prefix, mode, lease seconds (mode 'outbox': the writer
 --             holds its new entries this long before any relay may take them)
 -- ARGV[6..8]  the protobuf keys of TaskEnvelope.chunk, ChunkTask.document and
@@ -79,8 +84,8 @@ local function with_version(body, version)
   return body .. ARGV[6] .. varint(#task) .. task
 end
 local out = {}
-for j = 0, (#KEYS - 2) / 3 - 1 do
-  local job, request, doc = KEYS[3 * j + 3], KEYS[3 * j + 4], KEYS[3 * j + 5]
+for j = 0, (#KEYS - 3) / 3 - 1 do
+  local job, request, doc = KEYS[3 * j + 4], KEYS[3 * j + 5], KEYS[3 * j + 6]
   local job_id, document_id = ARGV[4 * j + 9], ARGV[4 * j + 10]
   local request_id, body = ARGV[4 * j + 11], ARGV[4 * j + 12]
   local reply = nil
@@ -108,6 +113,7 @@ for j = 0, (#KEYS - 2) / 3 - 1 do
       'document_version', version, 'state', 'accepted', 'chunks_total', 0,
       'chunks_embedded', 0, 'chunks_indexed', 0, 'attempts', 1, 'request_id', request_id,
       'create_time', now, 'update_time', now)
+    redis.call('ZADD', KEYS[3], now, job_id)
     if request ~= '' then redis.call('SET', request, job_id, 'EX', ttl) end
     reply = {1, version}
   end
@@ -117,7 +123,7 @@ return out
 """
 
 _TRANSITION = """
--- KEYS: job, events, embedded bitmap, indexed bitmap
+-- KEYS: job, events, embedded bitmap, indexed bitmap, open jobs
 -- ARGV: target, now, terminal(0/1), ttl, n_from, from..., field, value, ...
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return -1 end
@@ -127,35 +133,41 @@ for i = 6, 5 + n do if ARGV[i] == state then allowed = true end end
 if not allowed then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'update_time', ARGV[2])
 for i = 6 + n, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+local job_id = redis.call('HGET', KEYS[1], 'job_id')
 if ARGV[3] == '1' then
   redis.call('HSET', KEYS[1], 'finish_time', ARGV[2])
   for i = 1, 4 do if i ~= 2 then redis.call('EXPIRE', KEYS[i], tonumber(ARGV[4])) end end
+  redis.call('ZREM', KEYS[5], job_id)
 else
   -- Back in flight (a requeued failure): it must not expire under the work.
   redis.call('HDEL', KEYS[1], 'finish_time')
   for i = 1, 4 do if i ~= 2 then redis.call('PERSIST', KEYS[i]) end end
+  redis.call('ZADD', KEYS[5], ARGV[2], job_id)
 end
 redis.call('PUBLISH', KEYS[2], ARGV[1])
 return 1
 """
 
 _SET_TOTAL = """
--- KEYS: job, events   ARGV: total, now
+-- KEYS: job, events, open jobs   ARGV: total, now, job id
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return -1 end
 redis.call('HSET', KEYS[1], 'chunks_total', ARGV[1], 'update_time', ARGV[2])
+-- XX: only a job that is open (a finished one stays out).
+redis.call('ZADD', KEYS[3], 'XX', ARGV[2], ARGV[3])
 if state == 'accepted' then redis.call('HSET', KEYS[1], 'state', 'active') end
 redis.call('PUBLISH', KEYS[2], 'progress')
 return 1
 """
 
 _MARK = """
--- KEYS: job, bitmap, events   ARGV: counter field, now, attempt, index...
+-- KEYS: job, bitmap, events, open jobs   ARGV: counter field, now, attempt, job id, index...
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {-1, 0, ''} end
-for i = 4, #ARGV do redis.call('SETBIT', KEYS[2], tonumber(ARGV[i]), 1) end
+for i = 5, #ARGV do redis.call('SETBIT', KEYS[2], tonumber(ARGV[i]), 1) end
 local count = redis.call('BITCOUNT', KEYS[2])
 redis.call('HSET', KEYS[1], ARGV[1], count, 'update_time', ARGV[2])
+redis.call('ZADD', KEYS[4], 'XX', ARGV[2], ARGV[4])
 if state == 'accepted' then
   state = 'active'
   redis.call('HSET', KEYS[1], 'state', state)
@@ -167,7 +179,8 @@ return {count, tonumber(redis.call('HGET', KEYS[1], 'chunks_total')), state}
 """
 
 _COMPLETE_VERSION = """
--- KEYS: doc, job, events, embedded bitmap, indexed bitmap   ARGV: version, now, ttl
+-- KEYS: doc, job, events, embedded bitmap, indexed bitmap, open jobs
+-- ARGV: version, now, ttl, job id
 -- Makes the job's version live (unless a newer one is, or the document was deleted) and ends the
 -- job, in one step: a job cancelled before this never goes live; one completed here can no
 -- longer be cancelled. Returns {live, floor, job state}.
@@ -190,6 +203,7 @@ if state == 'accepted' or state == 'active' or state == 'failed' then
   end
   redis.call('HSET', KEYS[2], 'state', state, 'update_time', ARGV[2], 'finish_time', ARGV[2])
   for _, k in ipairs({KEYS[2], KEYS[4], KEYS[5]}) do redis.call('EXPIRE', k, tonumber(ARGV[3])) end
+  redis.call('ZREM', KEYS[6], ARGV[4])
   redis.call('PUBLISH', KEYS[3], state)
 end
 return {live, floor, state}
@@ -251,9 +265,17 @@ class DocumentVersions:
 class JobStore:
     """Job records in Redis. Every method raises StoreUnavailable when Redis does not answer."""
 
-    def __init__(self, client: aioredis.Redis, *, namespace: str = "ragline") -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        namespace: str = "ragline",
+        retention_s: float = FINISHED_JOB_TTL_S,
+    ) -> None:
         self._r = client
         self._ns = namespace
+        # Whole seconds: Redis's EXPIRE takes no fractions.
+        self._retention_s = max(1, round(retention_s))
         self._create_many = client.register_script(_CREATE_MANY)
         self._transition = client.register_script(_TRANSITION)
         self._set_total = client.register_script(_SET_TOTAL)
@@ -262,8 +284,17 @@ class JobStore:
         self._delete_doc = client.register_script(_DELETE_DOCUMENT)
 
     @classmethod
-    def from_url(cls, url: str, *, namespace: str = "ragline") -> JobStore:
-        return cls(connect(url), namespace=namespace)
+    def from_url(
+        cls, url: str, *, namespace: str = "ragline", retention_s: float = FINISHED_JOB_TTL_S
+    ) -> JobStore:
+        return cls(connect(url), namespace=namespace, retention_s=retention_s)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JobStore:
+        """The deployment's job store: its Redis, namespace and retention of finished jobs."""
+        return cls.from_url(
+            settings.redis_url, namespace=settings.namespace, retention_s=settings.job_retention_s
+        )
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -284,6 +315,10 @@ class JobStore:
 
     def _doc(self, document_id: str) -> str:
         return f"{self._ns}:doc:{document_id}"
+
+    @property
+    def _open(self) -> str:
+        return f"{self._ns}:jobs:open"
 
     # -- jobs -------------------------------------------------------------------------------
     async def create(self, document_id: str, *, request_id: str = "") -> tuple[Job, bool]:
@@ -322,7 +357,7 @@ class JobStore:
         names = job_ids or [new_id() for _ in items]
         ids = [(job_id, d, r) for job_id, (d, r) in zip(names, items, strict=True)]
         target = target or TaskTarget()
-        keys: list[str] = [target.stream or target.outbox, target.leases]
+        keys: list[str] = [target.stream or target.outbox, target.leases, self._open]
         args: list[Any] = [
             now,
             REQUEST_TTL_S,
@@ -369,12 +404,17 @@ class JobStore:
         for job in jobs:
             calls.append(
                 (
-                    [self._job(job.job_id), self._events(job.job_id), *self._bitmaps(job.job_id)],
+                    [
+                        self._job(job.job_id),
+                        self._events(job.job_id),
+                        *self._bitmaps(job.job_id),
+                        self._open,
+                    ],
                     [
                         JobState.FAILED.value,
                         now,
                         1,
-                        FINISHED_JOB_TTL_S,
+                        self._retention_s,
                         len(allowed),
                         *[s.value for s in allowed],
                         "last_error",
@@ -393,7 +433,9 @@ class JobStore:
         """The job, or NotFound."""
         raw = await self._call_plain(self._r.hgetall(self._job(job_id)))
         if not raw:
-            raise NotFound(f"job {job_id!r} does not exist (or finished over 7 days ago)")
+            raise NotFound(
+                f"job {job_id!r} does not exist (or finished over {_days(self._retention_s)} ago)"
+            )
         return _job_from_hash(raw)
 
     async def get_many(self, job_ids: Iterable[str]) -> list[Job | None]:
@@ -403,6 +445,19 @@ class JobStore:
                 pipe.hgetall(self._job(job_id))
             rows = await self._call_plain(pipe.execute())
         return [_job_from_hash(r) if r else None for r in rows]
+
+    async def stuck_jobs(self, idle_s: float, *, limit: int = 1000) -> list[str]:
+        """Ids of unfinished jobs that nothing has changed for `idle_s` or more, longest idle
+        first (at most `limit`). Jobs made before this index existed are not in it."""
+        cutoff = time.time() - idle_s
+        ids = await self._call_plain(
+            self._r.zrangebyscore(self._open, "-inf", cutoff, start=0, num=limit)
+        )
+        return [_s(i) for i in ids]
+
+    async def count_stuck(self, idle_s: float) -> int:
+        """How many unfinished jobs nothing has changed for `idle_s` or more."""
+        return int(await self._call_plain(self._r.zcount(self._open, "-inf", time.time() - idle_s)))
 
     async def move(self, job_id: str, target: JobState, **fields: Any) -> bool:
         """Moves a job to `target` if the state machine allows it from where it stands.
@@ -415,12 +470,12 @@ class JobStore:
             flat += [k, v]
         result = await self._call(
             self._transition,
-            [self._job(job_id), self._events(job_id), *self._bitmaps(job_id)],
+            [self._job(job_id), self._events(job_id), *self._bitmaps(job_id), self._open],
             [
                 target.value,
                 time.time(),
                 int(target.is_terminal),
-                FINISHED_JOB_TTL_S,
+                self._retention_s,
                 len(allowed),
                 *[s.value for s in allowed],
                 *flat,
@@ -442,23 +497,27 @@ class JobStore:
 
     async def note_error(self, job_id: str, stage: Stage, error: str, attempts: int) -> None:
         """Records a retryable error on a job that goes on (shown as last_error while it retries)."""
-        await self._call_plain(
-            self._r.hset(
+        now = time.time()
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.hset(
                 self._job(job_id),
                 mapping={
                     "last_error": error,
                     "last_error_stage": stage.value,
                     "attempts": attempts,
-                    "update_time": time.time(),
+                    "update_time": now,
                 },
             )
-        )
-        await self._call_plain(self._r.publish(self._events(job_id), "error"))
+            pipe.zadd(self._open, {job_id: now}, xx=True)
+            pipe.publish(self._events(job_id), "error")
+            await self._call_plain(pipe.execute())
 
     async def set_total(self, job_id: str, total: int) -> None:
         """Records how many chunks the document was cut into, and marks the job ACTIVE."""
         await self._call(
-            self._set_total, [self._job(job_id), self._events(job_id)], [total, time.time()]
+            self._set_total,
+            [self._job(job_id), self._events(job_id), self._open],
+            [total, time.time(), job_id],
         )
 
     async def mark_embedded(
@@ -480,8 +539,13 @@ class JobStore:
             self._mark,
             [
                 (
-                    [self._job(job_id), f"{self._job(job_id)}:{kind}", self._events(job_id)],
-                    [f"chunks_{kind}", time.time(), attempt, *indices],
+                    [
+                        self._job(job_id),
+                        f"{self._job(job_id)}:{kind}",
+                        self._events(job_id),
+                        self._open,
+                    ],
+                    [f"chunks_{kind}", time.time(), attempt, job_id, *indices],
                 )
                 for job_id, indices, attempt in marks
             ],
@@ -532,7 +596,7 @@ class JobStore:
         key = f"{self._ns}:solo:{message_id}"
         async with self._r.pipeline(transaction=True) as pipe:
             pipe.incr(key)
-            pipe.expire(key, FINISHED_JOB_TTL_S)
+            pipe.expire(key, SOLO_RUN_TTL_S)
             count, _ = await self._call_plain(pipe.execute())
         return int(count)
 
@@ -556,8 +620,9 @@ class JobStore:
                 self._job(job_id),
                 self._events(job_id),
                 *self._bitmaps(job_id),
+                self._open,
             ],
-            [version, time.time(), FINISHED_JOB_TTL_S],
+            [version, time.time(), self._retention_s, job_id],
         )
         if int(live) == -1:
             raise NotFound(f"job {job_id!r} does not exist")
@@ -641,6 +706,11 @@ class JobStore:
             return await awaitable
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"the job store (Redis) did not answer: {exc}") from exc
+
+
+def _days(seconds: float) -> str:
+    days = seconds / 86400
+    return f"{days:g} days" if days >= 1 else f"{seconds:g} s"
 
 
 def _s(value: object) -> str:

@@ -31,7 +31,7 @@ async def serve_stage(
 ) -> None:
     """Runs a stage's consumer loop beside its gRPC server until SIGTERM/SIGINT, then drains."""
     broker = make_broker(settings)
-    jobs = JobStore.from_url(settings.redis_url, namespace=settings.namespace)
+    jobs = JobStore.from_settings(settings)
     await broker.connect()
     try:
         await check_redis_durability(jobs.redis)

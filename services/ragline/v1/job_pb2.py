@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14ragline/v1/job.proto\x12\nragline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe8\x01\n\x10\x44ocumentMetadata\x12\x13\n\x0buploaded_by\x18\x01 \x01(\t\x12/\n\x0bupload_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11original_filename\x18\x03 \x01(\t\x12@\n\nattributes\x18\x04 \x03(\x0b\x32,.ragline.v1.DocumentMetadata.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x99\x01\n\x0e\x43hunkingConfig\x12\x17\n\nchunk_size\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x1a\n\rchunk_overlap\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x17\n\x0f\x65mbedding_model\x18\x03 \x01(\t\x12\x18\n\x10vector_dimension\x18\x04 \x01(\x05\x42\r\n\x0b_chunk_sizeB\x10\n\x0e_chunk_overlap\"T\n\x0bJobProgress\x12\x14\n\x0c\x63hunks_total\x18\x01 \x01(\x05\x12\x17\n\x0f\x63hunks_embedded\x18\x02 \x01(\x05\x12\x16\n\x0e\x63hunks_indexed\x18\x03 \x01(\x05\"\x8e\x03\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x18\n\x10\x64ocument_version\x18\x03 \x01(\x03\x12#\n\x05state\x18\x04 \x01(\x0e\x32\x14.ragline.v1.JobState\x12)\n\x08progress\x18\x05 \x01(\x0b\x32\x17.ragline.v1.JobProgress\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12+\n\x10last_error_stage\x18\x07 \x01(\x0e\x32\x11.ragline.v1.Stage\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12\x12\n\nrequest_id\x18\t \x01(\t\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inish_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x9b\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12JOB_STATE_ACCEPTED\x10\x01\x12\x14\n\x10JOB_STATE_ACTIVE\x10\x02\x12\x17\n\x13JOB_STATE_COMPLETED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05*Q\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSTAGE_CHUNK\x10\x01\x12\x0f\n\x0bSTAGE_EMBED\x10\x02\x12\x0f\n\x0bSTAGE_INDEX\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14ragline/v1/job.proto\x12\nragline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe8\x01\n\x10\x44ocumentMetadata\x12\x13\n\x0buploaded_by\x18\x01 \x01(\t\x12/\n\x0bupload_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11original_filename\x18\x03 \x01(\t\x12@\n\nattributes\x18\x04 \x03(\x0b\x32,.ragline.v1.DocumentMetadata.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x99\x01\n\x0e\x43hunkingConfig\x12\x17\n\nchunk_size\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x1a\n\rchunk_overlap\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x17\n\x0f\x65mbedding_model\x18\x03 \x01(\t\x12\x18\n\x10vector_dimension\x18\x04 \x01(\x05\x42\r\n\x0b_chunk_sizeB\x10\n\x0e_chunk_overlap\"T\n\x0bJobProgress\x12\x14\n\x0c\x63hunks_total\x18\x01 \x01(\x05\x12\x17\n\x0f\x63hunks_embedded\x18\x02 \x01(\x05\x12\x16\n\x0e\x63hunks_indexed\x18\x03 \x01(\x05\"\x9d\x03\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x18\n\x10\x64ocument_version\x18\x03 \x01(\x03\x12#\n\x05state\x18\x04 \x01(\x0e\x32\x14.ragline.v1.JobState\x12)\n\x08progress\x18\x05 \x01(\x0b\x32\x17.ragline.v1.JobProgress\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12+\n\x10last_error_stage\x18\x07 \x01(\x0e\x32\x11.ragline.v1.Stage\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12\x12\n\nrequest_id\x18\t \x01(\t\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inish_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05stuck\x18\r \x01(\x08*\x9b\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12JOB_STATE_ACCEPTED\x10\x01\x12\x14\n\x10JOB_STATE_ACTIVE\x10\x02\x12\x17\n\x13JOB_STATE_COMPLETED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05*Q\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSTAGE_CHUNK\x10\x01\x12\x0f\n\x0bSTAGE_EMBED\x10\x02\x12\x0f\n\x0bSTAGE_INDEX\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,10 +34,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DOCUMENTMETADATA_ATTRIBUTESENTRY']._loaded_options = None
   _globals['_DOCUMENTMETADATA_ATTRIBUTESENTRY']._serialized_options = b'8\001'
-  _globals['_JOBSTATE']._serialized_start=948
-  _globals['_JOBSTATE']._serialized_end=1103
-  _globals['_STAGE']._serialized_start=1105
-  _globals['_STAGE']._serialized_end=1186
+  _globals['_JOBSTATE']._serialized_start=963
+  _globals['_JOBSTATE']._serialized_end=1118
+  _globals['_STAGE']._serialized_start=1120
+  _globals['_STAGE']._serialized_end=1201
   _globals['_DOCUMENTMETADATA']._serialized_start=70
   _globals['_DOCUMENTMETADATA']._serialized_end=302
   _globals['_DOCUMENTMETADATA_ATTRIBUTESENTRY']._serialized_start=253
@@ -47,5 +47,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOBPROGRESS']._serialized_start=460
   _globals['_JOBPROGRESS']._serialized_end=544
   _globals['_JOB']._serialized_start=547
-  _globals['_JOB']._serialized_end=945
+  _globals['_JOB']._serialized_end=960
 # @@protoc_insertion_point(module_scope)

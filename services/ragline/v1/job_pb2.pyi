@@ -233,6 +233,7 @@ class Job(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     FINISH_TIME_FIELD_NUMBER: _builtins.int
+    STUCK_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """The server-assigned job id."""
     document_id: _builtins.str
@@ -249,6 +250,8 @@ class Job(_message.Message):
     """The highest attempt any stage has made for this job's messages (1 when nothing was retried)."""
     request_id: _builtins.str
     """The idempotency key the job was created with, if any."""
+    stuck: _builtins.bool
+    """Whether the job is stuck: unfinished, and nothing has changed it for the server's RAGLINE_STUCK_AFTER_S (10 minutes by default). `ragline doctor` says why."""
     @_builtins.property
     def progress(self) -> Global___JobProgress:
         """Per-stage progress in chunks."""
@@ -280,10 +283,11 @@ class Job(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         finish_time: _timestamp_pb2.Timestamp | None = ...,
+        stuck: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "finish_time", b"finish_time", "progress", b"progress", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "create_time", b"create_time", "document_id", b"document_id", "document_version", b"document_version", "finish_time", b"finish_time", "job_id", b"job_id", "last_error", b"last_error", "last_error_stage", b"last_error_stage", "progress", b"progress", "request_id", b"request_id", "state", b"state", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "create_time", b"create_time", "document_id", b"document_id", "document_version", b"document_version", "finish_time", b"finish_time", "job_id", b"job_id", "last_error", b"last_error", "last_error_stage", b"last_error_stage", "progress", b"progress", "request_id", b"request_id", "state", b"state", "stuck", b"stuck", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
