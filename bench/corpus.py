@@ -102,7 +102,7 @@ def build(n_modules: int, max_chars: int = 0) -> Corpus:
     """Render `n_modules` modules and chunk each with the chunker's code and defaults."""
     from ragline.chunker.cutting import cut_document
     from ragline.chunker.splitter import TokenSplitter
-    from ragline.embedder.models import resolve_model
+    from ragline.model_info import resolve_model
 
     splitter = TokenSplitter(
         resolve_model("sentence-transformers/all-MiniLM-L6-v2").path / "tokenizer.json"

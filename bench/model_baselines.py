@@ -50,7 +50,7 @@ def hand_loop(texts: Sequence[str], device: str, threads: int) -> dict[str, Any]
     from transformers.utils import logging as hf_logging
 
     from ragline.config import DEFAULT_MODEL
-    from ragline.embedder.models import resolve_model
+    from ragline.model_info import resolve_model
 
     if threads > 0:
         torch.set_num_threads(threads)
@@ -116,7 +116,7 @@ def embedder_path(
 
     from ragline.config import DEFAULT_MODEL
     from ragline.embedder.encoder import Encoder
-    from ragline.embedder.models import resolve_model
+    from ragline.model_info import resolve_model
 
     encoder = Encoder(
         resolve_model(DEFAULT_MODEL), device=device, threads=threads, precision=precision

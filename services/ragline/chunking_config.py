@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ragline.config import Settings
-from ragline.embedder.models import ModelInfo
 from ragline.errors import InvalidArgument
+from ragline.model_info import ModelInfo
 
 
 def resolve_chunking(

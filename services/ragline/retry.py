@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from ragline.errors import is_retryable
 
+# See RetryPolicy.raw_delivery_limit.
+RAW_DELIVERY_FACTOR = 4
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -24,6 +27,14 @@ class RetryPolicy:
     jitter: float = 0.2
     # A message that crashed its worker this many times running alone is dead-lettered.
     maximum_deliveries: int = 5
+
+    @property
+    def raw_delivery_limit(self) -> int:
+        """The broker's own delivery count past which a message is dead-lettered however it
+        fared alone: the backstop for the precise count of runs alone. Raw counts also grow
+        for innocent messages in flight beside a crashing one (a prefetch buffer, a reclaimed
+        batch), hence a multiple of `maximum_deliveries`."""
+        return self.maximum_deliveries * RAW_DELIVERY_FACTOR
 
     def delay_s(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed attempt number `attempt` (from 1)."""

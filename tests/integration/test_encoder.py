@@ -16,7 +16,7 @@ from sentence_transformers import SentenceTransformer
 from ragline.config import DEFAULT_MODEL
 from ragline.embedder.cpu_fusion import LinearAddNorm, OneDnnLinear
 from ragline.embedder.encoder import Encoder
-from ragline.embedder.models import resolve_model
+from ragline.model_info import resolve_model
 from tests.texts import SAMPLE_TEXTS
 
 pytestmark = [pytest.mark.integration, pytest.mark.cpu_paths]

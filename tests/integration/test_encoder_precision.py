@@ -17,9 +17,9 @@ from ragline.chunker.parsers import extract_text
 from ragline.chunker.splitter import TokenSplitter
 from ragline.config import DEFAULT_MODEL
 from ragline.embedder.encoder import Encoder
-from ragline.embedder.models import resolve_model
 from ragline.embedder.precision import choose_dtype, cpu_flags
 from ragline.errors import ConfigurationError
+from ragline.model_info import resolve_model
 from tests.corpus import mixed_corpus
 from tests.texts import SAMPLE_TEXTS
 

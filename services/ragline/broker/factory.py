@@ -5,7 +5,6 @@ from __future__ import annotations
 from ragline.broker.base import Broker
 from ragline.config import Settings
 from ragline.errors import ConfigurationError
-from ragline.stage.runner import RAW_DELIVERY_FACTOR
 
 
 def make_broker(settings: Settings) -> Broker:
@@ -30,7 +29,7 @@ def make_broker(settings: Settings) -> Broker:
             visibility_timeout_s=settings.visibility_timeout_s,
             prefetch=2 * settings.read_batch_size,
             # The broker's own limit is a backstop; the stage counts crashes precisely.
-            max_deliveries=settings.max_deliveries * RAW_DELIVERY_FACTOR,
+            max_deliveries=settings.retry_policy().raw_delivery_limit,
         )
     raise ConfigurationError(
         f"the {settings.broker!r} broker is unknown; use RAGLINE_BROKER=redis or rabbitmq"

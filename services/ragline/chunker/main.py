@@ -6,8 +6,8 @@ from ragline.chunker.handler import ChunkHandler
 from ragline.chunker.service import ChunkerServicer
 from ragline.chunker.splitter import TokenSplitter
 from ragline.config import Settings
-from ragline.embedder.models import resolve_model
 from ragline.faults import Faults
+from ragline.model_info import resolve_model
 from ragline.stage.process import serve_stage
 from ragline.v1 import chunker_service_pb2_grpc
 

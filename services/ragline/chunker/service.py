@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ragline.chunker.content_types import check_content, normalize_content_type
 from ragline.chunker.cutting import cut_document
 from ragline.chunker.splitter import TokenSplitter
 from ragline.chunking_config import resolve_chunking
 from ragline.config import Settings
-from ragline.embedder.models import ModelInfo
+from ragline.content_types import check_content, normalize_content_type
+from ragline.model_info import ModelInfo
 from ragline.v1 import chunker_service_pb2, chunker_service_pb2_grpc, queue_pb2
 
 

@@ -19,10 +19,10 @@ from transformers.utils import logging as hf_logging
 
 from ragline.embedder.batching import plan_batches
 from ragline.embedder.cpu_fusion import fuse_dense_layers
-from ragline.embedder.models import ModelInfo
 from ragline.embedder.pooling import normalize, pool
 from ragline.embedder.precision import choose_dtype, cpu_flags
 from ragline.errors import ConfigurationError
+from ragline.model_info import ModelInfo
 
 __all__ = ["Encoder"]
 

@@ -7,9 +7,9 @@ import logging
 from ragline.config import Settings
 from ragline.embedder.encoder import Encoder
 from ragline.embedder.handler import EmbedHandler
-from ragline.embedder.models import resolve_model
 from ragline.embedder.service import EmbedderServicer
 from ragline.faults import Faults
+from ragline.model_info import resolve_model
 from ragline.stage.process import serve_stage
 from ragline.v1 import embedder_service_pb2_grpc
 

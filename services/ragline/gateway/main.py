@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from ragline.broker.factory import make_broker
 from ragline.config import Settings
-from ragline.embedder.models import resolve_model
 from ragline.faults import Faults
 from ragline.gateway.dead_letters import DeadLetterOps
 from ragline.gateway.intake import CHUNK_QUEUE, Intake
@@ -12,6 +11,7 @@ from ragline.gateway.outbox import make_outbox
 from ragline.gateway.service import IngestServicer
 from ragline.grpc_server import GrpcServer, channel, run_until_signalled
 from ragline.jobs.store import JobStore
+from ragline.model_info import resolve_model
 from ragline.redis_checks import check_redis_durability
 from ragline.v1 import ingest_service_pb2_grpc
 

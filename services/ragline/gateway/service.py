@@ -11,7 +11,6 @@ from grpc import aio
 
 from ragline.config import Settings
 from ragline.convert import dead_letter_to_pb, job_to_pb, stage_from_pb
-from ragline.embedder.models import ModelInfo
 from ragline.errors import (
     DependencyUnavailable,
     FailedPrecondition,
@@ -29,6 +28,7 @@ from ragline.gateway.validation import (
 )
 from ragline.jobs.model import Job, JobState, Stage
 from ragline.jobs.store import JobStore
+from ragline.model_info import ModelInfo
 from ragline.v1 import (
     embedder_service_pb2,
     embedder_service_pb2_grpc,

@@ -10,11 +10,11 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ragline.chunker.content_types import check_content, normalize_content_type
 from ragline.chunking_config import resolve_chunking
 from ragline.config import Settings
-from ragline.embedder.models import ModelInfo
+from ragline.content_types import check_content, normalize_content_type
 from ragline.errors import InvalidArgument, ResourceExhausted
+from ragline.model_info import ModelInfo
 
 MAX_DOCUMENT_ID_BYTES = 512
 MAX_REQUEST_ID_CHARS = 128

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 
 from ragline.config import Settings
-from ragline.embedder.models import resolve_model
 from ragline.faults import Faults
 from ragline.indexer.handler import IndexHandler
 from ragline.indexer.service import IndexerServicer
 from ragline.indexer.vector_store import VectorStore
 from ragline.jobs.store import JobStore
+from ragline.model_info import resolve_model
 from ragline.stage.process import serve_stage
 from ragline.v1 import indexer_service_pb2_grpc
 

@@ -42,11 +42,6 @@ log = logging.getLogger(__name__)
 
 Outcome = BaseException | None
 
-# Raw delivery counts also grow for innocent messages that happened to be in flight beside a
-# crashing one (a prefetch buffer, a reclaimed batch), so they only back up the precise count of
-# runs alone, at this multiple of RAGLINE_MAX_DELIVERIES.
-RAW_DELIVERY_FACTOR = 4
-
 
 @dataclass(frozen=True)
 class Task:
@@ -189,7 +184,7 @@ class StageRunner:
                 await self._dead_letter(d, None, exc)
                 continue
             task = Task(d, env)
-            if d.delivery_count > self._policy.maximum_deliveries * RAW_DELIVERY_FACTOR:
+            if d.delivery_count > self._policy.raw_delivery_limit:
                 # The backstop: handed out far more often than any crash loop should allow.
                 await self._give_up(
                     task,

@@ -1,4 +1,7 @@
-"""Which document types ragline accepts, and the cheap checks the gateway runs before accepting one."""
+"""Which document types ragline accepts, and the cheap checks the gateway runs before accepting one.
+
+A core module: the gateway checks with it, the chunker parses by it.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Find an embedding model on local disk and describe it, without loading torch.
 
 The gateway calls `resolve_model` per request to validate the model a request names, so this
-module reads only small JSON files and the tokenizer; the weights are loaded by `encoder`.
+module reads only small JSON files and the tokenizer; the weights are loaded by
+`ragline.embedder.encoder`. A core module: every stage may import it.
 Nothing here ever downloads: a model is the bundled default, a local folder, or a hub id that
 is already in the local Hugging Face cache.
 """
