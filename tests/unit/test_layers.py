@@ -19,6 +19,7 @@ DOMAIN = (
     "errors.py",
     "faults.py",
     "ids.py",
+    "limits.py",
     "model_info.py",
     "retry.py",
     "chunker/cutting.py",

@@ -14,16 +14,15 @@ from ragline.chunking_config import resolve_chunking
 from ragline.config import Settings
 from ragline.content_types import check_content, normalize_content_type
 from ragline.errors import InvalidArgument, ResourceExhausted
+from ragline.limits import MAX_DOCUMENT_ID_BYTES, MAX_TOP_K
 from ragline.model_info import ModelInfo
 
-MAX_DOCUMENT_ID_BYTES = 512
 MAX_REQUEST_ID_CHARS = 128
 MAX_ATTRIBUTES = 64
 MAX_ATTRIBUTE_KEY_CHARS = 128
 MAX_ATTRIBUTE_VALUE_CHARS = 4096
 MAX_NAME_CHARS = 1024
 MAX_QUERY_CHARS = 8192
-MAX_TOP_K = 1000
 
 
 @dataclass(frozen=True)

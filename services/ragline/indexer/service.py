@@ -7,12 +7,12 @@ from typing import Any
 
 from ragline.convert import metadata_from_dict
 from ragline.errors import InvalidArgument, NotFound
-from ragline.indexer.vector_store import Hit, VectorStore
+from ragline.indexer.vector_store import MILVUS_MAX_RESULTS, Hit, VectorStore
 from ragline.jobs.store import JobStore
 from ragline.v1 import indexer_service_pb2, indexer_service_pb2_grpc, ingest_service_pb2
 
 # Milvus caps one search's limit; over-fetching stops there.
-MAX_FETCH = 16384
+MAX_FETCH = MILVUS_MAX_RESULTS
 
 
 class IndexerServicer(indexer_service_pb2_grpc.IndexerServiceServicer):

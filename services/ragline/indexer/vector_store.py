@@ -12,7 +12,7 @@ Errors:
 - :class:`ConfigurationError`: bad URI or collection name, an existing collection whose vector
   dimension differs, a query vector whose length is not the collection's.
 - :class:`PermanentTaskError`: a row that can never be stored (wrong vector length, non-finite
-  values, a document id over 1024 bytes, a job id over 64 bytes, metadata that is not JSON),
+  values, a document id over MAX_DOCUMENT_ID_BYTES (512) bytes, a job id over 64 bytes, metadata that is not JSON),
   checked before anything is written, or rejected by pymilvus' own data checks.
 - :class:`StoreUnavailable` (retryable): every other Milvus or connection failure, including a
   Lite file held by another process (e.g. an old indexer still shutting down).
@@ -46,13 +46,18 @@ from ragline.errors import (
     StoreUnavailable,
 )
 from ragline.indexer.keys import CHUNK_KEY_LENGTH, chunk_key
+from ragline.limits import MAX_DOCUMENT_ID_BYTES
 
 __all__ = ["ChunkRow", "Hit", "VectorStore"]
 
-MAX_DOCUMENT_ID_BYTES = 1024
 MAX_JOB_ID_BYTES = 64
 MAX_TEXT_BYTES = 65535
-MAX_TOP_K = 16384  # Milvus' own limit on search results
+# Milvus' own limit on the results of one search (the indexer fetches up to this many to find
+# top_k hits of live versions).
+MILVUS_MAX_RESULTS = 16384
+# The document id column's width: room above the API's MAX_DOCUMENT_ID_BYTES, and what every
+# existing collection was made with (a column cannot be narrowed in place).
+_DOCUMENT_ID_COLUMN_BYTES = 1024
 
 _COLLECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 _OUTPUT_FIELDS = ["document_id", "document_version", "chunk_index", "text", "metadata"]
@@ -226,8 +231,10 @@ class VectorStore:
         self, vector: Sequence[float], top_k: int, *, document_ids: Sequence[str] = ()
     ) -> list[Hit]:
         """The `top_k` chunks nearest to `vector`, best first, optionally within `document_ids`."""
-        if not 1 <= top_k <= MAX_TOP_K:
-            raise InvalidArgument("top_k", f"must be between 1 and {MAX_TOP_K}, got {top_k}")
+        if not 1 <= top_k <= MILVUS_MAX_RESULTS:
+            raise InvalidArgument(
+                "top_k", f"must be between 1 and {MILVUS_MAX_RESULTS}, got {top_k}"
+            )
         if len(vector) != self._dimension:
             raise ConfigurationError(
                 f"query vector has {len(vector)} dimensions but collection "
@@ -306,7 +313,7 @@ class VectorStore:
     def _create(self) -> None:
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("pk", DataType.VARCHAR, max_length=CHUNK_KEY_LENGTH * 2, is_primary=True)
-        schema.add_field("document_id", DataType.VARCHAR, max_length=MAX_DOCUMENT_ID_BYTES)
+        schema.add_field("document_id", DataType.VARCHAR, max_length=_DOCUMENT_ID_COLUMN_BYTES)
         schema.add_field("document_version", DataType.INT64)
         schema.add_field("chunk_index", DataType.INT64)
         schema.add_field("job_id", DataType.VARCHAR, max_length=MAX_JOB_ID_BYTES)
