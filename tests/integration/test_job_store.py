@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from ragline.broker.base import Delivery
 from ragline.broker.redis_streams import RedisStreamsBroker
 from ragline.errors import BrokerUnavailable, NotFound, PermanentTaskError, TransientError
-from ragline.jobs.model import Job, JobState, Stage
+from ragline.jobs.model import ALLOWED_FROM, Job, JobState, Stage
 from ragline.jobs.store import FINISHED_JOB_TTL_S, JobStore
 from ragline.retry import RAW_DELIVERY_FACTOR, RetryPolicy
 from ragline.stage.envelope import decode, new_envelope
@@ -390,6 +390,25 @@ async def test_a_cancelled_job_never_goes_live(store: JobStore) -> None:
     versions, state = await store.complete_version(job.job_id, "doc", 1)
     assert (versions.live, state) == (0, JobState.CANCELLED)
     assert await store.live_versions(["doc"]) == {"doc": 0}
+
+
+async def test_the_version_switch_follows_the_state_machines_table(
+    store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A failed job whose last chunk lands completes, as ALLOWED_FROM says; the script takes the
+    # rule from that table, so a table without the move leaves the job failed.
+    done, _ = await store.create("doc")
+    await store.fail(done.job_id, Stage.EMBED, "one copy of a task crashed", 5)
+    _, state = await store.complete_version(done.job_id, "doc", done.document_version)
+    assert state is JobState.COMPLETED
+    assert (await store.get(done.job_id)).state is JobState.COMPLETED
+    stays, _ = await store.create("doc")
+    await store.fail(stays.job_id, Stage.EMBED, "boom", 5)
+    without = ALLOWED_FROM[JobState.COMPLETED] - {JobState.FAILED}
+    monkeypatch.setitem(ALLOWED_FROM, JobState.COMPLETED, without)
+    _, state = await store.complete_version(stays.job_id, "doc", stays.document_version)
+    assert state is JobState.FAILED
+    assert (await store.get(stays.job_id)).state is JobState.FAILED
 
 
 async def test_complete_version_of_an_unknown_job_is_not_found(store: JobStore) -> None:

@@ -27,9 +27,11 @@ ALLOWED = {
     (R, C),
     (R, F),
     (R, X),
-    # An operator requeues a failed job's dead letter (reopen), or cancels the failed job.
+    # An operator requeues a failed job's dead letter (reopen), or cancels the failed job; or
+    # its last chunk lands after all (a redelivered copy of its dead-lettered task did the work).
     (F, R),
     (F, X),
+    (F, C),
 }
 
 ALL_PAIRS = list(itertools.product(JobState, repeat=2))
@@ -59,9 +61,14 @@ def test_completed_and_cancelled_never_move(terminal: JobState) -> None:
     assert [t for t in JobState if can_move(terminal, t)] == []
 
 
-def test_failed_moves_only_to_active_or_cancelled() -> None:
-    assert [t for t in JobState if can_move(F, t)] == [R, X]
-    assert not can_move(F, C)
+def test_failed_moves_to_active_completed_or_cancelled() -> None:
+    assert [t for t in JobState if can_move(F, t)] == [R, C, X]
+
+
+def test_a_job_that_may_complete_may_instead_end_cancelled() -> None:
+    # The version switch ends a job cancelled instead of completed when its document was
+    # deleted meanwhile: that must be allowed from wherever completing is.
+    assert ALLOWED_FROM[C] <= ALLOWED_FROM[X]
 
 
 @pytest.mark.parametrize("state", list(JobState))
@@ -69,14 +76,14 @@ def test_no_state_moves_to_itself(state: JobState) -> None:
     assert not can_move(state, state)
 
 
-def test_the_only_move_back_is_reopening_a_failed_job() -> None:
+def test_only_a_failed_job_leaves_a_terminal_state() -> None:
     order = {A: 0, R: 1, C: 2, F: 2, X: 2}
     backwards = {
         (current, target)
         for current, target in ALL_PAIRS
         if can_move(current, target) and order[target] <= order[current]
     }
-    assert backwards == {(F, R), (F, X)}
+    assert backwards == {(F, R), (F, C), (F, X)}
     assert not any(can_move(s, A) for s in JobState)
 
 

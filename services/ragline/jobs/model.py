@@ -1,11 +1,16 @@
 """The job state machine and the job record, free of any I/O.
 
-    ACCEPTED ──▶ ACTIVE ──▶ COMPLETED
+    ACCEPTED ──▶ ACTIVE ──▶ COMPLETED ◀── FAILED (every chunk indexed after all)
         │           ├─────▶ FAILED ──(requeued from the dead-letter queue)──▶ ACTIVE
-        └───────────┴─────▶ CANCELLED      (also ACCEPTED ──▶ FAILED)
+        └───────────┴─────▶ CANCELLED      (also ACCEPTED ──▶ FAILED, FAILED ──▶ CANCELLED)
 
 States only move forward, so a late or redelivered message can never drag a finished job back;
-the one way back is an operator requeueing a failed job's dead letter.
+the one way back is an operator requeueing a failed job's dead letter. A failed job still
+completes when its last chunk lands (a redelivered copy of the task that was dead-lettered did
+the work): its version is then live and whole, and calling it failed would be wrong.
+
+This table is the one rule: the job store's scripts take it as arguments (see
+ragline.jobs.store), except the first progress mark moving ACCEPTED to ACTIVE.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ TERMINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCE
 ALLOWED_FROM: dict[JobState, frozenset[JobState]] = {
     JobState.ACCEPTED: frozenset(),
     JobState.ACTIVE: frozenset({JobState.ACCEPTED, JobState.FAILED}),
-    JobState.COMPLETED: frozenset({JobState.ACCEPTED, JobState.ACTIVE}),
+    JobState.COMPLETED: frozenset({JobState.ACCEPTED, JobState.ACTIVE, JobState.FAILED}),
     JobState.FAILED: frozenset({JobState.ACCEPTED, JobState.ACTIVE}),
     JobState.CANCELLED: frozenset({JobState.ACCEPTED, JobState.ACTIVE, JobState.FAILED}),
 }

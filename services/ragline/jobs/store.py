@@ -180,7 +180,7 @@ return {count, tonumber(redis.call('HGET', KEYS[1], 'chunks_total')), state}
 
 _COMPLETE_VERSION = """
 -- KEYS: doc, job, events, embedded bitmap, indexed bitmap, open jobs
--- ARGV: version, now, ttl, job id
+-- ARGV: version, now, ttl, job id, then the states a job may complete from (ALLOWED_FROM)
 -- Makes the job's version live (unless a newer one is, or the document was deleted) and ends the
 -- job, in one step: a job cancelled before this never goes live; one completed here can no
 -- longer be cancelled. Returns {live, floor, job state}.
@@ -194,7 +194,9 @@ if v > floor and v > live then
   live = v
   redis.call('HSET', KEYS[1], 'live', live)
 end
-if state == 'accepted' or state == 'active' or state == 'failed' then
+local may_end = false
+for i = 5, #ARGV do if ARGV[i] == state then may_end = true end end
+if may_end then
   if v <= floor then
     state = 'cancelled'
     redis.call('HSET', KEYS[2], 'last_error', 'the document was deleted while it was being ingested')
@@ -622,7 +624,13 @@ class JobStore:
                 *self._bitmaps(job_id),
                 self._open,
             ],
-            [version, time.time(), self._retention_s, job_id],
+            [
+                version,
+                time.time(),
+                self._retention_s,
+                job_id,
+                *sorted(s.value for s in ALLOWED_FROM[JobState.COMPLETED]),
+            ],
         )
         if int(live) == -1:
             raise NotFound(f"job {job_id!r} does not exist")
