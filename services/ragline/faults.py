@@ -2,14 +2,15 @@
 
 RAGLINE_FAULTS is a comma-separated list of rules `STAGE:KIND:MARKER[:N]`. A rule fires when the
 text a stage works on (the document for the chunker, chunk texts for the embedder and indexer)
-contains MARKER:
+contains MARKER. The rules live outside the stages' code: `ragline.stage.faulty` wraps a
+stage's handler in them only when RAGLINE_FAULTS is set.
 
     transient  raise a retryable error while the task's attempt is at most N (default 1)
     permanent  raise a permanent error (the task is dead-lettered at once)
     poison     raise an unexpected error for the whole batch the marker is in, every time
     crash      end the process at once (os._exit), as a segfault or OOM kill would
-    stall      block the worker N seconds (default 1) before the work, as a very long cut or
-               model call would (the chunker checks inside its worker thread)
+    stall      hold the task N seconds (default 1) in a worker thread before the work, as a
+               very long cut or model call would; the event loop keeps serving meanwhile
     crash_after_commit
                (stage "gateway", marker in a document) end the gateway at once after the script
                that records new jobs and before anything is published or answered: a gateway
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -72,10 +72,11 @@ class Faults:
     def __bool__(self) -> bool:
         return bool(self._rules)
 
-    def check(self, texts: Iterable[str], attempt: int = 1) -> None:
-        """Raises (or exits) as the first rule whose marker appears in `texts` says."""
+    def check(self, texts: Iterable[str], attempt: int = 1) -> float:
+        """Raises (or exits) as the first rule whose marker appears in `texts` says; returns the
+        seconds a matching stall rule asks the caller to hold the task (0 for none)."""
         if not self._rules:
-            return
+            return 0.0
         joined = "\n".join(texts)
         for rule in self._rules:
             if rule.marker not in joined:
@@ -85,7 +86,7 @@ class Faults:
                 os._exit(70)
             if rule.kind == "stall":
                 log.warning("injected stall of %ds (marker %s)", rule.times, rule.marker)
-                time.sleep(rule.times)
+                return float(rule.times)
             if rule.kind == "transient" and attempt <= rule.times:
                 raise TransientError(
                     f"injected transient fault (marker {rule.marker}, attempt {attempt})"
@@ -94,6 +95,7 @@ class Faults:
                 raise PermanentTaskError(f"injected permanent fault (marker {rule.marker})")
             if rule.kind == "poison":
                 raise InjectedFault(f"injected poison (marker {rule.marker})")
+        return 0.0
 
     def crash_after_commit(self, texts: Iterable[str]) -> None:
         """Ends the process (os._exit) when a crash_after_commit rule's marker is in `texts`."""

@@ -76,6 +76,12 @@ def test_faults_fire_only_for_their_stage_marker_and_attempts() -> None:
     assert not Faults("", "embed")
 
 
+def test_a_stall_rule_asks_for_the_hold_without_sleeping() -> None:
+    faults = Faults("index:stall:SLOW:30", "index")
+    assert faults.check(["SLOW"]) == 30.0  # returned at once: the caller decides how to wait
+    assert faults.check(["quick"]) == 0.0
+
+
 def test_a_crash_after_commit_rule_fires_only_at_its_own_point() -> None:
     faults = Faults("gateway:crash_after_commit:GONE", "gateway")
     assert faults

@@ -9,7 +9,6 @@ from ragline.broker.base import Broker
 from ragline.chunker.cutting import cut_document
 from ragline.chunker.splitter import Chunk, TokenSplitter
 from ragline.errors import BrokerUnavailable, StoreUnavailable
-from ragline.faults import Faults
 from ragline.jobs.model import Stage
 from ragline.jobs.store import JobStore
 from ragline.stage import envelope
@@ -26,9 +25,7 @@ class ChunkHandler:
         jobs: JobStore,
         splitter: TokenSplitter,
         chunks_per_task: int,
-        faults: Faults | None = None,
     ) -> None:
-        self._faults = faults or Faults("", "chunk")
         self._broker = broker
         self._jobs = jobs
         self._splitter = splitter
@@ -46,17 +43,15 @@ class ChunkHandler:
                 outcomes.append(exc)
         return outcomes
 
-    def _cut(self, ct: queue_pb2.ChunkTask, attempt: int) -> list[Chunk]:
+    def _cut(self, ct: queue_pb2.ChunkTask) -> list[Chunk]:
         """Runs in a worker thread: a large document takes seconds to cut."""
-        if self._faults:
-            self._faults.check([ct.content.decode("utf-8", "replace")], attempt)
         return cut_document(
             self._splitter, ct.content, ct.content_type, ct.chunk_size, ct.chunk_overlap
         )
 
     async def _chunk(self, task: Task) -> None:
         ct = task.envelope.chunk
-        chunks = await asyncio.to_thread(self._cut, ct, task.attempt)
+        chunks = await asyncio.to_thread(self._cut, ct)
         # The total goes on record before any embed task exists, so the indexer that writes the
         # last chunk always knows it was the last.
         await self._jobs.set_total(task.job_id, len(chunks))

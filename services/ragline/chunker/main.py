@@ -6,7 +6,6 @@ from ragline.chunker.handler import ChunkHandler
 from ragline.chunker.service import ChunkerServicer
 from ragline.chunker.splitter import TokenSplitter
 from ragline.config import Settings
-from ragline.faults import Faults
 from ragline.model_info import resolve_model
 from ragline.stage.process import serve_stage
 from ragline.v1 import chunker_service_pb2_grpc
@@ -21,7 +20,7 @@ async def run(settings: Settings) -> None:
         name="chunker",
         address=settings.chunker_address,
         make_handler=lambda broker, jobs: ChunkHandler(
-            broker, jobs, splitter, settings.chunks_per_embed_task, Faults(settings.faults, "chunk")
+            broker, jobs, splitter, settings.chunks_per_embed_task
         ),
         register=[
             lambda s: chunker_service_pb2_grpc.add_ChunkerServiceServicer_to_server(servicer, s)

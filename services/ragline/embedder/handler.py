@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 from ragline.broker.base import Broker
 from ragline.embedder.encoder import Encoder
-from ragline.faults import Faults
 from ragline.jobs.model import Stage
 from ragline.jobs.store import JobStore
 from ragline.stage import envelope
@@ -25,17 +24,13 @@ class EmbedHandler:
         jobs: JobStore,
         encoder: Encoder,
         max_batch_tokens: int,
-        faults: Faults | None = None,
     ) -> None:
-        self._faults = faults or Faults("", "embed")
         self._broker = broker
         self._jobs = jobs
         self._encoder = encoder
         self._max_batch_tokens = max_batch_tokens
 
     async def handle(self, tasks: Sequence[Task]) -> list[BaseException | None]:
-        for task in tasks:
-            self._faults.check((c.text for c in task.envelope.embed.chunks), task.attempt)
         texts = [c.text for t in tasks for c in t.envelope.embed.chunks]
         vectors = await asyncio.to_thread(
             self._encoder.encode, texts, max_batch_tokens=self._max_batch_tokens

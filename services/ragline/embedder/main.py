@@ -8,7 +8,6 @@ from ragline.config import Settings
 from ragline.embedder.encoder import Encoder
 from ragline.embedder.handler import EmbedHandler
 from ragline.embedder.service import EmbedderServicer
-from ragline.faults import Faults
 from ragline.model_info import resolve_model
 from ragline.stage.process import serve_stage
 from ragline.v1 import embedder_service_pb2_grpc
@@ -46,7 +45,7 @@ async def _serve(settings: Settings, encoder: Encoder, servicer: EmbedderService
         consumers=2,
         gather_s=settings.embed_gather_ms / 1000,
         make_handler=lambda broker, jobs: EmbedHandler(
-            broker, jobs, encoder, settings.embed_batch_tokens, Faults(settings.faults, "embed")
+            broker, jobs, encoder, settings.embed_batch_tokens
         ),
         register=[
             lambda s: embedder_service_pb2_grpc.add_EmbedderServiceServicer_to_server(servicer, s)

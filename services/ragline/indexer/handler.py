@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import Sequence
 
 from ragline.convert import metadata_to_dict
-from ragline.faults import Faults
 from ragline.indexer.vector_store import ChunkRow, VectorStore
 from ragline.indexer.versions import Cleanup, cleanup_after
 from ragline.jobs.model import JobState, Stage
@@ -18,15 +17,13 @@ from ragline.stage.runner import Task
 class IndexHandler:
     stage = Stage.INDEX
 
-    def __init__(self, jobs: JobStore, store: VectorStore, faults: Faults | None = None) -> None:
-        self._faults = faults or Faults("", "index")
+    def __init__(self, jobs: JobStore, store: VectorStore) -> None:
         self._jobs = jobs
         self._store = store
 
     async def handle(self, tasks: Sequence[Task]) -> list[BaseException | None]:
         rows: list[ChunkRow] = []
         for task in tasks:
-            self._faults.check((c.text for c in task.envelope.index.chunks), task.attempt)
             index = task.envelope.index
             metadata = metadata_to_dict(index.document.metadata)
             rows.extend(

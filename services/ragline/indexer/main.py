@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from ragline.config import Settings
-from ragline.faults import Faults
 from ragline.indexer.handler import IndexHandler
 from ragline.indexer.service import IndexerServicer
 from ragline.indexer.vector_store import VectorStore
@@ -35,9 +34,7 @@ async def run(settings: Settings) -> None:
             settings,
             name="indexer",
             address=settings.indexer_address,
-            make_handler=lambda broker, stage_jobs: IndexHandler(
-                stage_jobs, store, Faults(settings.faults, "index")
-            ),
+            make_handler=lambda broker, stage_jobs: IndexHandler(stage_jobs, store),
             register=[
                 lambda s: indexer_service_pb2_grpc.add_IndexerServiceServicer_to_server(servicer, s)
             ],

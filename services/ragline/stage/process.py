@@ -10,9 +10,11 @@ from grpc import aio
 from ragline.broker.base import Broker
 from ragline.broker.factory import make_broker
 from ragline.config import Settings
+from ragline.faults import Faults
 from ragline.grpc_server import GrpcServer, run_until_signalled
 from ragline.jobs.store import JobStore
 from ragline.redis_checks import check_redis_durability
+from ragline.stage.faulty import FaultyHandler
 from ragline.stage.runner import StageHandler, StageRunner
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,8 @@ async def serve_stage(
     try:
         await check_redis_durability(jobs.redis)
         handler = make_handler(broker, jobs)
+        if settings.faults:
+            handler = FaultyHandler(handler, Faults(settings.faults, handler.stage.value))
         runner = StageRunner(
             handler,
             broker,
