@@ -9,7 +9,10 @@ import pytest
 from ragline.errors import PermanentTaskError
 from ragline.jobs.model import Stage
 from ragline.stage.envelope import (
+    chunk_task,
     decode,
+    embed_task,
+    index_task,
     new_envelope,
     next_attempt,
     queue_name,
@@ -128,3 +131,36 @@ def test_with_document_version_sets_the_version_and_keeps_the_rest(version: int)
     assert patched.chunk.document.document_version == version
     patched.chunk.document.ClearField("document_version")
     assert patched == env
+
+
+def test_each_stage_hands_its_job_document_and_model_on_to_the_next() -> None:
+    ref = queue_pb2.DocumentRef(document_id="doc", document_version=4)
+    ref.metadata.original_filename = "handbook.pdf"
+    chunked = decode(
+        chunk_task(
+            "job-1",
+            ref,
+            content=b"text",
+            content_type="text/plain",
+            chunk_size=64,
+            chunk_overlap=8,
+            embedding_model="m",
+        )
+    )
+    assert (chunked.job_id, chunked.attempt, chunked.chunk.content) == ("job-1", 1, b"text")
+    assert (chunked.chunk.chunk_size, chunked.chunk.chunk_overlap) == (64, 8)
+    chunked.attempt = 3  # a retried cut: its tasks carry the attempt on
+    chunks = [queue_pb2.TextChunk(chunk_index=i, text=f"c{i}", token_count=2) for i in (5, 6)]
+    embedded = decode(embed_task(chunked, chunks))
+    assert (embedded.job_id, embedded.attempt, embedded.embed.embedding_model) == ("job-1", 3, "m")
+    assert embedded.embed.document == ref
+    assert list(embedded.embed.chunks) == chunks
+    assert embedded.message_id != chunked.message_id
+    indexed = decode(index_task(embedded, [[0.5, 0.25], [1.0, 0.0]]))
+    assert (indexed.job_id, indexed.attempt, indexed.index.document) == ("job-1", 3, ref)
+    assert [(c.chunk_index, c.text, list(c.vector)) for c in indexed.index.chunks] == [
+        (5, "c5", [0.5, 0.25]),
+        (6, "c6", [1.0, 0.0]),
+    ]
+    with pytest.raises(ValueError):  # a vector per chunk, no fewer
+        index_task(embedded, [[0.5, 0.25]])

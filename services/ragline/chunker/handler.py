@@ -55,15 +55,14 @@ class ChunkHandler:
         # The total goes on record before any embed task exists, so the indexer that writes the
         # last chunk always knows it was the last.
         await self._jobs.set_total(task.job_id, len(chunks))
-        bodies = []
-        for start in range(0, len(chunks), self._chunks_per_task):
-            env = envelope.new_envelope(task.job_id, attempt=task.attempt)
-            embed = env.embed
-            embed.document.CopyFrom(ct.document)
-            embed.embedding_model = ct.embedding_model
-            embed.chunks.extend(
-                queue_pb2.TextChunk(chunk_index=c.index, text=c.text, token_count=c.token_count)
-                for c in chunks[start : start + self._chunks_per_task]
+        bodies = [
+            envelope.embed_task(
+                task.envelope,
+                (
+                    queue_pb2.TextChunk(chunk_index=c.index, text=c.text, token_count=c.token_count)
+                    for c in chunks[start : start + self._chunks_per_task]
+                ),
             )
-            bodies.append(env.SerializeToString())
+            for start in range(0, len(chunks), self._chunks_per_task)
+        ]
         await self._broker.publish(envelope.queue_name(Stage.EMBED), bodies)

@@ -12,7 +12,6 @@ from ragline.jobs.model import Stage
 from ragline.jobs.store import JobStore
 from ragline.stage import envelope
 from ragline.stage.runner import Task
-from ragline.v1 import queue_pb2
 
 
 class EmbedHandler:
@@ -38,19 +37,9 @@ class EmbedHandler:
         bodies = []
         row = 0
         for task in tasks:
-            embed = task.envelope.embed
-            env = envelope.new_envelope(task.job_id, attempt=task.attempt)
-            index = env.index
-            index.document.CopyFrom(embed.document)
-            index.embedding_model = embed.embedding_model
-            for chunk in embed.chunks:
-                index.chunks.append(
-                    queue_pb2.EmbeddedChunk(
-                        chunk_index=chunk.chunk_index, text=chunk.text, vector=vectors[row].tolist()
-                    )
-                )
-                row += 1
-            bodies.append(env.SerializeToString())
+            count = len(task.envelope.embed.chunks)
+            bodies.append(envelope.index_task(task.envelope, vectors[row : row + count].tolist()))
+            row += count
         # Progress first, then the index tasks: a job is never seen completed with chunks still
         # counted as unembedded. A crash in between redoes the batch; the bitmaps count it once.
         await self._jobs.mark_many(

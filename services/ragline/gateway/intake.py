@@ -37,7 +37,7 @@ from ragline.ids import new_id
 from ragline.jobs.model import Job, Stage
 from ragline.jobs.store import JobStore
 from ragline.stage import envelope
-from ragline.v1 import job_pb2
+from ragline.v1 import job_pb2, queue_pb2
 
 log = logging.getLogger(__name__)
 
@@ -265,16 +265,15 @@ class Intake:
     def _chunk_task(job_id: str, doc: Accepted) -> bytes:
         """The document's chunk task but for its version, which the create script adds
         (envelope.with_document_version)."""
-        env = envelope.new_envelope(job_id)
-        task = env.chunk
-        task.document.document_id = doc.document_id
-        task.document.metadata.CopyFrom(doc.metadata)
-        task.content = doc.content
-        task.content_type = doc.content_type
-        task.chunk_size = doc.chunk_size
-        task.chunk_overlap = doc.chunk_overlap
-        task.embedding_model = doc.embedding_model
-        return env.SerializeToString()
+        return envelope.chunk_task(
+            job_id,
+            queue_pb2.DocumentRef(document_id=doc.document_id, metadata=doc.metadata),
+            content=doc.content,
+            content_type=doc.content_type,
+            chunk_size=doc.chunk_size,
+            chunk_overlap=doc.chunk_overlap,
+            embedding_model=doc.embedding_model,
+        )
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:

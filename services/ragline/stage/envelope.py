@@ -1,8 +1,10 @@
-"""Encoding and decoding of the task envelopes that travel on the stage queues."""
+"""Encoding and decoding of the task envelopes that travel on the stage queues, and the builders
+of each stage's next task: one place that knows what every task carries on from the last."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Sequence
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError
@@ -22,6 +24,56 @@ def new_envelope(job_id: str, attempt: int = 1) -> queue_pb2.TaskEnvelope:
     env = queue_pb2.TaskEnvelope(message_id=new_id(), job_id=job_id, attempt=attempt)
     env.enqueue_time.FromNanoseconds(time.time_ns())
     return env
+
+
+def chunk_task(
+    job_id: str,
+    document: queue_pb2.DocumentRef,
+    *,
+    content: bytes,
+    content_type: str,
+    chunk_size: int,
+    chunk_overlap: int,
+    embedding_model: str,
+) -> bytes:
+    """The gateway's task for the chunker: a whole document (its version may be left for the
+    job store's create script to add; see with_document_version)."""
+    env = new_envelope(job_id)
+    env.chunk.CopyFrom(
+        queue_pb2.ChunkTask(
+            document=document,
+            content=content,
+            content_type=content_type,
+            chunk_size=chunk_size,
+            chunk_overlap=chunk_overlap,
+            embedding_model=embedding_model,
+        )
+    )
+    return env.SerializeToString()
+
+
+def embed_task(chunked: queue_pb2.TaskEnvelope, chunks: Iterable[queue_pb2.TextChunk]) -> bytes:
+    """The chunker's task for the embedder, for some of a chunk task's chunks: the same job,
+    attempt, document and model."""
+    env = new_envelope(chunked.job_id, attempt=max(1, chunked.attempt))
+    env.embed.document.CopyFrom(chunked.chunk.document)
+    env.embed.embedding_model = chunked.chunk.embedding_model
+    env.embed.chunks.extend(chunks)
+    return env.SerializeToString()
+
+
+def index_task(embedded: queue_pb2.TaskEnvelope, vectors: Iterable[Sequence[float]]) -> bytes:
+    """The embedder's task for the indexer: an embed task's chunks with their vectors, in the
+    chunks' order."""
+    embed = embedded.embed
+    env = new_envelope(embedded.job_id, attempt=max(1, embedded.attempt))
+    env.index.document.CopyFrom(embed.document)
+    env.index.embedding_model = embed.embedding_model
+    env.index.chunks.extend(
+        queue_pb2.EmbeddedChunk(chunk_index=c.chunk_index, text=c.text, vector=v)
+        for c, v in zip(embed.chunks, vectors, strict=True)
+    )
+    return env.SerializeToString()
 
 
 def _varint(n: int) -> bytes:
