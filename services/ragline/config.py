@@ -1,7 +1,8 @@
 """Typed settings, built once in `main()` from the environment and flags, then passed in.
 
 Nothing here reads `os.environ` at import time: `Settings.from_env` takes the mapping to read.
-Every variable is named RAGLINE_<FIELD>; `ragline --help` and README.md list them.
+Every variable is named RAGLINE_<FIELD>; `ragline --help` lists them with their defaults, and
+README.md's table says what each does (tests/unit/test_settings_docs.py keeps both complete).
 """
 
 from __future__ import annotations
@@ -157,10 +158,26 @@ class Settings:
         for name in ("commit_interval_ms", "embed_gather_ms", "embed_batch_tokens"):
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"RAGLINE_{name.upper()} must not be negative.")
+        wrong = self.retry_policy().problems()
+        if wrong:
+            raise ConfigurationError(
+                "; ".join(f"{self._RETRY_VARIABLES[field]} {problem}" for field, problem in wrong)
+                + "."
+            )
         if self.default_chunk_overlap < 0 or self.default_chunk_size < 0:
             raise ConfigurationError(
                 "RAGLINE_DEFAULT_CHUNK_SIZE and _OVERLAP must not be negative."
             )
+
+    # The setting behind each RetryPolicy field, for messages.
+    _RETRY_VARIABLES = {
+        "initial_interval_s": "RAGLINE_RETRY_INITIAL_DELAY_S",
+        "backoff_coefficient": "RAGLINE_RETRY_MULTIPLIER",
+        "maximum_interval_s": "RAGLINE_RETRY_MAX_DELAY_S",
+        "maximum_attempts": "RAGLINE_RETRY_MAX_ATTEMPTS",
+        "jitter": "RAGLINE_RETRY_JITTER",
+        "maximum_deliveries": "RAGLINE_MAX_DELIVERIES",
+    }
 
     def retry_policy(self) -> RetryPolicy:
         """The retry policy these settings describe."""
@@ -172,6 +189,11 @@ class Settings:
             jitter=self.retry_jitter,
             maximum_deliveries=self.max_deliveries,
         )
+
+    @classmethod
+    def variables(cls) -> list[tuple[str, str]]:
+        """(variable name, default as text) for every setting, in declaration order."""
+        return [(f"RAGLINE_{f.name.upper()}", str(f.default)) for f in dataclasses.fields(cls)]
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""

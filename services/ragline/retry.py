@@ -28,6 +28,23 @@ class RetryPolicy:
     # A message that crashed its worker this many times running alone is dead-lettered.
     maximum_deliveries: int = 5
 
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, what is wrong) for every value no stage could run with; empty when sound."""
+        found = []
+        if self.initial_interval_s < 0:
+            found.append(("initial_interval_s", "must not be negative"))
+        if self.backoff_coefficient < 1:
+            found.append(("backoff_coefficient", "must be at least 1 (delays never shrink)"))
+        if self.maximum_interval_s < self.initial_interval_s:
+            found.append(("maximum_interval_s", "must not be below the initial delay"))
+        if self.maximum_attempts < 1:
+            found.append(("maximum_attempts", "must be at least 1"))
+        if not 0 <= self.jitter < 1:
+            found.append(("jitter", "must be at least 0 and below 1"))
+        if self.maximum_deliveries < 1:
+            found.append(("maximum_deliveries", "must be at least 1"))
+        return found
+
     @property
     def raw_delivery_limit(self) -> int:
         """The broker's own delivery count past which a message is dead-lettered however it

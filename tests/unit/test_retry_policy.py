@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from ragline.config import Settings
 from ragline.errors import (
     BrokerUnavailable,
     ConfigurationError,
@@ -134,3 +135,25 @@ def test_transient_and_unknown_errors_retry_until_maximum_attempts(exc: Exceptio
 
 def test_one_attempt_means_no_retry() -> None:
     assert not RetryPolicy(maximum_attempts=1).should_retry(TransientError("x"), 1)
+
+
+def test_a_sound_policy_has_no_problems() -> None:
+    assert RetryPolicy().problems() == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("RAGLINE_RETRY_INITIAL_DELAY_S", "-1", "must not be negative"),
+        ("RAGLINE_RETRY_MULTIPLIER", "0.5", "at least 1"),
+        ("RAGLINE_RETRY_MAX_DELAY_S", "0.1", "below the initial delay"),
+        ("RAGLINE_RETRY_MAX_ATTEMPTS", "0", "at least 1"),
+        ("RAGLINE_RETRY_JITTER", "1.5", "below 1"),
+        ("RAGLINE_MAX_DELIVERIES", "0", "at least 1"),
+    ],
+)
+def test_settings_refuse_a_retry_policy_no_stage_could_run(
+    variable: str, value: str, says: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=f"{variable} .*{says}"):
+        Settings.from_env({variable: value})

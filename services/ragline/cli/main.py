@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from ragline import __version__
 from ragline.cli import client_commands, dlq_commands
 from ragline.cli.client_commands import UsageError
+from ragline.config import Settings
 from ragline.errors import RaglineError
 from ragline_client import DEFAULT_GATEWAY, RaglineClientError
 
@@ -22,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ragline",
         description="Non-blocking document ingestion for RAG: ingest documents through the "
         "gateway, follow their jobs and search the index.",
+        epilog=_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"ragline {__version__}")
     _add_gateway_option(parser, default=None)
@@ -68,6 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
     for subparser in _subparsers(parser):
         _add_gateway_option(subparser, default=argparse.SUPPRESS)
     return parser
+
+
+def _settings_help() -> str:
+    """The services' settings, for `ragline --help`; README.md says what each one does."""
+    rows = [f"  {name:<32} {default or '(empty)'}" for name, default in Settings.variables()]
+    return "\n".join(
+        [
+            "settings (environment variables read by `ragline serve`, `up` and `doctor`; "
+            "README.md explains each), with their defaults:",
+            *rows,
+        ]
+    )
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
