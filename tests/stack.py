@@ -11,15 +11,16 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import aio_pika
 import grpc
 import redis
 import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ragline.broker.rabbitmq import RabbitMQBroker
+from ragline.broker.rabbitmq import DELAY_BUCKETS_MS, RabbitMQBroker
 
 STAGES = ("indexer", "embedder", "chunker", "gateway")
 RABBITMQ_URL = os.environ.get("RAGLINE_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -237,8 +238,24 @@ def clean_servers(redis_url: str, namespace: str, broker: str) -> None:
         finally:
             await client.aclose()
         if broker == "rabbitmq":
-            await RabbitMQBroker(RABBITMQ_URL, namespace=namespace).delete_everything(
-                ["chunk", "embed", "index"]
-            )
+            await delete_rabbitmq_queues(namespace, ["chunk", "embed", "index"])
 
     asyncio.run(clean())
+
+
+async def delete_rabbitmq_queues(namespace: str, queues: Iterable[str]) -> None:
+    """Deletes a namespace's RabbitMQ queues (each stage queue with its limbo, dead-letter and
+    delay queues) and its dead-letter exchange. Messages in them are lost: for tests only."""
+    names = RabbitMQBroker(RABBITMQ_URL, namespace=namespace)  # never connected: for its names
+    connection = await aio_pika.connect(RABBITMQ_URL)
+    async with connection:
+        channel = await connection.channel()
+        for queue in queues:
+            for name in (
+                names.queue_name(queue),
+                names.limbo_name(queue),
+                names.dlq_name(queue),
+                *(names.delay_name(queue, bucket) for bucket in DELAY_BUCKETS_MS),
+            ):
+                await channel.queue_delete(name)
+        await channel.exchange_delete(names.dlx_name)

@@ -20,6 +20,17 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 MiB = 1024 * 1024
 
 
+# The setting behind each RetryPolicy field, for messages.
+_RETRY_VARIABLES = {
+    "initial_interval_s": "RAGLINE_RETRY_INITIAL_DELAY_S",
+    "backoff_coefficient": "RAGLINE_RETRY_MULTIPLIER",
+    "maximum_interval_s": "RAGLINE_RETRY_MAX_DELAY_S",
+    "maximum_attempts": "RAGLINE_RETRY_MAX_ATTEMPTS",
+    "jitter": "RAGLINE_RETRY_JITTER",
+    "maximum_deliveries": "RAGLINE_MAX_DELIVERIES",
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a ragline process needs to know about its deployment."""
@@ -161,23 +172,12 @@ class Settings:
         wrong = self.retry_policy().problems()
         if wrong:
             raise ConfigurationError(
-                "; ".join(f"{self._RETRY_VARIABLES[field]} {problem}" for field, problem in wrong)
-                + "."
+                "; ".join(f"{_RETRY_VARIABLES[field]} {problem}" for field, problem in wrong) + "."
             )
         if self.default_chunk_overlap < 0 or self.default_chunk_size < 0:
             raise ConfigurationError(
                 "RAGLINE_DEFAULT_CHUNK_SIZE and _OVERLAP must not be negative."
             )
-
-    # The setting behind each RetryPolicy field, for messages.
-    _RETRY_VARIABLES = {
-        "initial_interval_s": "RAGLINE_RETRY_INITIAL_DELAY_S",
-        "backoff_coefficient": "RAGLINE_RETRY_MULTIPLIER",
-        "maximum_interval_s": "RAGLINE_RETRY_MAX_DELAY_S",
-        "maximum_attempts": "RAGLINE_RETRY_MAX_ATTEMPTS",
-        "jitter": "RAGLINE_RETRY_JITTER",
-        "maximum_deliveries": "RAGLINE_MAX_DELIVERIES",
-    }
 
     def retry_policy(self) -> RetryPolicy:
         """The retry policy these settings describe."""

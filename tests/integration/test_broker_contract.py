@@ -14,17 +14,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import redis.asyncio as aioredis
 
-from ragline.broker.base import Broker, DeadLetter
+from ragline.broker.base import BrokerAdapter, DeadLetter
 from ragline.broker.rabbitmq import RabbitMQBroker
 from ragline.broker.redis_streams import RedisStreamsBroker
 from tests.conftest import REDIS_URL
+from tests.stack import delete_rabbitmq_queues
 
 pytestmark = pytest.mark.integration
 
 RABBITMQ_URL = os.environ.get("RAGLINE_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 # broker_factory(consumer_name, visibility_s=..., prefetch=...) -> a connected broker
-BrokerFactory = Callable[..., Awaitable[Broker]]
+BrokerFactory = Callable[..., Awaitable[BrokerAdapter]]
 
 
 @pytest.fixture(params=["redis", "rabbitmq"])
@@ -32,12 +33,12 @@ async def broker_factory(
     request: pytest.FixtureRequest, namespace: str, redis_client: aioredis.Redis
 ) -> AsyncIterator[BrokerFactory]:
     """Makes connected brokers of one kind, all in the test's namespace; cleans up after
-    (`redis_client` deletes the namespace's Redis keys, `delete_everything` its RabbitMQ queues)."""
+    (`redis_client` deletes the namespace's Redis keys, `delete_rabbitmq_queues` its RabbitMQ queues)."""
     kind: str = request.param
-    made: list[Broker] = []
+    made: list[BrokerAdapter] = []
 
-    async def make(name: str, visibility_s: float = 60.0, prefetch: int = 128) -> Broker:
-        broker: Broker
+    async def make(name: str, visibility_s: float = 60.0, prefetch: int = 128) -> BrokerAdapter:
+        broker: BrokerAdapter
         if kind == "redis":
             broker = RedisStreamsBroker(
                 REDIS_URL,
@@ -46,12 +47,9 @@ async def broker_factory(
                 visibility_timeout_s=visibility_s,
             )
         else:
+            # No visibility timeout: RabbitMQ redelivers when a consumer's connection drops.
             broker = RabbitMQBroker(
-                RABBITMQ_URL,
-                namespace=namespace,
-                consumer_name=name,
-                visibility_timeout_s=visibility_s,
-                prefetch=prefetch,
+                RABBITMQ_URL, namespace=namespace, consumer_name=name, prefetch=prefetch
             )
         await broker.connect()
         made.append(broker)
@@ -61,7 +59,7 @@ async def broker_factory(
     for broker in made:
         await broker.close()
     if kind == "rabbitmq":
-        await RabbitMQBroker(RABBITMQ_URL, namespace=namespace).delete_everything(["q"])
+        await delete_rabbitmq_queues(namespace, ["q"])
 
 
 async def test_publish_then_read_in_order_and_ack_removes(broker_factory):

@@ -19,7 +19,7 @@ from ragline.jobs.store import JobStore
 from ragline.stage import envelope
 from tests.conftest import REDIS_URL
 from tests.integration.test_broker_contract import RABBITMQ_URL
-from tests.stack import free_port
+from tests.stack import delete_rabbitmq_queues, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -59,7 +59,7 @@ async def broker(kind: str, namespace: str, redis_client: aioredis.Redis) -> Asy
     yield b
     await b.close()
     if kind == "rabbitmq":
-        await RabbitMQBroker(RABBITMQ_URL, namespace=namespace).delete_everything(["chunk"])
+        await delete_rabbitmq_queues(namespace, ["chunk"])
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from ragline.jobs.store import JobStore, TaskTarget
 from ragline.stage.envelope import decode, new_envelope, with_document_version
 from ragline.v1 import job_pb2
 from tests.conftest import REDIS_URL
-from tests.stack import RABBITMQ_URL
+from tests.stack import RABBITMQ_URL, delete_rabbitmq_queues
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -45,7 +45,7 @@ async def rabbit(namespace: str) -> AsyncIterator[RabbitMQBroker]:
     await b.connect()
     yield b
     await b.close()
-    await RabbitMQBroker(RABBITMQ_URL, namespace=namespace).delete_everything([CHUNK_QUEUE])
+    await delete_rabbitmq_queues(namespace, [CHUNK_QUEUE])
 
 
 class DownRabbit(RabbitMQBroker):

@@ -26,6 +26,7 @@ from ragline.retry import RetryPolicy
 from ragline.stage.runner import StageRunner
 from tests.integration.test_broker_contract import RABBITMQ_URL
 from tests.integration.test_job_store import FakeHandler, embed_task
+from tests.stack import delete_rabbitmq_queues
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +47,7 @@ async def rabbit(namespace: str) -> AsyncIterator[Factory]:
     yield make
     for broker in made:
         await broker.close()
-    await RabbitMQBroker(RABBITMQ_URL, namespace=namespace).delete_everything(["q", "q2", "embed"])
+    await delete_rabbitmq_queues(namespace, ["q", "q2", "embed"])
 
 
 async def _die_holding(

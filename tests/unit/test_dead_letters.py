@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ragline.broker.base import Broker, DeadLetter, Delivery
+from ragline.broker.base import DeadLetter, DeadLetterAdmin
 from ragline.broker.rabbitmq import RabbitMQBroker, new_message_id
 from ragline.broker.redis_streams import RedisStreamsBroker
 from ragline.errors import BrokerUnavailable, InvalidArgument
@@ -58,8 +58,9 @@ def test_each_adapter_knows_its_own_ids_and_refuses_hostile_ones(kind: str) -> N
     assert [x for x in HOSTILE if broker.is_dead_letter_id(x)] == []
 
 
-class RecordingBroker(Broker):
-    """Holds dead letters in memory and records the order of the calls DeadLetterOps makes."""
+class RecordingBroker(DeadLetterAdmin):
+    """Holds dead letters in memory and records the order of the calls DeadLetterOps makes:
+    DeadLetterOps needs only the admin side of a broker."""
 
     def __init__(self, letters: Sequence[DeadLetter], log: list[str]) -> None:
         self.letters = list(letters)
@@ -96,21 +97,6 @@ class RecordingBroker(Broker):
 
     async def purge_dead_letters(self, queue: str, ids: Sequence[str] = ()) -> int:
         self.log.append(f"purge {queue} {sorted(ids)}")
-        return 0
-
-    # Not used by DeadLetterOps.
-    async def connect(self) -> None: ...
-    async def close(self) -> None: ...
-    async def health(self) -> None: ...
-    async def publish(self, queue: str, bodies: Sequence[bytes]) -> None: ...
-    async def read(self, queue: str, max_count: int, timeout_s: float) -> list[Delivery]:
-        return []
-
-    async def ack(self, deliveries: Sequence[Delivery]) -> None: ...
-    async def retry_later(self, delivery: Delivery, body: bytes, delay_s: float) -> None: ...
-    async def dead_letter(self, delivery: Delivery, record: DeadLetter) -> None: ...
-    async def release(self, deliveries: Sequence[Delivery]) -> None: ...
-    async def depth(self, queue: str) -> int:
         return 0
 
     async def consumer_count(self, queue: str) -> int:

@@ -110,6 +110,13 @@ class Broker(abc.ABC):
     async def depth(self, queue: str) -> int:
         """Messages waiting or in flight on a queue (for backpressure and autoscaling)."""
 
+
+class DeadLetterAdmin(abc.ABC):
+    """Looking after a queue rather than working it: its dead letters (listed, requeued,
+    purged) and its consumers. The gateway's dead-letter RPCs and `ragline doctor` need this;
+    the stages need only `Broker`. Methods raise `BrokerUnavailable` when the broker does not
+    answer."""
+
     @abc.abstractmethod
     async def consumer_count(self, queue: str) -> int:
         """How many consumers are reading the queue now (for `ragline doctor`)."""
@@ -140,3 +147,8 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def purge_dead_letters(self, queue: str, ids: Sequence[str] = ()) -> int:
         """Deletes the named dead letters (all when `ids` is empty). Returns how many."""
+
+
+class BrokerAdapter(Broker, DeadLetterAdmin):
+    """What each broker adapter implements: the data plane and the admin side, over one
+    connection."""

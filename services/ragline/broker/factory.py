@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ragline.broker.base import Broker
+from ragline.broker.base import BrokerAdapter
 from ragline.config import Settings
 from ragline.errors import ConfigurationError
 
 
-def make_broker(settings: Settings) -> Broker:
+def make_broker(settings: Settings) -> BrokerAdapter:
     """The broker `settings.broker` names, not yet connected."""
     if settings.broker == "redis":
         from ragline.broker.redis_streams import RedisStreamsBroker
@@ -26,7 +26,6 @@ def make_broker(settings: Settings) -> Broker:
         return RabbitMQBroker(
             settings.rabbitmq_url,
             namespace=settings.namespace,
-            visibility_timeout_s=settings.visibility_timeout_s,
             prefetch=2 * settings.read_batch_size,
             # The broker's own limit is a backstop; the stage counts crashes precisely.
             max_deliveries=settings.retry_policy().raw_delivery_limit,

@@ -25,8 +25,8 @@ How the `Broker` promises map to AMQP:
   consumer can hold back from its competitors.
 - redelivery: a consumer that dies loses its connection and RabbitMQ returns its unacked messages
   at once; there is no visibility timeout to wait for (RabbitMQ's own `consumer_timeout`, a server
-  setting, covers a consumer that is alive but stuck). `visibility_timeout_s` is kept for the
-  shared settings but has no effect here. Quorum queues count returns in `x-delivery-count`;
+  setting, covers a consumer that is alive but stuck), so RAGLINE_VISIBILITY_TIMEOUT_S does not
+  apply here. Quorum queues count returns in `x-delivery-count`;
   after `max_deliveries` returns the server dead-letters the message (reason `delivery_limit`),
   so a message that kills its worker every time leaves the stage queue. It lands in the limbo
   queue, not the dead-letter queue: the server cannot read task envelopes, so it cannot fail the
@@ -66,7 +66,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -83,7 +83,7 @@ from aio_pika.abc import (
 )
 from yarl import URL
 
-from ragline.broker.base import Broker, DeadLetter, Delivery
+from ragline.broker.base import BrokerAdapter, DeadLetter, Delivery
 from ragline.errors import BrokerUnavailable
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ class _Consumer:
     buffer: asyncio.Queue[AbstractIncomingMessage] = field(default_factory=asyncio.Queue)
 
 
-class RabbitMQBroker(Broker):
+class RabbitMQBroker(BrokerAdapter):
     """RabbitMQ through aio-pika: quorum queues, publisher confirms, manual acks."""
 
     def __init__(
@@ -147,7 +147,6 @@ class RabbitMQBroker(Broker):
         *,
         namespace: str = "ragline",
         consumer_name: str | None = None,
-        visibility_timeout_s: float = 60.0,
         prefetch: int = 128,
         max_deliveries: int = 5,
         reconnect_interval_s: float = 1.0,
@@ -157,8 +156,6 @@ class RabbitMQBroker(Broker):
         self._safe_url = str(URL(url).with_password(None)) if URL(url).password else url
         self._ns = namespace
         self.consumer_name = consumer_name or default_consumer_name()
-        # RabbitMQ returns a dead consumer's messages when its connection drops; see the module doc.
-        self._visibility_timeout_s = visibility_timeout_s
         self._prefetch = max(1, prefetch)
         self._max_deliveries = max_deliveries
         self._reconnect_interval_s = reconnect_interval_s
@@ -637,24 +634,6 @@ class RabbitMQBroker(Broker):
             last_failure_time=at,
             dead_letter_id=_dead_letter_id(msg),
         )
-
-    # -- tests ------------------------------------------------------------------------------
-    async def delete_everything(self, queues: Iterable[str] = ()) -> None:
-        """For tests: deletes the queues this broker declared (and `queues`), their dead-letter
-        and delay queues, and the namespace's dead-letter exchange. Messages in them are lost."""
-        names = set(self._ready) | set(queues)
-        await self.close()
-        await self.connect()
-        async with self._guard("delete the test queues"):
-            channel = await self._underlay()
-            for queue in sorted(names):
-                await channel.queue_delete(self.queue_name(queue))
-                await channel.queue_delete(self.dlq_name(queue))
-                await channel.queue_delete(self.limbo_name(queue))
-                for bucket in DELAY_BUCKETS_MS:
-                    await channel.queue_delete(self.delay_name(queue, bucket))
-            await channel.exchange_delete(self.dlx_name)
-        await self.close()
 
 
 def _is_stale(msg: AbstractIncomingMessage) -> bool:

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from ragline.broker.base import Broker, DeadLetter, Delivery
+from ragline.broker.base import BrokerAdapter, DeadLetter, Delivery
 from ragline.errors import BrokerUnavailable
 from ragline.redis_client import connect
 
@@ -65,7 +65,7 @@ def default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-class RedisStreamsBroker(Broker):
+class RedisStreamsBroker(BrokerAdapter):
     """Redis Streams with consumer groups."""
 
     def __init__(

@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import os
 
-from ragline.broker.base import Broker
+from ragline.broker.base import DeadLetterAdmin
 from ragline.broker.factory import make_broker
 from ragline.config import Settings
 from ragline.jobs.doctor import Diagnosis, StageFacts, diagnose
@@ -62,7 +62,7 @@ async def _examine(
         await jobs.close()
 
 
-async def _stage_facts(broker: Broker, stage: Stage) -> StageFacts:
+async def _stage_facts(broker: DeadLetterAdmin, stage: Stage) -> StageFacts:
     queue = envelope.queue_name(stage)
     letters: dict[str, str] = {}
     after = ""

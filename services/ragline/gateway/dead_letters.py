@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ragline.broker.base import Broker, DeadLetter
+from ragline.broker.base import DeadLetter, DeadLetterAdmin
 from ragline.errors import InvalidArgument, PermanentTaskError
 from ragline.jobs.model import Stage
 from ragline.jobs.store import JobStore
@@ -14,7 +14,7 @@ MAX_PAGE = 1000
 
 
 class DeadLetterOps:
-    def __init__(self, broker: Broker, jobs: JobStore) -> None:
+    def __init__(self, broker: DeadLetterAdmin, jobs: JobStore) -> None:
         self._broker = broker
         self._jobs = jobs
 
