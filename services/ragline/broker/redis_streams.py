@@ -30,6 +30,7 @@ from redis.exceptions import RedisError, ResponseError
 from ragline.broker.base import BrokerAdapter, DeadLetter, Delivery
 from ragline.errors import BrokerUnavailable
 from ragline.redis_client import connect
+from ragline.redis_scripts import lua_script
 
 log = logging.getLogger(__name__)
 
@@ -39,25 +40,6 @@ BODY = b"b"
 # A stream entry id: milliseconds and a sequence number, each an unsigned 64-bit integer.
 _ENTRY_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
 _MAX_U64 = 2**64 - 1
-
-# Moves due retries from the delayed set onto the stream, atomically, so a crash between the two
-# steps can neither lose nor duplicate a retry.
-_PROMOTE_DUE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, body in ipairs(due) do
-  redis.call('XADD', KEYS[2], '*', 'b', body)
-  redis.call('ZREM', KEYS[1], body)
-end
-return #due
-"""
-
-# Appends every body in one call: a pipeline of XADDs costs redis-py a command each, and the
-# gateway publishes a few documents per commit, so the per-command cost was most of it. One script
-# is also all or nothing, where a pipeline broken midway left part of the messages queued.
-_PUBLISH = """
-for i = 1, #ARGV do redis.call('XADD', KEYS[1], '*', 'b', ARGV[i]) end
-return #ARGV
-"""
 
 
 def default_consumer_name() -> str:
@@ -112,8 +94,8 @@ class RedisStreamsBroker(BrokerAdapter):
         if self._redis is None:
             # Named as the consumer, so that consumer_count can tell a live one from a dead one.
             self._redis = connect(self._url, client_name=self.consumer_name)
-        self._promote = self._redis.register_script(_PROMOTE_DUE)
-        self._publish = self._redis.register_script(_PUBLISH)
+        self._promote = self._redis.register_script(lua_script("broker", "promote_due"))
+        self._publish = self._redis.register_script(lua_script("broker", "publish"))
         await self.health()
 
     async def close(self) -> None:

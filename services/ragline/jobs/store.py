@@ -28,6 +28,7 @@ from ragline.errors import NotFound, StoreUnavailable
 from ragline.ids import new_id
 from ragline.jobs.model import ALLOWED_FROM, Job, JobProgress, JobState, Stage
 from ragline.redis_client import connect
+from ragline.redis_scripts import lua_script
 from ragline.stage.envelope import DOCUMENT_VERSION_TAGS
 
 REQUEST_TTL_S = 24 * 3600
@@ -36,192 +37,6 @@ REQUEST_TTL_S = 24 * 3600
 FINISHED_JOB_TTL_S = 7 * 24 * 3600
 # How long a crash-loop counter outlives the last run it counted.
 SOLO_RUN_TTL_S = 7 * 24 * 3600
-
-# Makes a job for each document, in order, and hands each new job's chunk task on, all in one
-# call, so that no job is ever recorded without its task. Per job it answers with what the caller
-# needs to build the job without reading it back:
-#   {1, version}   a job made now (or by an earlier run of this very call, which a client retry
-#                  after a broken connection replays: it is reported as made, not as a request
-#                  seen before, so the caller still sends its task on; the task was written by
-#                  that earlier run and is not written twice)
-#   {0, hash}      a request id seen before: that job's record as HGETALL returns it
-# A request id whose job record is gone (removed by hand, or evicted) makes a new job rather than
-# failing the whole call. The earlier job's key is only known inside the script (ARGV[3] is the
-# job key prefix), which is fine on a single Redis (not on Redis Cluster).
-#
-# The task body comes without its document version (the version is given here); the script
-# appends it as protobuf (a message followed by another parses as the two merged; see
-# ragline.stage.envelope.with_document_version, which does the same in Python).
-_CREATE_MANY = """
--- KEYS[1]     the task target: the chunk stream (mode 'stream'), the outbox hash of task bodies
---             by job id (mode 'outbox'), or '' (mode '': jobs only)
--- KEYS[2]     mode 'outbox': the outbox's sorted set of lease expiries by job id; else ''
--- KEYS[3]     the open jobs: a sorted set of unfinished job ids by their last change
--- KEYS[4..]   per job: job, request (or ''), doc
--- ARGV[1..5]  now, request ttl, job key prefix, mode, lease seconds (mode 'outbox': the writer
---             holds its new entries this long before any relay may take them)
--- ARGV[6..8]  the protobuf keys of TaskEnvelope.chunk, ChunkTask.document and
---             DocumentRef.document_version
--- ARGV[9..]   per job: job_id, document_id, request_id, task body (without its version)
-local now, ttl, prefix, mode = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local lease_until = 0
-if mode == 'outbox' then
-  -- The server's clock, so that every gateway's relay measures leases alike.
-  local t = redis.call('TIME')
-  lease_until = tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[5])
-end
-local function varint(n)
-  local out = ''
-  while n >= 128 do
-    out = out .. string.char(n % 128 + 128)
-    n = math.floor(n / 128)
-  end
-  return out .. string.char(n)
-end
-local function with_version(body, version)
-  local ref = ARGV[8] .. varint(version)
-  local task = ARGV[7] .. varint(#ref) .. ref
-  return body .. ARGV[6] .. varint(#task) .. task
-end
-local out = {}
-for j = 0, (#KEYS - 3) / 3 - 1 do
-  local job, request, doc = KEYS[3 * j + 4], KEYS[3 * j + 5], KEYS[3 * j + 6]
-  local job_id, document_id = ARGV[4 * j + 9], ARGV[4 * j + 10]
-  local request_id, body = ARGV[4 * j + 11], ARGV[4 * j + 12]
-  local reply = nil
-  local mine = redis.call('HGET', job, 'document_version')
-  if mine then reply = {1, tonumber(mine)} end
-  if not reply and request ~= '' then
-    local existing = redis.call('GET', request)
-    if existing then
-      local record = redis.call('HGETALL', prefix .. existing)
-      if #record > 0 then reply = {0, record} end
-    end
-  end
-  if not reply then
-    local version = redis.call('HINCRBY', doc, 'seq', 1)
-    -- The task before the job: a script that errs midway (Redis does not undo a script's
-    -- earlier writes) may leave a task without its job (like a task of an expired job) or a
-    -- skipped version, never a job without its task.
-    if mode == 'stream' then
-      redis.call('XADD', KEYS[1], '*', 'b', with_version(body, version))
-    elseif mode == 'outbox' then
-      redis.call('HSET', KEYS[1], job_id, with_version(body, version))
-      redis.call('ZADD', KEYS[2], lease_until, job_id)
-    end
-    redis.call('HSET', job, 'job_id', job_id, 'document_id', document_id,
-      'document_version', version, 'state', 'accepted', 'chunks_total', 0,
-      'chunks_embedded', 0, 'chunks_indexed', 0, 'attempts', 1, 'request_id', request_id,
-      'create_time', now, 'update_time', now)
-    redis.call('ZADD', KEYS[3], now, job_id)
-    if request ~= '' then redis.call('SET', request, job_id, 'EX', ttl) end
-    reply = {1, version}
-  end
-  out[j + 1] = reply
-end
-return out
-"""
-
-_TRANSITION = """
--- KEYS: job, events, embedded bitmap, indexed bitmap, open jobs
--- ARGV: target, now, terminal(0/1), ttl, n_from, from..., field, value, ...
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return -1 end
-local n = tonumber(ARGV[5])
-local allowed = false
-for i = 6, 5 + n do if ARGV[i] == state then allowed = true end end
-if not allowed then return 0 end
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'update_time', ARGV[2])
-for i = 6 + n, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-local job_id = redis.call('HGET', KEYS[1], 'job_id')
-if ARGV[3] == '1' then
-  redis.call('HSET', KEYS[1], 'finish_time', ARGV[2])
-  for i = 1, 4 do if i ~= 2 then redis.call('EXPIRE', KEYS[i], tonumber(ARGV[4])) end end
-  redis.call('ZREM', KEYS[5], job_id)
-else
-  -- Back in flight (a requeued failure): it must not expire under the work.
-  redis.call('HDEL', KEYS[1], 'finish_time')
-  for i = 1, 4 do if i ~= 2 then redis.call('PERSIST', KEYS[i]) end end
-  redis.call('ZADD', KEYS[5], ARGV[2], job_id)
-end
-redis.call('PUBLISH', KEYS[2], ARGV[1])
-return 1
-"""
-
-_SET_TOTAL = """
--- KEYS: job, events, open jobs   ARGV: total, now, job id
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return -1 end
-redis.call('HSET', KEYS[1], 'chunks_total', ARGV[1], 'update_time', ARGV[2])
--- XX: only a job that is open (a finished one stays out).
-redis.call('ZADD', KEYS[3], 'XX', ARGV[2], ARGV[3])
-if state == 'accepted' then redis.call('HSET', KEYS[1], 'state', 'active') end
-redis.call('PUBLISH', KEYS[2], 'progress')
-return 1
-"""
-
-_MARK = """
--- KEYS: job, bitmap, events, open jobs   ARGV: counter field, now, attempt, job id, index...
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return {-1, 0, ''} end
-for i = 5, #ARGV do redis.call('SETBIT', KEYS[2], tonumber(ARGV[i]), 1) end
-local count = redis.call('BITCOUNT', KEYS[2])
-redis.call('HSET', KEYS[1], ARGV[1], count, 'update_time', ARGV[2])
-redis.call('ZADD', KEYS[4], 'XX', ARGV[2], ARGV[4])
-if state == 'accepted' then
-  state = 'active'
-  redis.call('HSET', KEYS[1], 'state', state)
-end
-local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '1')
-if tonumber(ARGV[3]) > attempts then redis.call('HSET', KEYS[1], 'attempts', ARGV[3]) end
-redis.call('PUBLISH', KEYS[3], 'progress')
-return {count, tonumber(redis.call('HGET', KEYS[1], 'chunks_total')), state}
-"""
-
-_COMPLETE_VERSION = """
--- KEYS: doc, job, events, embedded bitmap, indexed bitmap, open jobs
--- ARGV: version, now, ttl, job id, then the states a job may complete from (ALLOWED_FROM)
--- Makes the job's version live (unless a newer one is, or the document was deleted) and ends the
--- job, in one step: a job cancelled before this never goes live; one completed here can no
--- longer be cancelled. Returns {live, floor, job state}.
-local v = tonumber(ARGV[1])
-local live = tonumber(redis.call('HGET', KEYS[1], 'live') or '0')
-local floor = tonumber(redis.call('HGET', KEYS[1], 'floor') or '0')
-local state = redis.call('HGET', KEYS[2], 'state')
-if not state then return {-1, 0, ''} end
-if state == 'cancelled' then return {live, floor, state} end
-if v > floor and v > live then
-  live = v
-  redis.call('HSET', KEYS[1], 'live', live)
-end
-local may_end = false
-for i = 5, #ARGV do if ARGV[i] == state then may_end = true end end
-if may_end then
-  if v <= floor then
-    state = 'cancelled'
-    redis.call('HSET', KEYS[2], 'last_error', 'the document was deleted while it was being ingested')
-  else
-    state = 'completed'
-  end
-  redis.call('HSET', KEYS[2], 'state', state, 'update_time', ARGV[2], 'finish_time', ARGV[2])
-  for _, k in ipairs({KEYS[2], KEYS[4], KEYS[5]}) do redis.call('EXPIRE', k, tonumber(ARGV[3])) end
-  redis.call('ZREM', KEYS[6], ARGV[4])
-  redis.call('PUBLISH', KEYS[3], state)
-end
-return {live, floor, state}
-"""
-
-_DELETE_DOCUMENT = """
--- KEYS: doc.  Voids every version given so far. Returns 0 when the document is unknown.
-local seq = redis.call('HGET', KEYS[1], 'seq')
-if not seq then return 0 end
-if tonumber(redis.call('HGET', KEYS[1], 'live') or '0') == 0
-   and tonumber(redis.call('HGET', KEYS[1], 'floor') or '0') == tonumber(seq) then
-  return 0
-end
-redis.call('HSET', KEYS[1], 'live', 0, 'floor', seq)
-return 1
-"""
 
 
 @dataclass(frozen=True)
@@ -278,12 +93,12 @@ class JobStore:
         self._ns = namespace
         # Whole seconds: Redis's EXPIRE takes no fractions.
         self._retention_s = max(1, round(retention_s))
-        self._create_many = client.register_script(_CREATE_MANY)
-        self._transition = client.register_script(_TRANSITION)
-        self._set_total = client.register_script(_SET_TOTAL)
-        self._mark = client.register_script(_MARK)
-        self._complete = client.register_script(_COMPLETE_VERSION)
-        self._delete_doc = client.register_script(_DELETE_DOCUMENT)
+        self._create_many = client.register_script(lua_script("jobs", "create_many"))
+        self._transition = client.register_script(lua_script("jobs", "transition"))
+        self._set_total = client.register_script(lua_script("jobs", "set_total"))
+        self._mark = client.register_script(lua_script("jobs", "mark"))
+        self._complete = client.register_script(lua_script("jobs", "complete_version"))
+        self._delete_doc = client.register_script(lua_script("jobs", "delete_document"))
 
     @classmethod
     def from_url(
