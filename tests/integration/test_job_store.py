@@ -18,6 +18,7 @@ from ragline.jobs.store import FINISHED_JOB_TTL_S, JobStore
 from ragline.retry import RAW_DELIVERY_FACTOR, RetryPolicy
 from ragline.stage.envelope import decode, new_envelope
 from ragline.stage.runner import StageRunner, Task
+from ragline.stage.solo_runs import SOLO_RUN_TTL_S, SoloRuns
 from ragline.v1 import queue_pb2
 from tests.conftest import REDIS_URL
 
@@ -858,3 +859,14 @@ async def test_mark_many_counts_each_chunk_once_across_tasks_in_one_round_trip(
     ]
     assert (await store.get(a.job_id)).progress.chunks_indexed == 3
     assert (await store.get(b.job_id)).attempts == 2
+
+
+async def test_solo_runs_count_until_the_message_finishes(
+    redis_client: aioredis.Redis, namespace: str
+) -> None:
+    runs = SoloRuns(redis_client, namespace=namespace)
+    assert [await runs.start("m1") for _ in range(3)] == [1, 2, 3]
+    assert await runs.start("m2") == 1  # each message counts on its own
+    assert 0 < await redis_client.ttl(f"{namespace}:solo:m1") <= SOLO_RUN_TTL_S
+    await runs.end("m1")
+    assert await runs.start("m1") == 1

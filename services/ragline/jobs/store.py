@@ -35,8 +35,6 @@ REQUEST_TTL_S = 24 * 3600
 # Finished jobs stay readable this long by default (RAGLINE_JOB_RETENTION_S), then Redis drops
 # them. Jobs that have not finished never expire.
 FINISHED_JOB_TTL_S = 7 * 24 * 3600
-# How long a crash-loop counter outlives the last run it counted.
-SOLO_RUN_TTL_S = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -116,6 +114,10 @@ class JobStore:
     @property
     def redis(self) -> aioredis.Redis:
         return self._r
+
+    @property
+    def namespace(self) -> str:
+        return self._ns
 
     async def close(self) -> None:
         await self._r.aclose()
@@ -402,23 +404,6 @@ class JobStore:
                     pass
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-    # -- crash-loop accounting ---------------------------------------------------------------
-    async def start_solo_run(self, message_id: str) -> int:
-        """Counts one more run of a suspect message on its own; returns how many there were.
-
-        A message that keeps crashing its worker when it runs alone is the culprit; its innocent
-        neighbours of a crashed batch run alone once, succeed, and are cleared.
-        """
-        key = f"{self._ns}:solo:{message_id}"
-        async with self._r.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, SOLO_RUN_TTL_S)
-            count, _ = await self._call_plain(pipe.execute())
-        return int(count)
-
-    async def end_solo_run(self, message_id: str) -> None:
-        await self._call_plain(self._r.delete(f"{self._ns}:solo:{message_id}"))
 
     # -- documents --------------------------------------------------------------------------
     async def complete_version(

@@ -36,6 +36,7 @@ from ragline.jobs.model import JobState, Stage
 from ragline.jobs.store import JobStore
 from ragline.retry import RetryPolicy
 from ragline.stage import envelope
+from ragline.stage.solo_runs import SoloRuns
 from ragline.v1 import queue_pb2
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class StageRunner:
         self._handler = handler
         self._broker = broker
         self._jobs = jobs
+        self._solo_runs = SoloRuns(jobs.redis, namespace=jobs.namespace)
         self._policy = policy or RetryPolicy()
         self._batch_size = batch_size
         self._read_timeout_s = read_timeout_s
@@ -211,7 +213,7 @@ class StageRunner:
     async def _run_suspect(self, task: Task) -> None:
         """Runs a redelivered message alone, counting such runs: one that crashed its worker
         every time it ran alone `maximum_deliveries` times is dead-lettered instead."""
-        runs = await self._jobs.start_solo_run(task.envelope.message_id)
+        runs = await self._solo_runs.start(task.envelope.message_id)
         if runs > self._policy.maximum_deliveries:
             await self._give_up(
                 task,
@@ -222,7 +224,7 @@ class StageRunner:
             )
         else:
             await self._run_group([task])
-        await self._jobs.end_solo_run(task.envelope.message_id)
+        await self._solo_runs.end(task.envelope.message_id)
 
     async def _run_group(self, tasks: list[Task]) -> None:
         keeper = asyncio.create_task(self._keep_claimed([t.delivery for t in tasks]))
