@@ -342,7 +342,7 @@ async def test_versions_only_move_forward_and_delete_voids_them(store: JobStore)
     assert (versions.live, state) == (3, JobState.COMPLETED)
     # An older version finishing late cannot replace the newer live one.
     versions, state = await store.complete_version(j1.job_id, "doc", 1)
-    assert (versions.live, versions.floor, state) == (3, 0, JobState.COMPLETED)
+    assert (versions.seq, versions.live, versions.floor, state) == (3, 3, 0, JobState.COMPLETED)
     assert await store.live_versions(["doc", "other", "unknown", "doc"]) == {
         "doc": 3,
         "other": 0,

@@ -415,7 +415,7 @@ class JobStore:
 
         Returns the document's versions afterwards and the job's state.
         """
-        live, floor, state = await self._call(
+        live, floor, state, seq = await self._call(
             self._complete,
             [
                 self._doc(document_id),
@@ -434,7 +434,7 @@ class JobStore:
         )
         if int(live) == -1:
             raise NotFound(f"job {job_id!r} does not exist")
-        return DocumentVersions(seq=0, live=int(live), floor=int(floor)), JobState(_s(state))
+        return DocumentVersions(seq=int(seq), live=int(live), floor=int(floor)), JobState(_s(state))
 
     async def reopen(self, job_id: str) -> bool:
         """Moves a FAILED job back to ACTIVE, when its dead letter is requeued."""

@@ -2,13 +2,14 @@
 -- ARGV: version, now, ttl, job id, then the states a job may complete from (ALLOWED_FROM)
 -- Makes the job's version live (unless a newer one is, or the document was deleted) and ends the
 -- job, in one step: a job cancelled before this never goes live; one completed here can no
--- longer be cancelled. Returns {live, floor, job state}.
+-- longer be cancelled. Returns {live, floor, job state, seq}.
 local v = tonumber(ARGV[1])
 local live = tonumber(redis.call('HGET', KEYS[1], 'live') or '0')
 local floor = tonumber(redis.call('HGET', KEYS[1], 'floor') or '0')
 local state = redis.call('HGET', KEYS[2], 'state')
-if not state then return {-1, 0, ''} end
-if state == 'cancelled' then return {live, floor, state} end
+if not state then return {-1, 0, '', 0} end
+local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+if state == 'cancelled' then return {live, floor, state, seq} end
 if v > floor and v > live then
   live = v
   redis.call('HSET', KEYS[1], 'live', live)
@@ -27,4 +28,4 @@ if may_end then
   redis.call('ZREM', KEYS[6], ARGV[4])
   redis.call('PUBLISH', KEYS[3], state)
 end
-return {live, floor, state}
+return {live, floor, state, seq}
