@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import TypeVar
+
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ragline.errors import StoreUnavailable
+
+T = TypeVar("T")
 
 
 def connect(url: str, *, client_name: str | None = None) -> aioredis.Redis:
@@ -24,3 +32,12 @@ def connect(url: str, *, client_name: str | None = None) -> aioredis.Redis:
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=4),
         retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError],
     )
+
+
+async def answered(awaitable: Awaitable[T], what: str) -> T:
+    """The result of a Redis call; StoreUnavailable naming `what` (e.g. "the job store") when
+    Redis did not answer."""
+    try:
+        return await awaitable
+    except (RedisError, OSError) as exc:
+        raise StoreUnavailable(f"{what} (Redis) did not answer: {exc}") from exc

@@ -18,10 +18,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from ragline.errors import StoreUnavailable
 from ragline.jobs.store import TaskTarget
+from ragline.redis_client import answered
 from ragline.redis_scripts import lua_script
 
 
@@ -63,10 +62,7 @@ class OutboxStore:
         return int(await self._call(self._r.hlen(self.key)))
 
     async def _call(self, awaitable: Any) -> Any:
-        try:
-            return await awaitable
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"the intake outbox (Redis) did not answer: {exc}") from exc
+        return await answered(awaitable, "the intake outbox")
 
 
 def _s(value: object) -> str:

@@ -27,7 +27,7 @@ from ragline.config import Settings
 from ragline.errors import NotFound, StoreUnavailable
 from ragline.ids import new_id
 from ragline.jobs.model import ALLOWED_FROM, Job, JobProgress, JobState, Stage
-from ragline.redis_client import connect
+from ragline.redis_client import answered, connect
 from ragline.redis_scripts import lua_script
 from ragline.stage.envelope import DOCUMENT_VERSION_TAGS
 
@@ -465,10 +465,7 @@ class JobStore:
 
     # -- plumbing ---------------------------------------------------------------------------
     async def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
-        try:
-            return await script(keys=keys, args=args)
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"the job store (Redis) did not answer: {exc}") from exc
+        return await answered(script(keys=keys, args=args), "the job store")
 
     async def _eval_many(
         self, script: Any, calls: Sequence[tuple[list[str], list[Any]]], delete: Sequence[str] = ()
@@ -510,10 +507,7 @@ class JobStore:
         raise AssertionError("unreachable")
 
     async def _call_plain(self, awaitable: Any) -> Any:
-        try:
-            return await awaitable
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"the job store (Redis) did not answer: {exc}") from exc
+        return await answered(awaitable, "the job store")
 
 
 def _days(seconds: float) -> str:

@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from ragline.errors import StoreUnavailable
+from ragline.redis_client import answered
 
 # How long a counter outlives the last run it counted.
 SOLO_RUN_TTL_S = 7 * 24 * 3600
@@ -42,7 +41,4 @@ class SoloRuns:
         await self._call(self._r.delete(self._key(message_id)))
 
     async def _call(self, awaitable: Any) -> Any:
-        try:
-            return await awaitable
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"the crash-loop counter (Redis) did not answer: {exc}") from exc
+        return await answered(awaitable, "the crash-loop counter")
