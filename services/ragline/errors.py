@@ -4,16 +4,18 @@
     ├── InvalidArgument               a request field is malformed; names the field
     ├── NotFound                      an unknown job or document
     ├── FailedPrecondition            the request cannot apply in the current state (e.g. cancel a completed job)
-    ├── ResourceExhausted             over a size limit, or a queue is full (backpressure)
+    ├── ResourceExhausted             over a size limit, or a queue is full (backpressure, with
+    │                                 the delay to retry after)
     ├── PermanentTaskError            a queued task can never succeed (bad data): dead-letter at once
     ├── TransientError                retryable: the same work may succeed later
     │   ├── BrokerUnavailable         the broker did not answer
     │   ├── StoreUnavailable          the job store or vector store did not answer
     │   └── DependencyUnavailable     another ragline service did not answer
+    ├── DependencyFailed              another ragline service answered with an error of its own
     └── ConfigurationError            the deployment is set up wrong; says what to change
 
-Adapters re-raise library errors as one of these (`raise X from exc`), and one gRPC
-interceptor maps them to status codes, so no exception reaches a client as UNKNOWN.
+Adapters re-raise library errors as one of these (`raise X from exc`), and ragline.grpc_status
+maps them to gRPC statuses and back, in one table, so no exception reaches a client as UNKNOWN.
 """
 
 from __future__ import annotations
@@ -47,7 +49,12 @@ class FailedPrecondition(RaglineError):
 
 
 class ResourceExhausted(RaglineError):
-    """Over a size limit, or a queue is full. Retrying later may succeed, so clients should back off."""
+    """Over a size limit, or a queue is full. `retry_after_s`, when set, is how long a client
+    should wait before trying again (a full queue); None when retrying cannot help (too large)."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class PermanentTaskError(RaglineError):
@@ -70,6 +77,11 @@ class StoreUnavailable(TransientError):
 
 class DependencyUnavailable(TransientError):
     """Another ragline service did not answer."""
+
+
+class DependencyFailed(RaglineError):
+    """Another ragline service answered a call with an error that is not the caller's fault (its
+    own log has the details)."""
 
 
 class ConfigurationError(RaglineError):

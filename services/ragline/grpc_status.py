@@ -1,8 +1,27 @@
-"""One server interceptor that maps ragline's errors to gRPC status codes.
+"""ragline's errors and gRPC statuses, both ways, in one place.
 
-No exception reaches a client as UNKNOWN: our own errors get their matching code and message;
-anything else is logged with a reference and answered INTERNAL, naming that reference. Request
-bytes that do not decode as the method's request message are answered INVALID_ARGUMENT.
+Out (a server's answer): one interceptor gives each ragline error its status code and message,
+and the structured details of google/rpc/error_details.proto through grpcio-status: BadRequest
+naming the field for INVALID_ARGUMENT, RetryInfo with the delay for a full queue. No exception
+reaches a client as UNKNOWN; anything unexpected is logged with a reference and answered
+INTERNAL, naming that reference. Request bytes that do not decode as the method's request
+message are answered INVALID_ARGUMENT.
+
+In (a ragline service's answer to another): `error_from_rpc` turns the status back into the
+error it came from, reading the same details, so an indexer's FAILED_PRECONDITION stays one
+and only a service that did not answer becomes DependencyUnavailable.
+
+    error                  code                  details        back from the code
+    InvalidArgument        INVALID_ARGUMENT      BadRequest     InvalidArgument (the field)
+    PermanentTaskError     INVALID_ARGUMENT      BadRequest     InvalidArgument
+    NotFound               NOT_FOUND                            NotFound
+    FailedPrecondition     FAILED_PRECONDITION                  FailedPrecondition
+    ConfigurationError     FAILED_PRECONDITION                  FailedPrecondition
+    ResourceExhausted      RESOURCE_EXHAUSTED    RetryInfo      ResourceExhausted (the delay)
+    TransientError         UNAVAILABLE                          DependencyUnavailable
+    DependencyFailed       INTERNAL                             (DEADLINE_EXCEEDED, CANCELLED:
+    anything else          INTERNAL (a ref)                      DependencyUnavailable; any
+                                                                 other: DependencyFailed)
 """
 
 from __future__ import annotations
@@ -13,12 +32,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError
+from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import DecodeError, Message
+from google.rpc import error_details_pb2, status_pb2
 from grpc import aio
+from grpc_status import rpc_status
 
 from ragline import errors
 
 log = logging.getLogger(__name__)
+
+# Where grpcio-status carries a google.rpc.Status in the trailing metadata.
+_DETAILS_KEY = "grpc-status-details-bin"
 
 _CODES: list[tuple[type[errors.RaglineError], grpc.StatusCode]] = [
     (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
@@ -28,7 +53,14 @@ _CODES: list[tuple[type[errors.RaglineError], grpc.StatusCode]] = [
     (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.TransientError, grpc.StatusCode.UNAVAILABLE),
     (errors.ConfigurationError, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.DependencyFailed, grpc.StatusCode.INTERNAL),
 ]
+# The codes that mean the other service did not (or could not) answer: worth retrying.
+_UNANSWERED = (
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.CANCELLED,
+)
 
 
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
@@ -41,9 +73,84 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, f"internal error (ref {ref}); the service log has the details"
 
 
+def _details(exc: BaseException) -> list[Message]:
+    """The structured details that go with `exc`'s status."""
+    if isinstance(exc, errors.InvalidArgument):
+        violation = error_details_pb2.BadRequest.FieldViolation(
+            field=exc.field, description=exc.problem
+        )
+        return [error_details_pb2.BadRequest(field_violations=[violation])]
+    if isinstance(exc, errors.ResourceExhausted) and exc.retry_after_s is not None:
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(int(exc.retry_after_s * 1e9))
+        return [error_details_pb2.RetryInfo(retry_delay=delay)]
+    return []
+
+
 async def _abort(context: aio.ServicerContext[Any, Any], exc: BaseException) -> None:
     code, message = status_for(exc)
-    await context.abort(code, message)
+    details = _details(exc)
+    if not details:
+        await context.abort(code, message)
+        return
+    packed = []
+    for detail in details:
+        holder = any_pb2.Any()
+        holder.Pack(detail)
+        packed.append(holder)
+    status = rpc_status.to_status(
+        status_pb2.Status(code=code.value[0], message=message, details=packed)
+    )
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+def error_from_rpc(exc: grpc.RpcError, service: str, address: str) -> errors.RaglineError:
+    """The ragline error behind another ragline service's failed answer; `service` and `address`
+    name it in the message."""
+    code: grpc.StatusCode = exc.code()
+    text: str = exc.details() or ""
+    details = _received_details(exc)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        for detail in details:
+            if isinstance(detail, error_details_pb2.BadRequest) and detail.field_violations:
+                violation = detail.field_violations[0]
+                return errors.InvalidArgument(violation.field, violation.description)
+        field, _, problem = text.partition(": ")
+        return errors.InvalidArgument(field or "request", problem or text)
+    if code == grpc.StatusCode.NOT_FOUND:
+        return errors.NotFound(text or "not found")
+    if code == grpc.StatusCode.FAILED_PRECONDITION:
+        return errors.FailedPrecondition(text)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        delays = [d for d in details if isinstance(d, error_details_pb2.RetryInfo)]
+        after = delays[0].retry_delay.ToNanoseconds() / 1e9 if delays else None
+        return errors.ResourceExhausted(text, retry_after_s=after)
+    if code in _UNANSWERED:
+        return errors.DependencyUnavailable(
+            f"the {service} at {address} did not answer ({code.name}: {text}); check that "
+            f"`ragline serve {service}` is running"
+        )
+    return errors.DependencyFailed(
+        f"the {service} at {address} failed ({code.name}: {text}); its log has the details"
+    )
+
+
+def _received_details(exc: grpc.RpcError) -> list[Message]:
+    """The error_details_pb2 messages in a failed call's google.rpc.Status, if it sent one."""
+    # (key, value) pairs: grpc.aio's Metadata, or the sync API's tuple of _Metadatum.
+    trailing: Any = exc.trailing_metadata() or ()
+    raw = next((value for key, value in trailing if key == _DETAILS_KEY), None)
+    if not isinstance(raw, bytes):
+        return []
+    status = status_pb2.Status.FromString(raw)
+    out: list[Message] = []
+    for holder in status.details:
+        for kind in (error_details_pb2.BadRequest, error_details_pb2.RetryInfo):
+            if holder.Is(kind.DESCRIPTOR):
+                message = kind()
+                holder.Unpack(message)
+                out.append(message)
+    return out
 
 
 class _Undecodable:

@@ -10,10 +10,12 @@ from typing import Any
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 from grpc import aio
+from grpc_status import rpc_status
 
 from ragline import errors
-from ragline.grpc_status import ErrorInterceptor, status_for
+from ragline.grpc_status import ErrorInterceptor, error_from_rpc, status_for
 from ragline.v1 import ingest_service_pb2 as pb
 from ragline.v1 import ingest_service_pb2_grpc, job_pb2
 
@@ -33,6 +35,7 @@ pytestmark = pytest.mark.unit
         (errors.StoreUnavailable("milvus down"), "UNAVAILABLE"),
         (errors.DependencyUnavailable("embedder down"), "UNAVAILABLE"),
         (errors.ConfigurationError("set RAGLINE_X"), "FAILED_PRECONDITION"),
+        (errors.DependencyFailed("the indexer failed"), "INTERNAL"),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, Exception) else v,
 )
@@ -94,6 +97,8 @@ class _Echo(ingest_service_pb2_grpc.IngestServiceServicer):
     async def GetJob(self, request: pb.GetJobRequest, context: Any) -> pb.GetJobResponse:
         if request.job_id == "missing":
             raise errors.NotFound("job 'missing' does not exist")
+        if request.job_id in RAISED:
+            raise RAISED[request.job_id]
         return pb.GetJobResponse(job=job_pb2.Job(job_id=request.job_id))
 
     async def WatchJob(
@@ -155,3 +160,85 @@ async def test_decodable_requests_still_reach_the_handler_and_its_errors_map(
     with pytest.raises(aio.AioRpcError) as caught:
         await stub.GetJob(pb.GetJobRequest(job_id="missing"), timeout=10)
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+# What the echo server raises for these job ids: each error's way out and back in.
+RAISED: dict[str, BaseException] = {
+    "bad-field": errors.InvalidArgument("documents[2].content_type", "is not one we parse"),
+    "full": errors.ResourceExhausted("the ingest queue is full", retry_after_s=1.5),
+    "too-big": errors.ResourceExhausted("the document is over 64 MiB"),
+    "done": errors.FailedPrecondition("job 'done' is already completed"),
+    "absent": errors.NotFound("document 'absent' is not in the index"),
+    "busy": errors.StoreUnavailable("milvus did not answer"),
+    "bug": RuntimeError("a bug in the indexer"),
+}
+
+
+async def _raised(echo: aio.Channel, job_id: str) -> aio.AioRpcError:
+    stub = ingest_service_pb2_grpc.IngestServiceStub(echo)
+    with pytest.raises(aio.AioRpcError) as caught:
+        await stub.GetJob(pb.GetJobRequest(job_id=job_id), timeout=10)
+    return caught.value
+
+
+async def test_an_invalid_argument_carries_its_field_as_a_bad_request_detail(
+    echo: aio.Channel,
+) -> None:
+    answer = await _raised(echo, "bad-field")
+    status = rpc_status.from_call(answer)
+    assert status is not None and status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    (detail,) = status.details
+    request = error_details_pb2.BadRequest()
+    assert detail.Unpack(request)
+    assert [(v.field, v.description) for v in request.field_violations] == [
+        ("documents[2].content_type", "is not one we parse")
+    ]
+    assert answer.details() == "documents[2].content_type: is not one we parse"
+
+
+async def test_a_full_queue_says_when_to_retry(echo: aio.Channel) -> None:
+    status = rpc_status.from_call(await _raised(echo, "full"))
+    assert status is not None
+    (detail,) = status.details
+    info = error_details_pb2.RetryInfo()
+    assert detail.Unpack(info) and info.retry_delay.ToNanoseconds() == 1_500_000_000
+    # Over-size: retrying cannot help, so no RetryInfo.
+    assert rpc_status.from_call(await _raised(echo, "too-big")) is None
+
+
+@pytest.mark.parametrize(
+    ("job_id", "back"),
+    [
+        ("bad-field", errors.InvalidArgument),
+        ("full", errors.ResourceExhausted),
+        ("too-big", errors.ResourceExhausted),
+        ("done", errors.FailedPrecondition),
+        ("absent", errors.NotFound),
+        ("busy", errors.DependencyUnavailable),
+        ("bug", errors.DependencyFailed),
+    ],
+)
+async def test_a_status_comes_back_as_the_error_it_went_out_as(
+    echo: aio.Channel, job_id: str, back: type[errors.RaglineError]
+) -> None:
+    err = error_from_rpc(await _raised(echo, job_id), "indexer", "127.0.0.1:50054")
+    assert type(err) is back
+    if isinstance(err, errors.InvalidArgument):
+        assert (err.field, err.problem) == ("documents[2].content_type", "is not one we parse")
+    if job_id == "full":
+        assert isinstance(err, errors.ResourceExhausted) and err.retry_after_s == 1.5
+    if job_id == "too-big":
+        assert isinstance(err, errors.ResourceExhausted) and err.retry_after_s is None
+    # Only a service that did not answer is one to go and start.
+    assert ("ragline serve indexer" in str(err)) is (back is errors.DependencyUnavailable)
+    assert status_for(err)[0] != grpc.StatusCode.UNKNOWN
+
+
+async def test_a_dependency_that_is_not_there_is_unavailable() -> None:
+    async with aio.insecure_channel("127.0.0.1:1") as channel:
+        stub = ingest_service_pb2_grpc.IngestServiceStub(channel)
+        with pytest.raises(aio.AioRpcError) as caught:
+            await stub.GetJob(pb.GetJobRequest(job_id="x"), timeout=5)
+    err = error_from_rpc(caught.value, "embedder", "127.0.0.1:1")
+    assert isinstance(err, errors.DependencyUnavailable) and err.retryable
+    assert "ragline serve embedder" in str(err)

@@ -45,6 +45,9 @@ CHUNK_QUEUE = envelope.queue_name(Stage.CHUNK)
 
 # How long a read of the chunk queue's depth is trusted. See Intake._reserve for what it allows.
 DEPTH_CACHE_S = 0.2
+# The delay a refused Ingest is told to wait (RetryInfo) while the queue is full: long enough
+# for the workers to take some of the backlog, short beside a client's patience.
+QUEUE_FULL_RETRY_S = 1.0
 # Most documents committed together (a single call larger than this is committed alone).
 MAX_GROUP_DOCUMENTS = 1024
 # Least time between the starts of two group commits under load; see Intake._pace.
@@ -247,7 +250,8 @@ class Intake:
         if depth + count > self._max_queue_depth:
             raise ResourceExhausted(
                 f"the ingest queue is full ({depth} documents waiting, limit "
-                f"{self._max_queue_depth}); retry later with backoff"
+                f"{self._max_queue_depth}); retry later with backoff",
+                retry_after_s=QUEUE_FULL_RETRY_S,
             )
         self._reserved += count
         self._in_flight += count

@@ -6,17 +6,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
-import grpc
 from grpc import aio
 
 from ragline.config import Settings
 from ragline.convert import dead_letter_to_pb, job_to_pb, stage_from_pb
 from ragline.errors import (
-    DependencyUnavailable,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
-    RaglineError,
 )
 from ragline.gateway.dead_letters import DeadLetterOps
 from ragline.gateway.intake import Accepted, Intake
@@ -26,6 +23,7 @@ from ragline.gateway.validation import (
     validate_ingest,
     validate_search,
 )
+from ragline.grpc_status import error_from_rpc
 from ragline.jobs.model import Job, JobState, Stage
 from ragline.jobs.store import JobStore
 from ragline.model_info import ModelInfo
@@ -262,7 +260,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         try:
             return await call
         except aio.AioRpcError as exc:
-            raise _from_status(name, address, exc) from exc
+            raise error_from_rpc(exc, name, address) from exc
 
 
 def _stage(value: int) -> Stage:
@@ -270,16 +268,3 @@ def _stage(value: int) -> Stage:
         return stage_from_pb(value)
     except KeyError:
         raise InvalidArgument("stage", "must be STAGE_CHUNK, STAGE_EMBED or STAGE_INDEX") from None
-
-
-def _from_status(name: str, address: str, exc: aio.AioRpcError) -> RaglineError:
-    code = exc.code()
-    if code == grpc.StatusCode.NOT_FOUND:
-        return NotFound(exc.details() or "not found")
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        field, _, problem = (exc.details() or "").partition(": ")
-        return InvalidArgument(field or "request", problem or (exc.details() or ""))
-    return DependencyUnavailable(
-        f"the {name} at {address} did not answer ({code.name}: {exc.details()}); "
-        f"check that `ragline serve {name}` is running"
-    )
