@@ -8,6 +8,7 @@ README.md's table says what each does (tests/unit/test_settings_docs.py keeps bo
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -129,10 +130,11 @@ class Settings:
         Raises ConfigurationError naming the variable when a value does not parse.
         """
         values: dict[str, Any] = {}
+        types = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             var = f"RAGLINE_{f.name.upper()}"
             if var in env:
-                values[f.name] = _parse(var, env[var], f.type)
+                values[f.name] = _parse(var, env[var], types[f.name])
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
         settings.validate()
@@ -200,13 +202,21 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
-def _parse(var: str, raw: str, type_name: Any) -> Any:
-    kind = str(type_name)
-    try:
-        if kind == "int":
-            return int(raw)
-        if kind == "float":
-            return float(raw)
-    except ValueError as exc:
-        raise ConfigurationError(f"{var}={raw!r} is not a number.") from exc
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _parse(var: str, raw: str, kind: type) -> Any:
+    """`raw` as the field's type: int, float, bool or str. (A dataclass and this function are
+    all ~35 flat settings need; pydantic-settings would add a dependency for no more.)"""
+    if kind is bool:
+        word = raw.strip().lower()
+        if word in _TRUE | _FALSE:
+            return word in _TRUE
+        raise ConfigurationError(f"{var}={raw!r} is not a yes/no value; use true or false.")
+    if kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError as exc:
+            raise ConfigurationError(f"{var}={raw!r} is not a number.") from exc
     return raw
