@@ -19,12 +19,17 @@ from ragline.gateway.outbox import RelayOutbox, make_outbox
 from ragline.jobs.model import Job, JobState, Stage
 from ragline.jobs.outbox import OutboxStore
 from ragline.jobs.store import JobStore, TaskTarget
+from ragline.jobs.versions import VersionStore
 from ragline.stage.envelope import decode, new_envelope, with_document_version
 from ragline.v1 import job_pb2
 from tests.conftest import REDIS_URL
 from tests.stack import RABBITMQ_URL, delete_rabbitmq_queues
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+
+def versions_of(store: JobStore) -> VersionStore:
+    return VersionStore.beside(store)
 
 
 @pytest.fixture
@@ -117,7 +122,7 @@ async def test_create_many_gives_distinct_jobs_with_consecutive_versions(store: 
     assert all(j.state is JobState.ACCEPTED for j in jobs)
     # What create_many built without reading back is what the store holds.
     assert await store.get_many([j.job_id for j in jobs]) == jobs
-    versions = await store.document_versions("doc-a")
+    versions = await versions_of(store).document_versions("doc-a")
     assert versions is not None and versions.seq == 3
 
 
@@ -281,7 +286,7 @@ async def test_a_failed_publish_fails_the_new_jobs_and_forgets_their_request_ids
             [doc("x", "r-x"), doc("y", ""), doc("old", "r-old"), doc("x", "r-x2")]
         )
     await down.close()
-    seq = await store.document_versions("x")
+    seq = await versions_of(store).document_versions("x")
     assert seq is not None and seq.seq == 2
     failed = [j for j in await store.get_many(await _job_ids(redis_client, namespace)) if j]
     new = [j for j in failed if j.job_id != existing.job_id]

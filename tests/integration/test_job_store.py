@@ -15,6 +15,7 @@ from ragline.broker.redis_streams import RedisStreamsBroker
 from ragline.errors import BrokerUnavailable, NotFound, PermanentTaskError, TransientError
 from ragline.jobs.model import ALLOWED_FROM, Job, JobState, Stage
 from ragline.jobs.store import FINISHED_JOB_TTL_S, JobStore
+from ragline.jobs.versions import VersionStore
 from ragline.retry import RAW_DELIVERY_FACTOR, RetryPolicy
 from ragline.stage.envelope import decode, new_envelope
 from ragline.stage.runner import StageRunner, Task
@@ -23,6 +24,10 @@ from ragline.v1 import queue_pb2
 from tests.conftest import REDIS_URL
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+
+def versions_of(store: JobStore) -> VersionStore:
+    return VersionStore.beside(store)
 
 
 @pytest.fixture
@@ -51,10 +56,10 @@ async def test_create_gives_accepted_and_consecutive_versions(store: JobStore) -
     other, created = await store.create("doc-b")
     assert created
     assert other.document_version == 1
-    versions = await store.document_versions("doc-a")
+    versions = await versions_of(store).document_versions("doc-a")
     assert versions is not None
     assert (versions.seq, versions.live, versions.floor) == (3, 0, 0)
-    assert await store.document_versions("never-seen") is None
+    assert await versions_of(store).document_versions("never-seen") is None
 
 
 async def test_request_id_returns_the_first_job_without_a_new_version(store: JobStore) -> None:
@@ -65,7 +70,7 @@ async def test_request_id_returns_the_first_job_without_a_new_version(store: Job
     assert again.job_id == first.job_id
     assert again.document_version == 1
     assert again.request_id == "req-1"
-    versions = await store.document_versions("doc")
+    versions = await versions_of(store).document_versions("doc")
     assert versions is not None and versions.seq == 1
     # A different request id, or none, makes a new job and version.
     third, created3 = await store.create("doc", request_id="req-2")
@@ -223,7 +228,7 @@ async def test_finished_jobs_are_kept_as_long_as_the_retention_says(
     await store.reopen(job.job_id)  # requeued: in flight again, so it must not expire
     assert await redis_client.ttl(key) == -1
     await store.mark_indexed(job.job_id, [0])
-    await store.complete_version(job.job_id, "doc", job.document_version)
+    await versions_of(store).complete_version(job.job_id, "doc", job.document_version)
     assert 100 < await redis_client.ttl(key) <= 120
 
 
@@ -243,7 +248,7 @@ async def test_the_open_jobs_index_follows_every_change_and_finds_the_stuck(
     await store.note_error(busy.job_id, Stage.INDEX, "milvus busy", 2)
     await store.set_total(done.job_id, 1)
     await store.mark_indexed(done.job_id, [0])
-    await store.complete_version(done.job_id, "done", done.document_version)
+    await versions_of(store).complete_version(done.job_id, "done", done.document_version)
     await store.fail(failed.job_id, Stage.CHUNK, "bad pdf", 1)
     assert await store.stuck_jobs(0.25) == [quiet.job_id]
     assert await store.count_stuck(0.25) == 1
@@ -336,14 +341,14 @@ async def test_versions_only_move_forward_and_delete_voids_them(store: JobStore)
     j1, j2, j3 = [(await store.create("doc"))[0] for _ in range(3)]
     await store.create("other")
 
-    versions, state = await store.complete_version(j2.job_id, "doc", 2)
+    versions, state = await versions_of(store).complete_version(j2.job_id, "doc", 2)
     assert (versions.live, state) == (2, JobState.COMPLETED)
-    versions, state = await store.complete_version(j3.job_id, "doc", 3)
+    versions, state = await versions_of(store).complete_version(j3.job_id, "doc", 3)
     assert (versions.live, state) == (3, JobState.COMPLETED)
     # An older version finishing late cannot replace the newer live one.
-    versions, state = await store.complete_version(j1.job_id, "doc", 1)
+    versions, state = await versions_of(store).complete_version(j1.job_id, "doc", 1)
     assert (versions.seq, versions.live, versions.floor, state) == (3, 3, 0, JobState.COMPLETED)
-    assert await store.live_versions(["doc", "other", "unknown", "doc"]) == {
+    assert await versions_of(store).live_versions(["doc", "other", "unknown", "doc"]) == {
         "doc": 3,
         "other": 0,
         "unknown": 0,
@@ -351,21 +356,21 @@ async def test_versions_only_move_forward_and_delete_voids_them(store: JobStore)
     done = await store.get(j3.job_id)
     assert done.finish_time > 0
 
-    assert await store.delete_document("doc") is True
-    assert await store.live_versions(["doc"]) == {"doc": 0}
-    after = await store.document_versions("doc")
+    assert await versions_of(store).delete_document("doc") is True
+    assert await versions_of(store).live_versions(["doc"]) == {"doc": 0}
+    after = await versions_of(store).document_versions("doc")
     assert after is not None
     assert (after.seq, after.live, after.floor) == (3, 0, 3)
-    assert await store.delete_document("doc") is False  # already deleted
-    assert await store.delete_document("unknown") is False
+    assert await versions_of(store).delete_document("doc") is False  # already deleted
+    assert await versions_of(store).delete_document("unknown") is False
 
     # A new ingest after the delete gets version 4, which can go live.
     j4, _ = await store.create("doc")
     assert j4.document_version == 4
-    versions, state = await store.complete_version(j4.job_id, "doc", 4)
+    versions, state = await versions_of(store).complete_version(j4.job_id, "doc", 4)
     assert (versions.live, state) == (4, JobState.COMPLETED)
-    assert await store.live_versions(["doc"]) == {"doc": 4}
-    assert await store.delete_document("doc") is True
+    assert await versions_of(store).live_versions(["doc"]) == {"doc": 4}
+    assert await versions_of(store).delete_document("doc") is True
 
 
 async def test_a_version_finishing_after_its_document_was_deleted_never_goes_live(
@@ -374,23 +379,23 @@ async def test_a_version_finishing_after_its_document_was_deleted_never_goes_liv
     j1, _ = await store.create("doc")
     j2, _ = await store.create("doc")
     await store.set_total(j2.job_id, 1)
-    assert await store.delete_document("doc") is True
+    assert await versions_of(store).delete_document("doc") is True
     for job, version in ((j1, 1), (j2, 2)):
-        versions, state = await store.complete_version(job.job_id, "doc", version)
+        versions, state = await versions_of(store).complete_version(job.job_id, "doc", version)
         assert (versions.live, versions.floor) == (0, 2)
         assert state is JobState.CANCELLED
         got = await store.get(job.job_id)
         assert got.state is JobState.CANCELLED
         assert "deleted" in got.last_error
-    assert await store.live_versions(["doc"]) == {"doc": 0}
+    assert await versions_of(store).live_versions(["doc"]) == {"doc": 0}
 
 
 async def test_a_cancelled_job_never_goes_live(store: JobStore) -> None:
     job, _ = await store.create("doc")
     assert await store.move(job.job_id, JobState.CANCELLED)
-    versions, state = await store.complete_version(job.job_id, "doc", 1)
+    versions, state = await versions_of(store).complete_version(job.job_id, "doc", 1)
     assert (versions.live, state) == (0, JobState.CANCELLED)
-    assert await store.live_versions(["doc"]) == {"doc": 0}
+    assert await versions_of(store).live_versions(["doc"]) == {"doc": 0}
 
 
 async def test_the_version_switch_follows_the_state_machines_table(
@@ -400,14 +405,16 @@ async def test_the_version_switch_follows_the_state_machines_table(
     # rule from that table, so a table without the move leaves the job failed.
     done, _ = await store.create("doc")
     await store.fail(done.job_id, Stage.EMBED, "one copy of a task crashed", 5)
-    _, state = await store.complete_version(done.job_id, "doc", done.document_version)
+    _, state = await versions_of(store).complete_version(done.job_id, "doc", done.document_version)
     assert state is JobState.COMPLETED
     assert (await store.get(done.job_id)).state is JobState.COMPLETED
     stays, _ = await store.create("doc")
     await store.fail(stays.job_id, Stage.EMBED, "boom", 5)
     without = ALLOWED_FROM[JobState.COMPLETED] - {JobState.FAILED}
     monkeypatch.setitem(ALLOWED_FROM, JobState.COMPLETED, without)
-    _, state = await store.complete_version(stays.job_id, "doc", stays.document_version)
+    _, state = await versions_of(store).complete_version(
+        stays.job_id, "doc", stays.document_version
+    )
     assert state is JobState.FAILED
     assert (await store.get(stays.job_id)).state is JobState.FAILED
 
@@ -415,7 +422,7 @@ async def test_the_version_switch_follows_the_state_machines_table(
 async def test_complete_version_of_an_unknown_job_is_not_found(store: JobStore) -> None:
     await store.create("doc")
     with pytest.raises(NotFound):
-        await store.complete_version("no-such-job", "doc", 1)
+        await versions_of(store).complete_version("no-such-job", "doc", 1)
 
 
 async def test_reopen_moves_a_failed_job_back_to_active(

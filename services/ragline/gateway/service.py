@@ -26,6 +26,7 @@ from ragline.gateway.validation import (
 from ragline.grpc_status import error_from_rpc
 from ragline.jobs.model import Job, JobState, Stage
 from ragline.jobs.store import JobStore
+from ragline.jobs.versions import VersionStore
 from ragline.model_info import ModelInfo
 from ragline.v1 import (
     embedder_service_pb2,
@@ -55,6 +56,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         self._model = model
         self._intake = intake
         self._jobs = jobs
+        self._versions = VersionStore.beside(jobs)
         self._dead_letters = dead_letters
         self._embedder = embedder_service_pb2_grpc.EmbedderServiceStub(embedder)
         self._indexer = indexer_service_pb2_grpc.IndexerServiceStub(indexer)
@@ -170,7 +172,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         self, request: ingest_service_pb2.GetDocumentRequest, context: Any
     ) -> ingest_service_pb2.GetDocumentResponse:
         document_id = require_id("document_id", request.document_id)
-        versions = await self._jobs.document_versions(document_id)
+        versions = await self._versions.document_versions(document_id)
         if versions is None:
             raise NotFound(f"document {document_id!r} was never ingested")
         counted = await self._call(

@@ -11,14 +11,16 @@ from ragline.indexer.vector_store import ChunkRow, VectorStore
 from ragline.indexer.versions import Cleanup, cleanup_after
 from ragline.jobs.model import JobState, Stage
 from ragline.jobs.store import JobStore
+from ragline.jobs.versions import VersionStore
 from ragline.stage.runner import Task
 
 
 class IndexHandler:
     stage = Stage.INDEX
 
-    def __init__(self, jobs: JobStore, store: VectorStore) -> None:
+    def __init__(self, jobs: JobStore, versions: VersionStore, store: VectorStore) -> None:
         self._jobs = jobs
+        self._versions = versions
         self._store = store
 
     async def handle(self, tasks: Sequence[Task]) -> list[BaseException | None]:
@@ -65,7 +67,7 @@ class IndexHandler:
         chunks the version replaces. Idempotent: a redelivered last message repeats it harmlessly.
         """
         doc = task.envelope.index.document
-        versions, state = await self._jobs.complete_version(
+        versions, state = await self._versions.complete_version(
             task.job_id, doc.document_id, doc.document_version
         )
         if state == JobState.CANCELLED:

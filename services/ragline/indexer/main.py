@@ -9,6 +9,7 @@ from ragline.indexer.handler import IndexHandler
 from ragline.indexer.service import IndexerServicer
 from ragline.indexer.vector_store import VectorStore
 from ragline.jobs.store import JobStore
+from ragline.jobs.versions import VersionStore
 from ragline.model_info import resolve_model
 from ragline.stage.process import serve_stage
 from ragline.v1 import indexer_service_pb2_grpc
@@ -26,15 +27,17 @@ async def run(settings: Settings) -> None:
     )
     store.ensure_collection()
     log.info("indexer: collection %s at %s", settings.milvus_collection, settings.milvus_uri)
-    # The servicer reads document versions through its own job store connection.
+    # The servicer reads document versions through its own Redis connection.
     jobs = JobStore.from_settings(settings)
-    servicer = IndexerServicer(jobs, store)
+    servicer = IndexerServicer(VersionStore.beside(jobs), store)
     try:
         await serve_stage(
             settings,
             name="indexer",
             address=settings.indexer_address,
-            make_handler=lambda broker, stage_jobs: IndexHandler(stage_jobs, store),
+            make_handler=lambda broker, stage_jobs: IndexHandler(
+                stage_jobs, VersionStore.beside(stage_jobs), store
+            ),
             register=[
                 lambda s: indexer_service_pb2_grpc.add_IndexerServiceServicer_to_server(servicer, s)
             ],

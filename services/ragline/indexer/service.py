@@ -8,7 +8,7 @@ from typing import Any
 from ragline.convert import metadata_from_dict
 from ragline.errors import InvalidArgument, NotFound
 from ragline.indexer.vector_store import MILVUS_MAX_RESULTS, Hit, VectorStore
-from ragline.jobs.store import JobStore
+from ragline.jobs.versions import VersionStore
 from ragline.v1 import indexer_service_pb2, indexer_service_pb2_grpc, ingest_service_pb2
 
 # Milvus caps one search's limit; over-fetching stops there.
@@ -16,8 +16,8 @@ MAX_FETCH = MILVUS_MAX_RESULTS
 
 
 class IndexerServicer(indexer_service_pb2_grpc.IndexerServiceServicer):
-    def __init__(self, jobs: JobStore, store: VectorStore) -> None:
-        self._jobs = jobs
+    def __init__(self, versions: VersionStore, store: VectorStore) -> None:
+        self._versions = versions
         self._store = store
 
     async def Search(
@@ -58,7 +58,7 @@ class IndexerServicer(indexer_service_pb2_grpc.IndexerServiceServicer):
             raw = await asyncio.to_thread(
                 self._store.search, vector, min(fetch, MAX_FETCH), document_ids=document_ids
             )
-            live = await self._jobs.live_versions(h.document_id for h in raw)
+            live = await self._versions.live_versions(h.document_id for h in raw)
             hits = [h for h in raw if live.get(h.document_id, 0) == h.document_version]
             if len(hits) >= top_k or len(raw) < min(fetch, MAX_FETCH) or fetch >= MAX_FETCH:
                 return hits[:top_k]
@@ -81,7 +81,7 @@ class IndexerServicer(indexer_service_pb2_grpc.IndexerServiceServicer):
             )
             return indexer_service_pb2.IndexerServiceDeleteDocumentResponse(chunks_deleted=removed)
         # Void the versions first, so a version still in flight cannot come back after the delete.
-        known = await self._jobs.delete_document(request.document_id)
+        known = await self._versions.delete_document(request.document_id)
         deleted = await asyncio.to_thread(self._store.delete_document, request.document_id)
         if not known and not deleted:
             raise NotFound(f"document {request.document_id!r} is not in the index")

@@ -1,13 +1,5 @@
-"""The job store on Redis: job records, per-chunk progress, idempotency keys and document versions.
-
-Keys, under the deployment's namespace:
-    {ns}:job:{id}               hash: the job record
-    {ns}:job:{id}:embedded      bitmap: one bit per chunk index embedded
-    {ns}:job:{id}:indexed       bitmap: one bit per chunk index indexed
-    {ns}:request:{request_id}   the job id an idempotency key created (24 h)
-    {ns}:doc:{document_id}      hash: seq (last version given), live (searchable version), floor
-                                (versions at or below it were deleted and must not come back)
-    {ns}:job-events:{id}        pub/sub channel: a message on every change, for WatchJob
+"""The job store on Redis: job records, per-chunk progress, idempotency keys and the open-jobs
+index (ragline.jobs.keys lists the keys). Document versions are ragline.jobs.versions'.
 
 Progress counts bits, not increments, so a chunk delivered twice is counted once. Every change
 runs as one Lua script, so concurrent stages never interleave half-updates.
@@ -26,6 +18,7 @@ from redis.exceptions import NoScriptError, RedisError
 from ragline.config import Settings
 from ragline.errors import NotFound, StoreUnavailable
 from ragline.ids import new_id
+from ragline.jobs.keys import Keys
 from ragline.jobs.model import ALLOWED_FROM, Job, JobProgress, JobState, Stage
 from ragline.redis_client import answered, connect
 from ragline.redis_scripts import lua_script
@@ -70,13 +63,6 @@ class MarkResult:
         return self.total > 0 and self.count >= self.total
 
 
-@dataclass(frozen=True)
-class DocumentVersions:
-    seq: int
-    live: int
-    floor: int
-
-
 class JobStore:
     """Job records in Redis. Every method raises StoreUnavailable when Redis does not answer."""
 
@@ -89,14 +75,13 @@ class JobStore:
     ) -> None:
         self._r = client
         self._ns = namespace
+        self.keys = Keys(namespace)
         # Whole seconds: Redis's EXPIRE takes no fractions.
         self._retention_s = max(1, round(retention_s))
         self._create_many = client.register_script(lua_script("jobs", "create_many"))
         self._transition = client.register_script(lua_script("jobs", "transition"))
         self._set_total = client.register_script(lua_script("jobs", "set_total"))
         self._mark = client.register_script(lua_script("jobs", "mark"))
-        self._complete = client.register_script(lua_script("jobs", "complete_version"))
-        self._delete_doc = client.register_script(lua_script("jobs", "delete_document"))
 
     @classmethod
     def from_url(
@@ -119,25 +104,26 @@ class JobStore:
     def namespace(self) -> str:
         return self._ns
 
+    @property
+    def retention_s(self) -> int:
+        return self._retention_s
+
     async def close(self) -> None:
         await self._r.aclose()
 
     # -- keys -------------------------------------------------------------------------------
     def _job(self, job_id: str) -> str:
-        return f"{self._ns}:job:{job_id}"
+        return self.keys.job(job_id)
 
     def _events(self, job_id: str) -> str:
-        return f"{self._ns}:job-events:{job_id}"
+        return self.keys.events(job_id)
 
     def _bitmaps(self, job_id: str) -> list[str]:
-        return [f"{self._job(job_id)}:embedded", f"{self._job(job_id)}:indexed"]
-
-    def _doc(self, document_id: str) -> str:
-        return f"{self._ns}:doc:{document_id}"
+        return self.keys.bitmaps(job_id)
 
     @property
     def _open(self) -> str:
-        return f"{self._ns}:jobs:open"
+        return self.keys.open_jobs
 
     # -- jobs -------------------------------------------------------------------------------
     async def create(self, document_id: str, *, request_id: str = "") -> tuple[Job, bool]:
@@ -172,7 +158,7 @@ class JobStore:
         if target is not None and len(tasks) != len(items):
             raise ValueError("create_many needs one task per item when it has a target")
         now = time.time()
-        prefix = f"{self._ns}:job:"
+        prefix = self.keys.job_prefix
         names = job_ids or [new_id() for _ in items]
         ids = [(job_id, d, r) for job_id, (d, r) in zip(names, items, strict=True)]
         target = target or TaskTarget()
@@ -188,8 +174,8 @@ class JobStore:
         for i, (job_id, document_id, request_id) in enumerate(ids):
             keys += [
                 prefix + job_id,
-                f"{self._ns}:request:{request_id}" if request_id else "",
-                self._doc(document_id),
+                self.keys.request(request_id) if request_id else "",
+                self.keys.doc(document_id),
             ]
             args += [job_id, document_id, request_id, tasks[i] if tasks else b""]
         replies = await self._call(self._create_many, keys, args)
@@ -245,7 +231,7 @@ class JobStore:
                     ],
                 )
             )
-        forget = [f"{self._ns}:request:{j.request_id}" for j in jobs if j.request_id]
+        forget = [self.keys.request(j.request_id) for j in jobs if j.request_id]
         await self._eval_many(self._transition, calls, delete=forget)
 
     async def get(self, job_id: str) -> Job:
@@ -360,7 +346,7 @@ class JobStore:
                 (
                     [
                         self._job(job_id),
-                        f"{self._job(job_id)}:{kind}",
+                        self.keys.bitmap(job_id, kind),
                         self._events(job_id),
                         self._open,
                     ],
@@ -405,63 +391,10 @@ class JobStore:
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
 
-    # -- documents --------------------------------------------------------------------------
-    async def complete_version(
-        self, job_id: str, document_id: str, version: int
-    ) -> tuple[DocumentVersions, JobState]:
-        """Once every chunk of a job's version is indexed: makes the version live if it is the
-        newest and not deleted, and ends the job (COMPLETED, or CANCELLED when the document was
-        deleted meanwhile), atomically. A cancelled job's version never goes live.
-
-        Returns the document's versions afterwards and the job's state.
-        """
-        live, floor, state, seq = await self._call(
-            self._complete,
-            [
-                self._doc(document_id),
-                self._job(job_id),
-                self._events(job_id),
-                *self._bitmaps(job_id),
-                self._open,
-            ],
-            [
-                version,
-                time.time(),
-                self._retention_s,
-                job_id,
-                *sorted(s.value for s in ALLOWED_FROM[JobState.COMPLETED]),
-            ],
-        )
-        if int(live) == -1:
-            raise NotFound(f"job {job_id!r} does not exist")
-        return DocumentVersions(seq=int(seq), live=int(live), floor=int(floor)), JobState(_s(state))
-
+    # -- requeued failures --------------------------------------------------------------------
     async def reopen(self, job_id: str) -> bool:
         """Moves a FAILED job back to ACTIVE, when its dead letter is requeued."""
         return await self.move(job_id, JobState.ACTIVE)
-
-    async def document_versions(self, document_id: str) -> DocumentVersions | None:
-        raw = await self._call_plain(self._r.hgetall(self._doc(document_id)))
-        if not raw:
-            return None
-        return DocumentVersions(
-            seq=int(raw.get(b"seq", 0)),
-            live=int(raw.get(b"live", 0)),
-            floor=int(raw.get(b"floor", 0)),
-        )
-
-    async def live_versions(self, document_ids: Iterable[str]) -> dict[str, int]:
-        """The searchable version of each document (0 when none)."""
-        ids = list(dict.fromkeys(document_ids))
-        async with self._r.pipeline(transaction=False) as pipe:
-            for d in ids:
-                pipe.hget(self._doc(d), "live")
-            rows = await self._call_plain(pipe.execute())
-        return {d: int(v or 0) for d, v in zip(ids, rows, strict=True)}
-
-    async def delete_document(self, document_id: str) -> bool:
-        """Voids every version of a document given so far. False when it is unknown or deleted."""
-        return bool(int(await self._call(self._delete_doc, [self._doc(document_id)], [])))
 
     # -- plumbing ---------------------------------------------------------------------------
     async def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:

@@ -1,0 +1,47 @@
+"""The Redis keys of the job store and the version store, under a deployment's namespace: one
+place, since both stores' scripts touch a job and its document together.
+
+    {ns}:job:{id}               hash: the job record
+    {ns}:job:{id}:embedded      bitmap: one bit per chunk index embedded
+    {ns}:job:{id}:indexed       bitmap: one bit per chunk index indexed
+    {ns}:job-events:{id}        pub/sub channel: a message on every change, for WatchJob
+    {ns}:jobs:open              sorted set: unfinished job ids by the time of their last change
+    {ns}:request:{request_id}   the job id an idempotency key created (24 h)
+    {ns}:doc:{document_id}      hash: seq (last version given), live (searchable version), floor
+                                (versions at or below it were deleted and must not come back)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    namespace: str
+
+    def job(self, job_id: str) -> str:
+        return f"{self.namespace}:job:{job_id}"
+
+    @property
+    def job_prefix(self) -> str:
+        return f"{self.namespace}:job:"
+
+    def events(self, job_id: str) -> str:
+        return f"{self.namespace}:job-events:{job_id}"
+
+    def bitmaps(self, job_id: str) -> list[str]:
+        return [f"{self.job(job_id)}:embedded", f"{self.job(job_id)}:indexed"]
+
+    def bitmap(self, job_id: str, kind: str) -> str:
+        return f"{self.job(job_id)}:{kind}"
+
+    @property
+    def open_jobs(self) -> str:
+        return f"{self.namespace}:jobs:open"
+
+    def request(self, request_id: str) -> str:
+        return f"{self.namespace}:request:{request_id}"
+
+    def doc(self, document_id: str) -> str:
+        return f"{self.namespace}:doc:{document_id}"
