@@ -356,7 +356,9 @@ class VectorStore:
                 f"{where}: vector has {len(row.vector)} dimensions, collection "
                 f"{self._collection!r} expects {self._dimension}"
             )
-        vector = np.asarray(row.vector, dtype=np.float64)
+        # float32, the collection's own type, handed to pymilvus as the array it is: no float64
+        # copy and no list of Python floats on the way (the embedder's vectors are float32 too).
+        vector = np.asarray(row.vector, dtype=np.float32)
         if not np.isfinite(vector).all():
             raise PermanentTaskError(f"{where}: vector holds NaN or infinity")
         metadata = dict(row.metadata)
@@ -373,7 +375,7 @@ class VectorStore:
             "job_id": row.job_id,
             "text": _truncate_utf8(row.text, MAX_TEXT_BYTES),
             "metadata": metadata,
-            "vector": vector.tolist(),
+            "vector": vector,
         }
 
 
