@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from ragline.errors import ConfigurationError
+from ragline.redis_client import text
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ async def check_redis_durability(client: aioredis.Redis) -> None:
     try:
         for key in ("maxmemory-policy", "appendonly", "appendfsync"):
             reply = await client.config_get(key)
-            config.update({_s(k): _s(v) for k, v in reply.items()})
+            config.update({text(k): text(v) for k, v in reply.items()})
     except ResponseError:
         # Managed Redis services often disable CONFIG; say so rather than guess.
         log.warning(
@@ -63,7 +64,3 @@ async def check_redis_durability(client: aioredis.Redis) -> None:
         log.warning("%s", warning)
     if refusal:
         raise ConfigurationError(refusal)
-
-
-def _s(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

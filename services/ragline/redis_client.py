@@ -41,3 +41,8 @@ async def answered(awaitable: Awaitable[T], what: str) -> T:
         return await awaitable
     except (RedisError, OSError) as exc:
         raise StoreUnavailable(f"{what} (Redis) did not answer: {exc}") from exc
+
+
+def text(value: object) -> str:
+    """A value Redis returned (bytes, or already text) as str."""
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
 from ragline.broker.base import Delivery
 from ragline.errors import PermanentTaskError, TransientError
 from ragline.faults import Faults, InjectedFault
-from ragline.jobs.model import Stage
-from ragline.stage.envelope import new_envelope
+from ragline.gateway.outbox import FaultyOutbox, Outbox
+from ragline.jobs.model import Job, JobProgress, JobState, Stage
+from ragline.jobs.store import TaskTarget
+from ragline.stage.envelope import chunk_task, new_envelope
 from ragline.stage.faulty import FaultyHandler, task_texts
 from ragline.stage.runner import Outcome, Task
 from ragline.v1 import queue_pb2
@@ -85,3 +90,54 @@ def test_markers_are_looked_for_in_the_text_each_stage_works_on() -> None:
     tasks = [Task(Delivery("q", b"", "1"), env) for env in (chunk, index)]
     assert [task_texts(t) for t in tasks] == [["the document"], ["a chunk"]]
     assert task_texts(embed_task("j", "embedded")) == ["embedded"]
+
+
+class RecordingOutbox(Outbox):
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    @property
+    def target(self) -> TaskTarget:
+        return TaskTarget(stream="s")
+
+    async def send(self, new: Sequence[tuple[Job, bytes]]) -> None:
+        self.sent += [job.job_id for job, _ in new]
+
+
+def chunk_job(job_id: str, content: str) -> tuple[Job, bytes]:
+    body = chunk_task(
+        job_id,
+        queue_pb2.DocumentRef(document_id="d"),
+        content=content.encode(),
+        content_type="text/plain",
+        chunk_size=64,
+        chunk_overlap=0,
+        embedding_model="m",
+    )
+    return Job(job_id, "d", 1, JobState.ACCEPTED, JobProgress()), body
+
+
+async def test_the_gateways_outbox_fault_lets_documents_without_the_marker_through() -> None:
+    inner = RecordingOutbox()
+    outbox = FaultyOutbox(inner, Faults("gateway:crash_after_commit:GONE", "gateway"))
+    assert outbox.target == inner.target
+    await outbox.send([chunk_job("j1", "harmless"), chunk_job("j2", "also fine")])
+    assert inner.sent == ["j1", "j2"]
+
+
+def test_the_gateways_outbox_fault_ends_the_process_before_the_send() -> None:
+    # os._exit, as a crash would: only a separate process can show it.
+    program = (
+        "import asyncio\n"
+        "from tests.unit.test_faulty_handler import FaultyOutbox, Faults, RecordingOutbox, chunk_job\n"
+        "inner = RecordingOutbox()\n"
+        "outbox = FaultyOutbox(inner, Faults('gateway:crash_after_commit:GONE', 'gateway'))\n"
+        "asyncio.run(outbox.send([chunk_job('j1', 'a GONE document')]))\n"
+        "print('sent', inner.sent)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, cwd=root
+    )
+    assert run.returncode == 70, run.stderr
+    assert "sent" not in run.stdout

@@ -285,9 +285,9 @@ class RabbitMQBroker(BrokerAdapter):
             channel = await self._underlay()
             await channel.exchange_declare(self.dlx_name, exchange_type="direct", durable=True)
             await channel.queue_declare(self.dlq_name(queue), durable=True)
-            # The server's dead letters go to limbo (bound before the stage queue exists, so
-            # none is ever unroutable), no longer straight to the dead-letter queue as they did
-            # before limbo existed: unbinding that old route is a no-op where it is absent.
+            # The server's dead letters go to limbo, no longer straight to the dead-letter queue
+            # as before limbo existed. Limbo is bound before the old route is removed (a no-op
+            # where it is absent) and before a new stage queue exists, so none is unroutable.
             await channel.queue_declare(self.limbo_name(queue), durable=True)
             await channel.queue_bind(self.limbo_name(queue), self.dlx_name, self.dlq_name(queue))
             await channel.queue_unbind(self.dlq_name(queue), self.dlx_name, self.dlq_name(queue))

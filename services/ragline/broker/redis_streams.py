@@ -29,7 +29,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from ragline.broker.base import BrokerAdapter, DeadLetter, Delivery
 from ragline.errors import BrokerUnavailable
-from ragline.redis_client import connect
+from ragline.redis_client import connect, text
 from ragline.redis_scripts import lua_script
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ class RedisStreamsBroker(BrokerAdapter):
         for _stream, entries in reply or []:
             for entry_id, fields in entries:
                 if fields and BODY in fields:
-                    out.append(Delivery(queue, fields[BODY], _s(entry_id), 1))
+                    out.append(Delivery(queue, fields[BODY], text(entry_id), 1))
         return out
 
     async def _sweep(self, queue: str, max_count: int) -> list[Delivery]:
@@ -183,13 +183,13 @@ class RedisStreamsBroker(BrokerAdapter):
             start_id=start,
             count=max_count,
         )
-        next_start, claimed = _s(result[0]), result[1]
+        next_start, claimed = text(result[0]), result[1]
         self._next_autoclaim[queue] = next_start
         deliveries: list[Delivery] = []
         live = [(entry_id, fields) for entry_id, fields in claimed if fields]
-        counts = await self._delivery_counts(queue, [_s(e) for e, _ in live])
+        counts = await self._delivery_counts(queue, [text(e) for e, _ in live])
         for entry_id, fields in live:
-            eid = _s(entry_id)
+            eid = text(entry_id)
             if BODY in fields:
                 deliveries.append(Delivery(queue, fields[BODY], eid, counts.get(eid, 2)))
         if deliveries:
@@ -211,7 +211,7 @@ class RedisStreamsBroker(BrokerAdapter):
             count=len(ids) * 4,
             consumername=self.consumer_name,
         )
-        return {_s(r["message_id"]): int(r["times_delivered"]) for r in rows}
+        return {text(r["message_id"]): int(r["times_delivered"]) for r in rows}
 
     # -- settling ---------------------------------------------------------------------------
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
@@ -296,10 +296,10 @@ class RedisStreamsBroker(BrokerAdapter):
             await self._ensure_group(queue)
             consumers = await self.redis.xinfo_consumers(self.stream_key(queue), GROUP)
             try:
-                connected = {_s(c.get("name", "")) for c in await self.redis.client_list()}
+                connected = {text(c.get("name", "")) for c in await self.redis.client_list()}
             except ResponseError:
                 return sum(1 for c in consumers if int(c["idle"]) < self._visibility_ms)
-        return sum(1 for c in consumers if _s(c["name"]) in connected)
+        return sum(1 for c in consumers if text(c["name"]) in connected)
 
     # -- dead letters -----------------------------------------------------------------------
     def is_dead_letter_id(self, value: str) -> bool:
@@ -315,18 +315,18 @@ class RedisStreamsBroker(BrokerAdapter):
             rows: Any = await self.redis.xrange(
                 self.dlq_key(queue), min=start, max="+", count=limit
             )
-        return [_decode_dead_letter(queue, _s(i), f) for i, f in rows]
+        return [_decode_dead_letter(queue, text(i), f) for i, f in rows]
 
     async def _find_dead_letters(self, queue: str, ids: Sequence[str]) -> list[DeadLetter]:
         """The named records that exist (all of them when `ids` is empty), oldest first."""
         if not ids:
             every: Any = await self.redis.xrange(self.dlq_key(queue), min="-", max="+")
-            return [_decode_dead_letter(queue, _s(i), f) for i, f in every]
+            return [_decode_dead_letter(queue, text(i), f) for i, f in every]
         async with self.redis.pipeline(transaction=False) as pipe:
             for i in dict.fromkeys(ids):
                 pipe.xrange(self.dlq_key(queue), min=i, max=i, count=1)
             replies: list[Any] = await pipe.execute()
-        return [_decode_dead_letter(queue, _s(i), f) for rows in replies for i, f in rows]
+        return [_decode_dead_letter(queue, text(i), f) for rows in replies for i, f in rows]
 
     async def requeue_dead_letters(
         self,
@@ -374,10 +374,6 @@ def _without_password(url: str) -> str:
         return url
     host = parts.netloc.rpartition("@")[2]
     return parts._replace(netloc=f"{parts.username or ''}:***@{host}").geturl()
-
-
-def _s(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _id_key(entry_id: str) -> tuple[int, int]:

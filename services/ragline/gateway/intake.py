@@ -31,7 +31,6 @@ from ragline.errors import (
     ResourceExhausted,
     StoreUnavailable,
 )
-from ragline.faults import Faults
 from ragline.gateway.outbox import DirectOutbox, Outbox
 from ragline.ids import new_id
 from ragline.jobs.model import Job, Stage
@@ -76,7 +75,6 @@ class Intake:
         max_queue_depth: int,
         *,
         outbox: Outbox | None = None,
-        faults: Faults | None = None,
         depth_cache_s: float = DEPTH_CACHE_S,
         commit_interval_s: float = COMMIT_INTERVAL_S,
     ) -> None:
@@ -90,7 +88,6 @@ class Intake:
                 raise ConfigurationError("this broker needs a RelayOutbox; use make_outbox()")
             outbox = DirectOutbox(stream)
         self._outbox = outbox
-        self._faults = faults or Faults("", "gateway")
         self._max_queue_depth = max_queue_depth
         self._depth_cache_s = depth_cache_s
         # The depth estimate is `_base + (_reserved - _mark)`: the depth last read plus what was
@@ -198,10 +195,6 @@ class Intake:
             if created
         ]
         if new:
-            if self._faults:
-                self._faults.crash_after_commit(
-                    d.content.decode("utf-8", errors="replace") for _, _, d in new
-                )
             try:
                 await self._outbox.send([(job, task) for job, task, _ in new])
             except BrokerUnavailable:

@@ -7,10 +7,11 @@ from ragline.config import Settings
 from ragline.faults import Faults
 from ragline.gateway.dead_letters import DeadLetterOps
 from ragline.gateway.intake import CHUNK_QUEUE, Intake
-from ragline.gateway.outbox import make_outbox
+from ragline.gateway.outbox import FaultyOutbox, make_outbox
 from ragline.gateway.service import IngestServicer
 from ragline.grpc_server import GrpcServer, channel, run_until_signalled
 from ragline.jobs.store import JobStore
+from ragline.jobs.versions import VersionStore
 from ragline.model_info import resolve_model
 from ragline.redis_checks import check_redis_durability
 from ragline.v1 import ingest_service_pb2_grpc
@@ -32,6 +33,8 @@ async def run(settings: Settings) -> None:
         queue=CHUNK_QUEUE,
         lease_s=settings.outbox_lease_s,
     )
+    if settings.faults:
+        outbox = FaultyOutbox(outbox, Faults(settings.faults, "gateway"))
     servicer = IngestServicer(
         settings,
         model,
@@ -40,10 +43,10 @@ async def run(settings: Settings) -> None:
             jobs,
             settings.max_queue_depth,
             outbox=outbox,
-            faults=Faults(settings.faults, "gateway"),
             commit_interval_s=settings.commit_interval_ms / 1000,
         ),
         jobs,
+        VersionStore.beside(jobs),
         DeadLetterOps(broker, jobs),
         embedder,
         indexer,

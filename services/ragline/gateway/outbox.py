@@ -29,10 +29,11 @@ from typing import Any
 
 from ragline.broker.base import Broker
 from ragline.errors import StoreUnavailable, TransientError
+from ragline.faults import Faults
 from ragline.jobs.model import Job
 from ragline.jobs.outbox import OutboxStore
 from ragline.jobs.store import JobStore, TaskTarget
-from ragline.stage.envelope import with_document_version
+from ragline.stage.envelope import decode, with_document_version
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,35 @@ class RelayOutbox(Outbox):
 
     def stop(self) -> None:
         self._stopping.set()
+
+
+class FaultyOutbox(Outbox):
+    """`inner` with the gateway's deliberate faults (RAGLINE_FAULTS, see ragline.faults) around
+    its send: `gateway:crash_after_commit:MARKER` ends the gateway after the create script has
+    recorded the new jobs and before their tasks are sent on or the call is answered. Applied in
+    the gateway's main only when the setting is on, so the intake carries no fault code."""
+
+    def __init__(self, inner: Outbox, faults: Faults) -> None:
+        self._inner = inner
+        self._faults = faults
+
+    @property
+    def target(self) -> TaskTarget:
+        return self._inner.target
+
+    async def send(self, new: Sequence[tuple[Job, bytes]]) -> None:
+        documents = (decode(task).chunk.content.decode("utf-8", "replace") for _, task in new)
+        self._faults.crash_after_commit(documents)
+        await self._inner.send(new)
+
+    async def discard(self, job_ids: Sequence[str]) -> None:
+        await self._inner.discard(job_ids)
+
+    def background(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
+        return self._inner.background()
+
+    def stop(self) -> None:
+        self._inner.stop()
 
 
 def make_outbox(

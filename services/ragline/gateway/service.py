@@ -48,6 +48,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         model: ModelInfo,
         intake: Intake,
         jobs: JobStore,
+        versions: VersionStore,
         dead_letters: DeadLetterOps,
         embedder: aio.Channel,
         indexer: aio.Channel,
@@ -56,7 +57,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         self._model = model
         self._intake = intake
         self._jobs = jobs
-        self._versions = VersionStore.beside(jobs)
+        self._versions = versions
         self._dead_letters = dead_letters
         self._embedder = embedder_service_pb2_grpc.EmbedderServiceStub(embedder)
         self._indexer = indexer_service_pb2_grpc.IndexerServiceStub(indexer)

@@ -20,7 +20,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from ragline.jobs.store import TaskTarget
-from ragline.redis_client import answered
+from ragline.redis_client import answered, text
 from ragline.redis_scripts import lua_script
 
 
@@ -46,7 +46,7 @@ class OutboxStore:
         flat: Any = await self._call(
             self._claim(keys=[self.key, self.leases_key], args=[self.lease_s, limit])
         )
-        return [(_s(flat[i]), bytes(flat[i + 1])) for i in range(0, len(flat), 2)]
+        return [(text(flat[i]), bytes(flat[i + 1])) for i in range(0, len(flat), 2)]
 
     async def remove(self, job_ids: Sequence[str]) -> None:
         """Removes entries (published, or their jobs abandoned), in one transaction."""
@@ -63,7 +63,3 @@ class OutboxStore:
 
     async def _call(self, awaitable: Any) -> Any:
         return await answered(awaitable, "the intake outbox")
-
-
-def _s(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

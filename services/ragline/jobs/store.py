@@ -20,7 +20,7 @@ from ragline.errors import NotFound, StoreUnavailable
 from ragline.ids import new_id
 from ragline.jobs.keys import Keys
 from ragline.jobs.model import ALLOWED_FROM, Job, JobProgress, JobState, Stage
-from ragline.redis_client import answered, connect
+from ragline.redis_client import answered, connect, text
 from ragline.redis_scripts import lua_script
 from ragline.stage.envelope import DOCUMENT_VERSION_TAGS
 
@@ -111,20 +111,6 @@ class JobStore:
     async def close(self) -> None:
         await self._r.aclose()
 
-    # -- keys -------------------------------------------------------------------------------
-    def _job(self, job_id: str) -> str:
-        return self.keys.job(job_id)
-
-    def _events(self, job_id: str) -> str:
-        return self.keys.events(job_id)
-
-    def _bitmaps(self, job_id: str) -> list[str]:
-        return self.keys.bitmaps(job_id)
-
-    @property
-    def _open(self) -> str:
-        return self.keys.open_jobs
-
     # -- jobs -------------------------------------------------------------------------------
     async def create(self, document_id: str, *, request_id: str = "") -> tuple[Job, bool]:
         """Records a new job in ACCEPTED with the document's next version.
@@ -162,7 +148,7 @@ class JobStore:
         names = job_ids or [new_id() for _ in items]
         ids = [(job_id, d, r) for job_id, (d, r) in zip(names, items, strict=True)]
         target = target or TaskTarget()
-        keys: list[str] = [target.stream or target.outbox, target.leases, self._open]
+        keys: list[str] = [target.stream or target.outbox, target.leases, self.keys.open_jobs]
         args: list[Any] = [
             now,
             REQUEST_TTL_S,
@@ -210,10 +196,10 @@ class JobStore:
             calls.append(
                 (
                     [
-                        self._job(job.job_id),
-                        self._events(job.job_id),
-                        *self._bitmaps(job.job_id),
-                        self._open,
+                        self.keys.job(job.job_id),
+                        self.keys.events(job.job_id),
+                        *self.keys.bitmaps(job.job_id),
+                        self.keys.open_jobs,
                     ],
                     [
                         JobState.FAILED.value,
@@ -236,7 +222,7 @@ class JobStore:
 
     async def get(self, job_id: str) -> Job:
         """The job, or NotFound."""
-        raw = await self._call_plain(self._r.hgetall(self._job(job_id)))
+        raw = await self._call_plain(self._r.hgetall(self.keys.job(job_id)))
         if not raw:
             raise NotFound(
                 f"job {job_id!r} does not exist (or finished over {_days(self._retention_s)} ago)"
@@ -247,7 +233,7 @@ class JobStore:
         ids = list(job_ids)
         async with self._r.pipeline(transaction=False) as pipe:
             for job_id in ids:
-                pipe.hgetall(self._job(job_id))
+                pipe.hgetall(self.keys.job(job_id))
             rows = await self._call_plain(pipe.execute())
         return [_job_from_hash(r) if r else None for r in rows]
 
@@ -256,13 +242,17 @@ class JobStore:
         first (at most `limit`). Jobs made before this index existed are not in it."""
         cutoff = time.time() - idle_s
         ids = await self._call_plain(
-            self._r.zrangebyscore(self._open, "-inf", cutoff, start=0, num=limit)
+            self._r.zrangebyscore(self.keys.open_jobs, "-inf", cutoff, start=0, num=limit)
         )
-        return [_s(i) for i in ids]
+        return [text(i) for i in ids]
 
     async def count_stuck(self, idle_s: float) -> int:
         """How many unfinished jobs nothing has changed for `idle_s` or more."""
-        return int(await self._call_plain(self._r.zcount(self._open, "-inf", time.time() - idle_s)))
+        return int(
+            await self._call_plain(
+                self._r.zcount(self.keys.open_jobs, "-inf", time.time() - idle_s)
+            )
+        )
 
     async def move(self, job_id: str, target: JobState, **fields: Any) -> bool:
         """Moves a job to `target` if the state machine allows it from where it stands.
@@ -275,7 +265,12 @@ class JobStore:
             flat += [k, v]
         result = await self._call(
             self._transition,
-            [self._job(job_id), self._events(job_id), *self._bitmaps(job_id), self._open],
+            [
+                self.keys.job(job_id),
+                self.keys.events(job_id),
+                *self.keys.bitmaps(job_id),
+                self.keys.open_jobs,
+            ],
             [
                 target.value,
                 time.time(),
@@ -305,7 +300,7 @@ class JobStore:
         now = time.time()
         async with self._r.pipeline(transaction=True) as pipe:
             pipe.hset(
-                self._job(job_id),
+                self.keys.job(job_id),
                 mapping={
                     "last_error": error,
                     "last_error_stage": stage.value,
@@ -313,15 +308,15 @@ class JobStore:
                     "update_time": now,
                 },
             )
-            pipe.zadd(self._open, {job_id: now}, xx=True)
-            pipe.publish(self._events(job_id), "error")
+            pipe.zadd(self.keys.open_jobs, {job_id: now}, xx=True)
+            pipe.publish(self.keys.events(job_id), "error")
             await self._call_plain(pipe.execute())
 
     async def set_total(self, job_id: str, total: int) -> None:
         """Records how many chunks the document was cut into, and marks the job ACTIVE."""
         await self._call(
             self._set_total,
-            [self._job(job_id), self._events(job_id), self._open],
+            [self.keys.job(job_id), self.keys.events(job_id), self.keys.open_jobs],
             [total, time.time(), job_id],
         )
 
@@ -345,10 +340,10 @@ class JobStore:
             [
                 (
                     [
-                        self._job(job_id),
+                        self.keys.job(job_id),
                         self.keys.bitmap(job_id, kind),
-                        self._events(job_id),
-                        self._open,
+                        self.keys.events(job_id),
+                        self.keys.open_jobs,
                     ],
                     [f"chunks_{kind}", time.time(), attempt, job_id, *indices],
                 )
@@ -356,7 +351,7 @@ class JobStore:
             ],
         )
         return [
-            None if int(r[0]) == -1 else MarkResult(int(r[0]), int(r[1]), JobState(_s(r[2])))
+            None if int(r[0]) == -1 else MarkResult(int(r[0]), int(r[1]), JobState(text(r[2])))
             for r in replies
         ]
 
@@ -374,7 +369,7 @@ class JobStore:
         Pub/sub wakes the watcher; a periodic re-read covers any notification missed.
         """
         pubsub = self._r.pubsub()
-        await pubsub.subscribe(self._events(job_id))
+        await pubsub.subscribe(self.keys.events(job_id))
         try:
             last: Job | None = None
             while True:
@@ -448,12 +443,8 @@ def _days(seconds: float) -> str:
     return f"{days:g} days" if days >= 1 else f"{seconds:g} s"
 
 
-def _s(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _job_from_hash(raw: dict[bytes, bytes]) -> Job:
-    h = {_s(k): _s(v) for k, v in raw.items()}
+    h = {text(k): text(v) for k, v in raw.items()}
     stage = h.get("last_error_stage", "")
     return Job(
         job_id=h["job_id"],

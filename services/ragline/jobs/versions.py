@@ -21,7 +21,7 @@ from ragline.errors import NotFound
 from ragline.jobs.keys import Keys
 from ragline.jobs.model import ALLOWED_FROM, JobState
 from ragline.jobs.store import JobStore
-from ragline.redis_client import answered
+from ragline.redis_client import answered, text
 from ragline.redis_scripts import lua_script
 
 
@@ -78,8 +78,7 @@ class VersionStore:
         )
         if int(live) == -1:
             raise NotFound(f"job {job_id!r} does not exist")
-        state_name = state.decode() if isinstance(state, bytes) else str(state)
-        return DocumentVersions(int(seq), int(live), int(floor)), JobState(state_name)
+        return DocumentVersions(int(seq), int(live), int(floor)), JobState(text(state))
 
     async def document_versions(self, document_id: str) -> DocumentVersions | None:
         raw = await self._call(self._r.hgetall(self._keys.doc(document_id)))
