@@ -529,22 +529,6 @@ async def test_a_slow_batch_keeps_its_claim_past_the_visibility_timeout(
     assert await worker.depth("embed") == 0
 
 
-async def test_without_extending_a_held_message_is_reclaimed_after_the_visibility_timeout(
-    server: MemoryServer,
-) -> None:
-    """The other side of the test above: what extend() prevents does happen without it."""
-    holder = MemoryBroker(server, consumer_name="holder", visibility_timeout_s=0.2)
-    rival = MemoryBroker(server, consumer_name="rival", visibility_timeout_s=0.2)
-    await holder.connect()
-    await rival.connect()
-    await holder.publish("embed", [b"slow"])
-    assert len(await holder.read("embed", 1, 0.1)) == 1
-    started = time.monotonic()
-    (reclaimed,) = await rival.read("embed", 10, 2.0)  # wakes when it becomes reclaimable
-    assert time.monotonic() - started >= 0.15
-    assert (reclaimed.body, reclaimed.delivery_count) == (b"slow", 2)
-
-
 async def test_stop_finishes_the_batch_in_hand_then_returns(
     broker: MemoryBroker, jobs: MemoryJobs, make_runner: MakeRunner
 ) -> None:
