@@ -1,6 +1,6 @@
 """The RabbitMQ broker's own machinery against a real RabbitMQ.
 
-The behaviour every broker shares is in test_broker_contract.py; these tests cover what only the
+The behaviour every broker shares is in tests/broker_contract.py; these tests cover what only the
 RabbitMQ adapter does: the server's delivery limit, publisher confirms, reconnecting through
 a broker outage, and naming dead letters that other publishers sent.
 """
@@ -24,8 +24,9 @@ from ragline.jobs.model import JobState
 from ragline.jobs.store import JobStore
 from ragline.retry import RetryPolicy
 from ragline.stage.runner import StageRunner
+from ragline.stage.solo_runs import SoloRuns
 from tests.integration.test_broker_contract import RABBITMQ_URL
-from tests.integration.test_job_store import FakeHandler, embed_task
+from tests.runner_tasks import FakeHandler, embed_task
 from tests.stack import delete_rabbitmq_queues
 
 pytestmark = pytest.mark.integration
@@ -129,6 +130,7 @@ async def test_the_servers_dead_letters_fail_their_job_through_the_stage_runner(
         handler,
         await rabbit("stage", max_deliveries=limit),
         store,
+        solo_runs=SoloRuns(redis_client, namespace=namespace),
         policy=policy,
         read_timeout_s=0.2,
     )

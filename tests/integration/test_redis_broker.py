@@ -1,6 +1,6 @@
 """The Redis Streams broker's own machinery against a real Redis.
 
-The behaviour every broker shares is in test_broker_contract.py; these tests cover what only the
+The behaviour every broker shares is in tests/broker_contract.py; these tests cover what only the
 Redis adapter does: reclaiming by visibility timeout, recreating a vanished consumer group, and
 answering BrokerUnavailable for every Redis failure.
 """

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from ragline.broker.base import DeadLetter, DeadLetterAdmin
+from ragline.broker.memory import MemoryBroker
 from ragline.broker.rabbitmq import RabbitMQBroker, new_message_id
 from ragline.broker.redis_streams import RedisStreamsBroker
 from ragline.errors import BrokerUnavailable, InvalidArgument
@@ -18,14 +19,16 @@ from ragline.stage import envelope
 
 pytestmark = pytest.mark.unit
 
-# Neither adapter connects until asked: their id checks need no server.
+# No adapter connects until asked: their id checks need no server.
 ADAPTERS = {
     "redis": RedisStreamsBroker("redis://127.0.0.1:1"),
     "rabbitmq": RabbitMQBroker("amqp://guest:guest@127.0.0.1:1/"),
+    "memory": MemoryBroker(),
 }
 WELL_FORMED = {
     "redis": ["0-0", "1714000000000-0", "1714000000000-17", f"{2**64 - 1}-{2**64 - 1}"],
     "rabbitmq": [new_message_id(), "018f3a2b4c5d-0123456789abcdef0123", "sha256-" + "0" * 32],
+    "memory": ["dl-1", "dl-42", "dl-" + "9" * 19],
 }
 HOSTILE = [
     "",

@@ -16,6 +16,7 @@ from ragline.jobs.store import JobStore
 from ragline.redis_checks import check_redis_durability
 from ragline.stage.faulty import FaultyHandler
 from ragline.stage.runner import StageHandler, StageRunner
+from ragline.stage.solo_runs import SoloRuns
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ async def serve_stage(
             handler,
             broker,
             jobs,
+            solo_runs=SoloRuns(jobs.redis, namespace=jobs.namespace),
             policy=settings.retry_policy(),
             batch_size=batch_size or settings.read_batch_size,
             extend_every_s=max(0.5, settings.visibility_timeout_s / 3),

@@ -11,6 +11,10 @@ Settling is where the promises live:
   before it is handled again;
 - while a batch is being handled its claim is extended, so slow is never mistaken for dead;
 - tasks of cancelled jobs are dropped without work.
+
+The runner needs little of the job store and the crash-loop counter (`StageJobs`,
+`SoloRunCounter`): the real ones are Redis (ragline.jobs.store, stage/solo_runs.py); its unit
+tests give it ones in memory, beside ragline.broker.memory.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,11 +36,9 @@ from ragline.errors import (
     RaglineError,
     StoreUnavailable,
 )
-from ragline.jobs.model import JobState, Stage
-from ragline.jobs.store import JobStore
+from ragline.jobs.model import Job, JobState, Stage
 from ragline.retry import RetryPolicy
 from ragline.stage import envelope
-from ragline.stage.solo_runs import SoloRuns
 from ragline.v1 import queue_pb2
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,38 @@ class StageHandler(Protocol):
         ...
 
 
+class StageJobs(Protocol):
+    """What the runner reads and writes of the job store (ragline.jobs.store.JobStore). Each
+    method raises StoreUnavailable when the store does not answer."""
+
+    async def get_many(self, job_ids: Iterable[str]) -> Sequence[Job | None]:
+        """The jobs, in order; None for one that does not exist."""
+        ...
+
+    async def note_error(self, job_id: str, stage: Stage, error: str, attempts: int) -> None:
+        """Records a retryable error on a job that goes on."""
+        ...
+
+    async def fail(self, job_id: str, stage: Stage, error: str, attempts: int) -> bool:
+        """Moves a job to FAILED with the error that ended it (NotFound for an unknown job);
+        returns whether it moved."""
+        ...
+
+
+class SoloRunCounter(Protocol):
+    """How often each redelivered message has run on its own without an answer
+    (ragline.stage.solo_runs.SoloRuns). Kept outside the worker, since the worker that ran it
+    may be the one that died."""
+
+    async def start(self, message_id: str) -> int:
+        """Counts one more run of the message on its own; returns how many there were."""
+        ...
+
+    async def end(self, message_id: str) -> None:
+        """Forgets the message's runs: it finished."""
+        ...
+
+
 # Below this, a gathering read is not worth its round trip (and Redis would round it up).
 _MIN_GATHER_READ_S = 0.002
 
@@ -84,8 +118,9 @@ class StageRunner:
         self,
         handler: StageHandler,
         broker: Broker,
-        jobs: JobStore,
+        jobs: StageJobs,
         *,
+        solo_runs: SoloRunCounter,
         policy: RetryPolicy | None = None,
         batch_size: int = 64,
         read_timeout_s: float = 1.0,
@@ -98,7 +133,7 @@ class StageRunner:
         self._handler = handler
         self._broker = broker
         self._jobs = jobs
-        self._solo_runs = SoloRuns(jobs.redis, namespace=jobs.namespace)
+        self._solo_runs = solo_runs
         self._policy = policy or RetryPolicy()
         self._batch_size = batch_size
         self._read_timeout_s = read_timeout_s
