@@ -102,7 +102,7 @@ async def test_requeue_reopens_exactly_the_jobs_whose_tasks_it_requeued(
     job_ids, letters = await failed_jobs_with_dead_letters(broker, jobs, 3)
     by_job = {x.job_id: x.dead_letter_id for x in letters}
     chosen = [by_job[job_ids[0]], by_job[job_ids[2]]]
-    assert await DeadLetterOps(broker, jobs).requeue(Stage.CHUNK, chosen) == 2
+    assert await DeadLetterOps(broker, jobs).requeue(Stage.CHUNK, chosen, tenant=None) == 2
     assert await states(jobs, job_ids) == [JobState.ACTIVE, JobState.FAILED, JobState.ACTIVE]
     back = []
     deadline = time.monotonic() + 5
@@ -128,7 +128,7 @@ async def test_a_requeue_that_fails_leaves_every_job_failed_and_every_letter_dea
     for failing in (down, midway):
         for ids in ([], [letters[0].dead_letter_id]):
             with pytest.raises(BrokerUnavailable):
-                await DeadLetterOps(failing, jobs).requeue(Stage.CHUNK, ids)
+                await DeadLetterOps(failing, jobs).requeue(Stage.CHUNK, ids, tenant=None)
     assert await states(jobs, job_ids) == [JobState.FAILED, JobState.FAILED]
     assert await broker.list_dead_letters("chunk") == letters
     await down.close()
@@ -143,10 +143,10 @@ async def test_malformed_ids_and_tokens_are_invalid_arguments_on_each_broker(
     ops = DeadLetterOps(broker, jobs)
     for call in (ops.requeue, ops.purge):
         with pytest.raises(InvalidArgument) as caught:
-            await call(Stage.CHUNK, [letters[0].dead_letter_id, bad])
+            await call(Stage.CHUNK, [letters[0].dead_letter_id, bad], tenant=None)
         assert caught.value.field == "dead_letter_ids[1]"
     if bad:
         with pytest.raises(InvalidArgument) as caught:
-            await ops.list(Stage.CHUNK, 10, bad)
+            await ops.list(Stage.CHUNK, 10, bad, tenant=None)
         assert caught.value.field == "page_token"
     assert await broker.list_dead_letters("chunk") == letters  # nothing moved

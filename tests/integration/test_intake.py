@@ -97,8 +97,9 @@ def counting(redis_client: aioredis.Redis, namespace: str) -> CountingStore:
     return CountingStore(redis_client, namespace=namespace)
 
 
-def doc(document_id: str, request_id: str = "") -> Accepted:
+def doc(document_id: str, request_id: str = "", tenant: str = "default") -> Accepted:
     return Accepted(
+        tenant=tenant,
         document_id=document_id,
         request_id=request_id,
         content=b"some text",
@@ -122,7 +123,7 @@ async def test_create_many_gives_distinct_jobs_with_consecutive_versions(store: 
     assert all(j.state is JobState.ACCEPTED for j in jobs)
     # What create_many built without reading back is what the store holds.
     assert await store.get_many([j.job_id for j in jobs]) == jobs
-    versions = await versions_of(store).document_versions("doc-a")
+    versions = await versions_of(store).document_versions("default", "doc-a")
     assert versions is not None and versions.seq == 3
 
 
@@ -286,7 +287,7 @@ async def test_a_failed_publish_fails_the_new_jobs_and_forgets_their_request_ids
             [doc("x", "r-x"), doc("y", ""), doc("old", "r-old"), doc("x", "r-x2")]
         )
     await down.close()
-    seq = await versions_of(store).document_versions("x")
+    seq = await versions_of(store).document_versions("default", "x")
     assert seq is not None and seq.seq == 2
     failed = [j for j in await store.get_many(await _job_ids(redis_client, namespace)) if j]
     new = [j for j in failed if j.job_id != existing.job_id]

@@ -50,10 +50,41 @@ async def test_create_gives_accepted_and_consecutive_versions(store: JobStore) -
     other, created = await store.create("doc-b")
     assert created
     assert other.document_version == 1
-    versions = await versions_of(store).document_versions("doc-a")
+    versions = await versions_of(store).document_versions("default", "doc-a")
     assert versions is not None
     assert (versions.seq, versions.live, versions.floor) == (3, 0, 0)
-    assert await versions_of(store).document_versions("never-seen") is None
+    assert await versions_of(store).document_versions("default", "never-seen") is None
+
+
+async def test_tenants_count_versions_and_request_ids_apart(store: JobStore) -> None:
+    a1, _ = await store.create("handbook.pdf", request_id="r", tenant="acme")
+    b1, created = await store.create("handbook.pdf", request_id="r", tenant="globex")
+    a2, _ = await store.create("handbook.pdf", tenant="acme")
+    again, created_again = await store.create("handbook.pdf", request_id="r", tenant="acme")
+
+    assert created and b1.job_id != a1.job_id  # the same request id, another tenant's job
+    assert (a1.document_version, a2.document_version, b1.document_version) == (1, 2, 1)
+    assert not created_again and again.job_id == a1.job_id
+    assert (await store.get(a1.job_id)).tenant == "acme"
+    assert (await store.get(b1.job_id)).tenant == "globex"
+    versions = versions_of(store)
+    assert (await versions.document_versions("acme", "handbook.pdf")).seq == 2  # type: ignore[union-attr]
+    assert (await versions.document_versions("globex", "handbook.pdf")).seq == 1  # type: ignore[union-attr]
+    assert await versions.document_versions("default", "handbook.pdf") is None
+
+
+async def test_a_job_recorded_before_tenancy_is_the_default_tenants(
+    store: JobStore, redis_client: aioredis.Redis
+) -> None:
+    job, _ = await store.create("old-doc", request_id="old-req")
+    await redis_client.hdel(store.keys.job(job.job_id), "tenant")  # as records were written
+
+    assert (await store.get(job.job_id)).tenant == "default"
+    # Its document and request id keys are the default tenant's, unchanged by tenancy.
+    assert await redis_client.exists(f"{store.namespace}:doc:old-doc") == 1
+    assert await redis_client.get(f"{store.namespace}:request:old-req") == job.job_id.encode()
+    again, created = await store.create("old-doc", request_id="old-req")
+    assert not created and again.job_id == job.job_id
 
 
 async def test_request_id_returns_the_first_job_without_a_new_version(store: JobStore) -> None:
@@ -64,7 +95,7 @@ async def test_request_id_returns_the_first_job_without_a_new_version(store: Job
     assert again.job_id == first.job_id
     assert again.document_version == 1
     assert again.request_id == "req-1"
-    versions = await versions_of(store).document_versions("doc")
+    versions = await versions_of(store).document_versions("default", "doc")
     assert versions is not None and versions.seq == 1
     # A different request id, or none, makes a new job and version.
     third, created3 = await store.create("doc", request_id="req-2")
@@ -222,7 +253,7 @@ async def test_finished_jobs_are_kept_as_long_as_the_retention_says(
     await store.reopen(job.job_id)  # requeued: in flight again, so it must not expire
     assert await redis_client.ttl(key) == -1
     await store.mark_indexed(job.job_id, [0])
-    await versions_of(store).complete_version(job.job_id, "doc", job.document_version)
+    await versions_of(store).complete_version(job.job_id, "default", "doc", job.document_version)
     assert 100 < await redis_client.ttl(key) <= 120
 
 
@@ -242,7 +273,7 @@ async def test_the_open_jobs_index_follows_every_change_and_finds_the_stuck(
     await store.note_error(busy.job_id, Stage.INDEX, "milvus busy", 2)
     await store.set_total(done.job_id, 1)
     await store.mark_indexed(done.job_id, [0])
-    await versions_of(store).complete_version(done.job_id, "done", done.document_version)
+    await versions_of(store).complete_version(done.job_id, "default", "done", done.document_version)
     await store.fail(failed.job_id, Stage.CHUNK, "bad pdf", 1)
     assert await store.stuck_jobs(0.25) == [quiet.job_id]
     assert await store.count_stuck(0.25) == 1
@@ -335,14 +366,16 @@ async def test_versions_only_move_forward_and_delete_voids_them(store: JobStore)
     j1, j2, j3 = [(await store.create("doc"))[0] for _ in range(3)]
     await store.create("other")
 
-    versions, state = await versions_of(store).complete_version(j2.job_id, "doc", 2)
+    versions, state = await versions_of(store).complete_version(j2.job_id, "default", "doc", 2)
     assert (versions.live, state) == (2, JobState.COMPLETED)
-    versions, state = await versions_of(store).complete_version(j3.job_id, "doc", 3)
+    versions, state = await versions_of(store).complete_version(j3.job_id, "default", "doc", 3)
     assert (versions.live, state) == (3, JobState.COMPLETED)
     # An older version finishing late cannot replace the newer live one.
-    versions, state = await versions_of(store).complete_version(j1.job_id, "doc", 1)
+    versions, state = await versions_of(store).complete_version(j1.job_id, "default", "doc", 1)
     assert (versions.seq, versions.live, versions.floor, state) == (3, 3, 0, JobState.COMPLETED)
-    assert await versions_of(store).live_versions(["doc", "other", "unknown", "doc"]) == {
+    assert await versions_of(store).live_versions(
+        "default", ["doc", "other", "unknown", "doc"]
+    ) == {
         "doc": 3,
         "other": 0,
         "unknown": 0,
@@ -350,21 +383,21 @@ async def test_versions_only_move_forward_and_delete_voids_them(store: JobStore)
     done = await store.get(j3.job_id)
     assert done.finish_time > 0
 
-    assert await versions_of(store).delete_document("doc") is True
-    assert await versions_of(store).live_versions(["doc"]) == {"doc": 0}
-    after = await versions_of(store).document_versions("doc")
+    assert await versions_of(store).delete_document("default", "doc") is True
+    assert await versions_of(store).live_versions("default", ["doc"]) == {"doc": 0}
+    after = await versions_of(store).document_versions("default", "doc")
     assert after is not None
     assert (after.seq, after.live, after.floor) == (3, 0, 3)
-    assert await versions_of(store).delete_document("doc") is False  # already deleted
-    assert await versions_of(store).delete_document("unknown") is False
+    assert await versions_of(store).delete_document("default", "doc") is False  # already deleted
+    assert await versions_of(store).delete_document("default", "unknown") is False
 
     # A new ingest after the delete gets version 4, which can go live.
     j4, _ = await store.create("doc")
     assert j4.document_version == 4
-    versions, state = await versions_of(store).complete_version(j4.job_id, "doc", 4)
+    versions, state = await versions_of(store).complete_version(j4.job_id, "default", "doc", 4)
     assert (versions.live, state) == (4, JobState.COMPLETED)
-    assert await versions_of(store).live_versions(["doc"]) == {"doc": 4}
-    assert await versions_of(store).delete_document("doc") is True
+    assert await versions_of(store).live_versions("default", ["doc"]) == {"doc": 4}
+    assert await versions_of(store).delete_document("default", "doc") is True
 
 
 async def test_a_version_finishing_after_its_document_was_deleted_never_goes_live(
@@ -373,23 +406,25 @@ async def test_a_version_finishing_after_its_document_was_deleted_never_goes_liv
     j1, _ = await store.create("doc")
     j2, _ = await store.create("doc")
     await store.set_total(j2.job_id, 1)
-    assert await versions_of(store).delete_document("doc") is True
+    assert await versions_of(store).delete_document("default", "doc") is True
     for job, version in ((j1, 1), (j2, 2)):
-        versions, state = await versions_of(store).complete_version(job.job_id, "doc", version)
+        versions, state = await versions_of(store).complete_version(
+            job.job_id, "default", "doc", version
+        )
         assert (versions.live, versions.floor) == (0, 2)
         assert state is JobState.CANCELLED
         got = await store.get(job.job_id)
         assert got.state is JobState.CANCELLED
         assert "deleted" in got.last_error
-    assert await versions_of(store).live_versions(["doc"]) == {"doc": 0}
+    assert await versions_of(store).live_versions("default", ["doc"]) == {"doc": 0}
 
 
 async def test_a_cancelled_job_never_goes_live(store: JobStore) -> None:
     job, _ = await store.create("doc")
     assert await store.move(job.job_id, JobState.CANCELLED)
-    versions, state = await versions_of(store).complete_version(job.job_id, "doc", 1)
+    versions, state = await versions_of(store).complete_version(job.job_id, "default", "doc", 1)
     assert (versions.live, state) == (0, JobState.CANCELLED)
-    assert await versions_of(store).live_versions(["doc"]) == {"doc": 0}
+    assert await versions_of(store).live_versions("default", ["doc"]) == {"doc": 0}
 
 
 async def test_the_version_switch_follows_the_state_machines_table(
@@ -399,7 +434,9 @@ async def test_the_version_switch_follows_the_state_machines_table(
     # rule from that table, so a table without the move leaves the job failed.
     done, _ = await store.create("doc")
     await store.fail(done.job_id, Stage.EMBED, "one copy of a task crashed", 5)
-    _, state = await versions_of(store).complete_version(done.job_id, "doc", done.document_version)
+    _, state = await versions_of(store).complete_version(
+        done.job_id, "default", "doc", done.document_version
+    )
     assert state is JobState.COMPLETED
     assert (await store.get(done.job_id)).state is JobState.COMPLETED
     stays, _ = await store.create("doc")
@@ -407,7 +444,7 @@ async def test_the_version_switch_follows_the_state_machines_table(
     without = ALLOWED_FROM[JobState.COMPLETED] - {JobState.FAILED}
     monkeypatch.setitem(ALLOWED_FROM, JobState.COMPLETED, without)
     _, state = await versions_of(store).complete_version(
-        stays.job_id, "doc", stays.document_version
+        stays.job_id, "default", "doc", stays.document_version
     )
     assert state is JobState.FAILED
     assert (await store.get(stays.job_id)).state is JobState.FAILED
@@ -416,7 +453,7 @@ async def test_the_version_switch_follows_the_state_machines_table(
 async def test_complete_version_of_an_unknown_job_is_not_found(store: JobStore) -> None:
     await store.create("doc")
     with pytest.raises(NotFound):
-        await versions_of(store).complete_version("no-such-job", "doc", 1)
+        await versions_of(store).complete_version("no-such-job", "default", "doc", 1)
 
 
 async def test_reopen_moves_a_failed_job_back_to_active(

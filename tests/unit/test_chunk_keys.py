@@ -47,3 +47,16 @@ def test_grid_of_versions_and_indexes_is_collision_free() -> None:
         for doc, version, index in itertools.product(["a", "a1", "a:1", "1"], range(30), range(30))
     }
     assert len(keys) == 4 * 30 * 30
+
+
+def test_default_tenant_keeps_the_keys_made_before_tenancy() -> None:
+    # The v1 key of ("doc-1", 3, 7) as ragline computed it before tenancy: rows stored then must
+    # keep their primary keys, or a re-ingest would leave a second copy beside them.
+    assert chunk_key("doc-1", 3, 7, "default") == "d53027e51cc49a4bd54e730706542dec"
+    assert chunk_key("doc-1", 3, 7, "acme") != "d53027e51cc49a4bd54e730706542dec"
+
+
+def test_tenants_never_share_a_key() -> None:
+    tenants = ["default", "a", "b", "a1", "1a", "a-b", "a_b"]
+    keys = {chunk_key(doc, 1, 0, tenant) for tenant in tenants for doc in ["x", "1:x", "ax", ""]}
+    assert len(keys) == len(tenants) * 4

@@ -117,8 +117,10 @@ class RecordingJobs:
         return True
 
 
-def letter(n: int, job_id: str) -> DeadLetter:
-    body = envelope.new_envelope(job_id).SerializeToString()
+def letter(n: int, job_id: str, tenant: str = "") -> DeadLetter:
+    env = envelope.new_envelope(job_id)
+    env.chunk.document.tenant = tenant
+    body = env.SerializeToString()
     return DeadLetter("chunk", body, job_id, "E", "m", 3, 1.0, 2.0, dead_letter_id=f"dl-{n}")
 
 
@@ -133,7 +135,7 @@ async def test_requeue_reopens_exactly_the_requeued_jobs_after_the_requeue() -> 
     dead_letters, broker, log = ops(
         [letter(1, "job-a"), letter(2, "job-b"), letter(3, "job-a"), letter(4, "")]
     )
-    assert await dead_letters.requeue(Stage.CHUNK, ["dl-3", "dl-1", "dl-4"]) == 3
+    assert await dead_letters.requeue(Stage.CHUNK, ["dl-3", "dl-1", "dl-4"], tenant=None) == 3
     # One requeue, then each job of a moved letter once; job-b's letter stayed dead.
     assert log == ["requeue chunk ['dl-1', 'dl-3', 'dl-4']", "reopen job-a"]
     assert [x.dead_letter_id for x in broker.letters] == ["dl-2"]
@@ -142,7 +144,7 @@ async def test_requeue_reopens_exactly_the_requeued_jobs_after_the_requeue() -> 
 async def test_requeue_of_all_reopens_only_what_the_broker_moved() -> None:
     dead_letters, broker, log = ops([letter(1, "job-a"), letter(2, "job-b"), letter(3, "job-c")])
     broker.requeue_only = {"dl-1", "dl-3"}
-    assert await dead_letters.requeue(Stage.CHUNK, []) == 2
+    assert await dead_letters.requeue(Stage.CHUNK, [], tenant=None) == 2
     assert log == ["requeue chunk []", "reopen job-a", "reopen job-c"]
 
 
@@ -150,7 +152,7 @@ async def test_a_failed_requeue_reopens_no_job() -> None:
     dead_letters, broker, log = ops([letter(1, "job-a"), letter(2, "job-b")])
     broker.fail_requeue = True
     with pytest.raises(BrokerUnavailable):
-        await dead_letters.requeue(Stage.CHUNK, [])
+        await dead_letters.requeue(Stage.CHUNK, [], tenant=None)
     assert not [x for x in log if x.startswith("reopen")]
     assert len(broker.letters) == 2
 
@@ -162,7 +164,7 @@ async def test_a_malformed_dead_letter_id_is_invalid_argument_naming_it(
 ) -> None:
     dead_letters, _, log = ops([letter(1, "job-a")])
     with pytest.raises(InvalidArgument) as caught:
-        await getattr(dead_letters, operation)(Stage.CHUNK, ["dl-1", bad])
+        await getattr(dead_letters, operation)(Stage.CHUNK, ["dl-1", bad], tenant=None)
     assert caught.value.field == "dead_letter_ids[1]"
     assert "ListDeadLetters" in caught.value.problem
     assert log == []  # refused before the broker or the job store saw anything
@@ -172,7 +174,7 @@ async def test_a_malformed_dead_letter_id_is_invalid_argument_naming_it(
 async def test_a_malformed_page_token_is_invalid_argument_naming_it(bad: str) -> None:
     dead_letters, _, log = ops([letter(1, "job-a")])
     with pytest.raises(InvalidArgument) as caught:
-        await dead_letters.list(Stage.CHUNK, 10, bad)
+        await dead_letters.list(Stage.CHUNK, 10, bad, tenant=None)
     assert caught.value.field == "page_token"
     assert "next_page_token" in caught.value.problem
     assert log == []
@@ -180,7 +182,52 @@ async def test_a_malformed_page_token_is_invalid_argument_naming_it(bad: str) ->
 
 async def test_pages_follow_their_tokens() -> None:
     dead_letters, _, _ = ops([letter(n, f"job-{n}") for n in range(5)])
-    page, token = await dead_letters.list(Stage.CHUNK, 2, "")
+    page, token = await dead_letters.list(Stage.CHUNK, 2, "", tenant=None)
     assert [d.dead_letter_id for d, _ in page] == ["dl-0", "dl-1"] and token == "dl-1"
-    page, token = await dead_letters.list(Stage.CHUNK, 3, token)
+    page, token = await dead_letters.list(Stage.CHUNK, 3, token, tenant=None)
     assert [d.dead_letter_id for d, _ in page] == ["dl-2", "dl-3", "dl-4"] and token == ""
+
+
+# -- tenants ---------------------------------------------------------------------------------
+
+
+def mixed() -> list[DeadLetter]:
+    """Letters of tenants a and b, one written before tenancy (the default tenant's) and one
+    whose body cannot be read (nobody's but the operator's)."""
+    unreadable = DeadLetter("chunk", b"\xff\xff", "", "E", "m", 1, 1.0, 2.0, dead_letter_id="dl-9")
+    return [
+        letter(1, "job-a1", "a"),
+        letter(2, "job-b1", "b"),
+        letter(3, "job-a2", "a"),
+        letter(4, "job-d", ""),
+        unreadable,
+        letter(5, "job-b2", "b"),
+    ]
+
+
+async def test_a_tenant_lists_only_its_own_letters_page_by_page() -> None:
+    dead_letters, _, _ = ops(mixed())
+    page, token = await dead_letters.list(Stage.CHUNK, 1, "", tenant="b")
+    assert [d.dead_letter_id for d, _ in page] == ["dl-2"] and token == "dl-2"
+    page, token = await dead_letters.list(Stage.CHUNK, 1, token, tenant="b")
+    assert [d.dead_letter_id for d, _ in page] == ["dl-5"] and token == ""
+    page, _ = await dead_letters.list(Stage.CHUNK, 10, "", tenant="default")
+    assert [d.dead_letter_id for d, _ in page] == ["dl-4"]
+    page, _ = await dead_letters.list(Stage.CHUNK, 10, "", tenant=None)
+    assert len(page) == 6
+
+
+async def test_a_tenant_requeues_and_purges_only_its_own_letters() -> None:
+    dead_letters, broker, log = ops(mixed())
+    # All of a's, then b's ids named by a: skipped as if they were not there.
+    assert await dead_letters.requeue(Stage.CHUNK, [], tenant="a") == 2
+    assert await dead_letters.requeue(Stage.CHUNK, ["dl-2", "dl-5"], tenant="a") == 0
+    assert await dead_letters.purge(Stage.CHUNK, ["dl-2"], tenant="a") == 0
+    assert [x for x in log if not x.startswith("list")] == [
+        "requeue chunk ['dl-1', 'dl-3']",
+        "reopen job-a1",
+        "reopen job-a2",
+    ]
+    assert [x.dead_letter_id for x in broker.letters] == ["dl-2", "dl-4", "dl-9", "dl-5"]
+    await dead_letters.purge(Stage.CHUNK, [], tenant="b")
+    assert log[-1] == "purge chunk ['dl-2', 'dl-5']"

@@ -67,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--limit", type=int, default=100, help="most stuck jobs to explain (100)")
     p.set_defaults(handler=_run_doctor)
+
+    p = subparsers.add_parser(
+        "migrate-vectors",
+        help="once, after upgrading from a release without tenants: move the Milvus collection "
+        "into the current schema, every chunk to tenant 'default' (stop the indexer first)",
+    )
+    p.set_defaults(handler=_run_migrate_vectors)
     # Also accept --gateway after the subcommand; SUPPRESS keeps an absent one from hiding the global.
     for subparser in _subparsers(parser):
         _add_gateway_option(subparser, default=argparse.SUPPRESS)
@@ -120,6 +127,12 @@ def _run_doctor(args: argparse.Namespace) -> int:
     from ragline.cli.doctor import run_doctor
 
     return run_doctor(args)
+
+
+def _run_migrate_vectors(args: argparse.Namespace) -> int:
+    from ragline.cli.migrate import run_migrate_vectors
+
+    return run_migrate_vectors(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -57,6 +57,7 @@ COMMIT_INTERVAL_S = Settings.commit_interval_ms / 1000
 class Accepted:
     """A document ready to queue: what validation settled plus what travels with it."""
 
+    tenant: str  # the caller's, from its key: the job, the document and its chunks are its
     document_id: str
     request_id: str
     content: bytes
@@ -186,6 +187,7 @@ class Intake:
         made = await self._jobs.create_many(
             [(d.document_id, d.request_id) for d in docs],
             job_ids=job_ids,
+            tenants=[d.tenant for d in docs],
             tasks=tasks,
             target=self._outbox.target,
         )
@@ -264,7 +266,9 @@ class Intake:
         (envelope.with_document_version)."""
         return envelope.chunk_task(
             job_id,
-            queue_pb2.DocumentRef(document_id=doc.document_id, metadata=doc.metadata),
+            queue_pb2.DocumentRef(
+                document_id=doc.document_id, metadata=doc.metadata, tenant=doc.tenant
+            ),
             content=doc.content,
             content_type=doc.content_type,
             chunk_size=doc.chunk_size,

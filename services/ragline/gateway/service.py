@@ -28,6 +28,7 @@ from ragline.jobs.model import Job, JobState, Stage
 from ragline.jobs.store import JobStore
 from ragline.jobs.versions import VersionStore
 from ragline.model_info import ModelInfo
+from ragline.tenants import DEFAULT_TENANT
 from ragline.v1 import (
     embedder_service_pb2,
     embedder_service_pb2_grpc,
@@ -63,7 +64,26 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         self._indexer = indexer_service_pb2_grpc.IndexerServiceStub(indexer)
 
     # -- ingest -------------------------------------------------------------------------------
-    def _validated(self, request: ingest_service_pb2.IngestRequest, now_ns: int) -> Accepted:
+    def _tenant(self, context: Any) -> str:
+        """The tenant the call acts for: every read and write below is scoped to it."""
+        return DEFAULT_TENANT
+
+    def _letters_tenant(self, context: Any) -> str | None:
+        """Whose dead letters the call sees: its tenant's; every tenant's for the operator and
+        while auth is off (one deployment, one team)."""
+        return None
+
+    async def _own_job(self, tenant: str, job_id: str) -> Job:
+        """The job, if it is `tenant`'s; another tenant's job is NotFound, exactly as a missing
+        one, so ids reveal nothing across tenants."""
+        job = await self._jobs.get(require_id("job_id", job_id))
+        if job.tenant != tenant:
+            raise self._jobs.not_found(job_id)
+        return job
+
+    def _validated(
+        self, request: ingest_service_pb2.IngestRequest, now_ns: int, tenant: str
+    ) -> Accepted:
         config = request.config
         meta = request.metadata
         cmd = IngestCommand(
@@ -89,6 +109,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             metadata.CopyFrom(meta)
             metadata.upload_time.seconds, metadata.upload_time.nanos = divmod(now_ns, 1_000_000_000)
         return Accepted(
+            tenant=tenant,
             document_id=request.document_id,
             request_id=request.request_id,
             content=request.content,
@@ -102,7 +123,8 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
     async def Ingest(
         self, request: ingest_service_pb2.IngestRequest, context: Any
     ) -> ingest_service_pb2.IngestResponse:
-        (job,) = await self._intake.accept([self._validated(request, time.time_ns())])
+        tenant = self._tenant(context)
+        (job,) = await self._intake.accept([self._validated(request, time.time_ns(), tenant)])
         return ingest_service_pb2.IngestResponse(job=self._job_pb(job))
 
     async def IngestBatch(
@@ -118,10 +140,11 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
                 f"{self._settings.max_batch_documents} per call",
             )
         now_ns = time.time_ns()  # one upload time for the whole batch
+        tenant = self._tenant(context)
         accepted = []
         for i, doc in enumerate(documents):
             try:
-                accepted.append(self._validated(doc, now_ns))
+                accepted.append(self._validated(doc, now_ns, tenant))
             except InvalidArgument as exc:
                 raise exc.at(f"documents[{i}]") from None
         jobs = await self._intake.accept(accepted)
@@ -134,13 +157,15 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
     async def GetJob(
         self, request: ingest_service_pb2.GetJobRequest, context: Any
     ) -> ingest_service_pb2.GetJobResponse:
-        job = await self._jobs.get(require_id("job_id", request.job_id))
+        job = await self._own_job(self._tenant(context), request.job_id)
         return ingest_service_pb2.GetJobResponse(job=self._job_pb(job))
 
     async def WatchJob(
         self, request: ingest_service_pb2.WatchJobRequest, context: Any
     ) -> AsyncIterator[ingest_service_pb2.WatchJobResponse]:
-        async for job in self._jobs.watch(require_id("job_id", request.job_id)):
+        # Checked once: a job's tenant never changes.
+        owned = await self._own_job(self._tenant(context), request.job_id)
+        async for job in self._jobs.watch(owned.job_id):
             yield ingest_service_pb2.WatchJobResponse(job=self._job_pb(job))
 
     # -- search and documents -----------------------------------------------------------------
@@ -163,6 +188,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
                     vector=embedded.vectors[0].values,
                     top_k=top_k,
                     document_ids=request.document_ids,
+                    tenant=self._tenant(context),
                 ),
                 timeout=30,
             ),
@@ -173,14 +199,16 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         self, request: ingest_service_pb2.GetDocumentRequest, context: Any
     ) -> ingest_service_pb2.GetDocumentResponse:
         document_id = require_id("document_id", request.document_id)
-        versions = await self._versions.document_versions(document_id)
+        tenant = self._tenant(context)
+        versions = await self._versions.document_versions(tenant, document_id)
         if versions is None:
             raise NotFound(f"document {document_id!r} was never ingested")
         counted = await self._call(
             "indexer",
             self._settings.indexer_address,
             self._indexer.CountChunks(
-                indexer_service_pb2.CountChunksRequest(document_id=document_id), timeout=30
+                indexer_service_pb2.CountChunksRequest(document_id=document_id, tenant=tenant),
+                timeout=30,
             ),
         )
         if versions.live == 0 and versions.floor == versions.seq and counted.chunk_count == 0:
@@ -200,7 +228,9 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             "indexer",
             self._settings.indexer_address,
             self._indexer.DeleteDocument(
-                indexer_service_pb2.IndexerServiceDeleteDocumentRequest(document_id=document_id),
+                indexer_service_pb2.IndexerServiceDeleteDocumentRequest(
+                    document_id=document_id, tenant=self._tenant(context)
+                ),
                 timeout=60,
             ),
         )
@@ -210,8 +240,8 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
     async def CancelJob(
         self, request: ingest_service_pb2.CancelJobRequest, context: Any
     ) -> ingest_service_pb2.CancelJobResponse:
-        job_id = require_id("job_id", request.job_id)
-        job = await self._jobs.get(job_id)
+        job = await self._own_job(self._tenant(context), request.job_id)
+        job_id = job.job_id
         if job.state != JobState.CANCELLED:
             await self._jobs.move(job_id, JobState.CANCELLED, last_error="cancelled by request")
             job = await self._jobs.get(job_id)
@@ -226,7 +256,9 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             self._settings.indexer_address,
             self._indexer.DeleteDocument(
                 indexer_service_pb2.IndexerServiceDeleteDocumentRequest(
-                    document_id=job.document_id, only_version=job.document_version
+                    document_id=job.document_id,
+                    only_version=job.document_version,
+                    tenant=job.tenant,
                 ),
                 timeout=60,
             ),
@@ -237,7 +269,9 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         self, request: ingest_service_pb2.ListDeadLettersRequest, context: Any
     ) -> ingest_service_pb2.ListDeadLettersResponse:
         stage = _stage(request.stage)
-        page, token = await self._dead_letters.list(stage, request.page_size, request.page_token)
+        page, token = await self._dead_letters.list(
+            stage, request.page_size, request.page_token, tenant=self._letters_tenant(context)
+        )
         return ingest_service_pb2.ListDeadLettersResponse(
             dead_letters=[dead_letter_to_pb(d, stage, doc) for d, doc in page],
             next_page_token=token,
@@ -247,14 +281,20 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         self, request: ingest_service_pb2.RequeueDeadLettersRequest, context: Any
     ) -> ingest_service_pb2.RequeueDeadLettersResponse:
         count = await self._dead_letters.requeue(
-            _stage(request.stage), list(request.dead_letter_ids)
+            _stage(request.stage),
+            list(request.dead_letter_ids),
+            tenant=self._letters_tenant(context),
         )
         return ingest_service_pb2.RequeueDeadLettersResponse(requeued=count)
 
     async def PurgeDeadLetters(
         self, request: ingest_service_pb2.PurgeDeadLettersRequest, context: Any
     ) -> ingest_service_pb2.PurgeDeadLettersResponse:
-        count = await self._dead_letters.purge(_stage(request.stage), list(request.dead_letter_ids))
+        count = await self._dead_letters.purge(
+            _stage(request.stage),
+            list(request.dead_letter_ids),
+            tenant=self._letters_tenant(context),
+        )
         return ingest_service_pb2.PurgeDeadLettersResponse(purged=count)
 
     @staticmethod

@@ -13,6 +13,7 @@ from ragline.jobs.model import JobState, Stage
 from ragline.jobs.store import JobStore
 from ragline.jobs.versions import VersionStore
 from ragline.stage.runner import Task
+from ragline.tenants import tenant_or_default
 
 
 class IndexHandler:
@@ -37,6 +38,7 @@ class IndexHandler:
                     vector=c.vector,
                     metadata=metadata,
                     job_id=task.job_id,
+                    tenant=tenant_or_default(index.document.tenant),
                 )
                 for c in index.chunks
             )
@@ -56,7 +58,10 @@ class IndexHandler:
             if marked.state == JobState.CANCELLED:
                 # Cancelled while this batch was in flight: take back what was just written.
                 await asyncio.to_thread(
-                    self._store.discard, doc.document_id, only_version=doc.document_version
+                    self._store.discard,
+                    tenant_or_default(doc.tenant),
+                    doc.document_id,
+                    only_version=doc.document_version,
                 )
             elif marked.all_done:
                 await self.finish_version(task)
@@ -67,8 +72,9 @@ class IndexHandler:
         chunks the version replaces. Idempotent: a redelivered last message repeats it harmlessly.
         """
         doc = task.envelope.index.document
+        tenant = tenant_or_default(doc.tenant)
         versions, state = await self._versions.complete_version(
-            task.job_id, doc.document_id, doc.document_version
+            task.job_id, tenant, doc.document_id, doc.document_version
         )
         if state == JobState.CANCELLED:
             cleanup = Cleanup(below_version=None, only_version=doc.document_version, deleted=True)
@@ -78,6 +84,7 @@ class IndexHandler:
             return
         await asyncio.to_thread(
             self._store.discard,
+            tenant,
             doc.document_id,
             below_version=cleanup.below_version,
             only_version=cleanup.only_version,

@@ -9,6 +9,7 @@ from ragline.convert import metadata_from_dict
 from ragline.errors import InvalidArgument, NotFound
 from ragline.indexer.vector_store import MILVUS_MAX_RESULTS, Hit, VectorStore
 from ragline.jobs.versions import VersionStore
+from ragline.tenants import tenant_or_default
 from ragline.v1 import indexer_service_pb2, indexer_service_pb2_grpc, ingest_service_pb2
 
 # Milvus caps one search's limit; over-fetching stops there.
@@ -29,7 +30,10 @@ class IndexerServicer(indexer_service_pb2_grpc.IndexerServiceServicer):
                 f"has {len(request.vector)} dimensions; the index holds {self._store.dimension}",
             )
         hits = await self.search_live(
-            list(request.vector), request.top_k, list(request.document_ids)
+            tenant_or_default(request.tenant),
+            list(request.vector),
+            request.top_k,
+            list(request.document_ids),
         )
         return indexer_service_pb2.IndexerServiceSearchResponse(
             hits=[
@@ -46,9 +50,9 @@ class IndexerServicer(indexer_service_pb2_grpc.IndexerServiceServicer):
         )
 
     async def search_live(
-        self, vector: list[float], top_k: int, document_ids: list[str]
+        self, tenant: str, vector: list[float], top_k: int, document_ids: list[str]
     ) -> list[Hit]:
-        """The top_k hits from each document's live version only.
+        """The tenant's top_k hits from each document's live version only.
 
         Chunks of versions still in flight, or replaced but not yet removed, are skipped; when
         they crowd out the top_k, fetch more (up to MAX_FETCH).
@@ -56,9 +60,9 @@ class IndexerServicer(indexer_service_pb2_grpc.IndexerServiceServicer):
         fetch = top_k * 2 + 8
         while True:
             raw = await asyncio.to_thread(
-                self._store.search, vector, min(fetch, MAX_FETCH), document_ids=document_ids
+                self._store.search, tenant, vector, min(fetch, MAX_FETCH), document_ids=document_ids
             )
-            live = await self._versions.live_versions(h.document_id for h in raw)
+            live = await self._versions.live_versions(tenant, (h.document_id for h in raw))
             hits = [h for h in raw if live.get(h.document_id, 0) == h.document_version]
             if len(hits) >= top_k or len(raw) < min(fetch, MAX_FETCH) or fetch >= MAX_FETCH:
                 return hits[:top_k]
@@ -67,7 +71,9 @@ class IndexerServicer(indexer_service_pb2_grpc.IndexerServiceServicer):
     async def CountChunks(
         self, request: indexer_service_pb2.CountChunksRequest, context: Any
     ) -> indexer_service_pb2.CountChunksResponse:
-        count = await asyncio.to_thread(self._store.count, request.document_id or None)
+        count = await asyncio.to_thread(
+            self._store.count, request.document_id or None, tenant=tenant_or_default(request.tenant)
+        )
         return indexer_service_pb2.CountChunksResponse(chunk_count=count)
 
     async def DeleteDocument(
@@ -75,14 +81,18 @@ class IndexerServicer(indexer_service_pb2_grpc.IndexerServiceServicer):
     ) -> indexer_service_pb2.IndexerServiceDeleteDocumentResponse:
         if not request.document_id:
             raise InvalidArgument("document_id", "must not be empty")
+        tenant = tenant_or_default(request.tenant)
         if request.only_version:
             removed = await asyncio.to_thread(
-                self._store.delete_document, request.document_id, only_version=request.only_version
+                self._store.delete_document,
+                tenant,
+                request.document_id,
+                only_version=request.only_version,
             )
             return indexer_service_pb2.IndexerServiceDeleteDocumentResponse(chunks_deleted=removed)
         # Void the versions first, so a version still in flight cannot come back after the delete.
-        known = await self._versions.delete_document(request.document_id)
-        deleted = await asyncio.to_thread(self._store.delete_document, request.document_id)
+        known = await self._versions.delete_document(tenant, request.document_id)
+        deleted = await asyncio.to_thread(self._store.delete_document, tenant, request.document_id)
         if not known and not deleted:
             raise NotFound(f"document {request.document_id!r} is not in the index")
         return indexer_service_pb2.IndexerServiceDeleteDocumentResponse(chunks_deleted=deleted)

@@ -1,8 +1,15 @@
-"""The vector store: chunks of every document version in one Milvus collection.
+"""The vector store: chunks of every tenant's document versions in one Milvus collection.
 
-Each chunk row is keyed by ``chunk_key(document_id, document_version, chunk_index)``, so a
-redelivered batch upserts over itself. When a version completes, the indexer deletes the
+Each chunk row is keyed by ``chunk_key(document_id, document_version, chunk_index, tenant)``, so
+a redelivered batch upserts over itself. When a version completes, the indexer deletes the
 document's older versions; readers filter search hits to each document's live version.
+
+Every row carries its tenant, the collection's partition key (a server keeps each tenant's rows
+in their own partitions; Milvus Lite accepts the key and filters), and every query, search,
+count and delete is restricted to one tenant by a filter this class adds itself: no method
+reads or deletes across tenants unless it says so (`count(tenant=None)`, the migration). A
+collection made before tenancy has no tenant field; `migrate_to_tenancy` copies it once into the
+new schema with every row given to the default tenant (`ragline migrate-vectors`).
 
 Works against Milvus Lite (a ``.db`` file path: one process only) and any Milvus server
 (``http://host:19530``). Filters are built as escaped string literals because Milvus Lite does
@@ -24,7 +31,7 @@ import contextlib
 import json
 import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -47,8 +54,9 @@ from ragline.errors import (
 )
 from ragline.indexer.keys import CHUNK_KEY_LENGTH, chunk_key
 from ragline.limits import MAX_DOCUMENT_ID_BYTES
+from ragline.tenants import DEFAULT_TENANT, MAX_TENANT_CHARS, check_tenant, is_valid_tenant
 
-__all__ = ["ChunkRow", "Hit", "VectorStore"]
+__all__ = ["ChunkRow", "Hit", "LegacyCollection", "VectorStore"]
 
 MAX_JOB_ID_BYTES = 64
 MAX_TEXT_BYTES = 65535
@@ -61,6 +69,9 @@ _DOCUMENT_ID_COLUMN_BYTES = 1024
 
 _COLLECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 _OUTPUT_FIELDS = ["document_id", "document_version", "chunk_index", "text", "metadata"]
+_TENANT_FIELD = "tenant"
+# What a migration copies per round trip; a batch of 384-dim rows with text is a few MB.
+_MIGRATION_BATCH = 1000
 _STRONG = "Strong"
 # Milvus string literals accept only these escapes (Lite rejects \x and \u); every other
 # character, control characters and non-ASCII included, is matched verbatim.
@@ -77,6 +88,10 @@ _lite_users_lock = threading.Lock()
 entity_helper.CHECK_STR_ARRAY = False
 
 
+class LegacyCollection(ConfigurationError):
+    """The collection was made before tenancy: its rows carry no tenant until migrated."""
+
+
 @dataclass(frozen=True)
 class ChunkRow:
     """One embedded chunk of one document version, as the indexer writes it."""
@@ -88,6 +103,7 @@ class ChunkRow:
     vector: Sequence[float]
     metadata: Mapping[str, Any]  # JSON-able: uploaded_by, upload_time, original_filename, ...
     job_id: str
+    tenant: str
 
 
 @dataclass(frozen=True)
@@ -171,10 +187,11 @@ class VectorStore:
         return self._dimension
 
     def ensure_collection(self) -> None:
-        """Create the collection if missing and load it; check an existing one's dimension."""
+        """Create the collection if missing and load it; check an existing one's dimension and
+        that it has tenants (LegacyCollection, telling how to migrate, if not)."""
         with self._call("create or check the collection"):
             if self._client.has_collection(self._collection, timeout=self._timeout):
-                self._check_dimension()
+                self._check_schema()
             else:
                 self._create()
             # Idempotent; a collection reopened from a Lite file or a restarted server may be
@@ -195,17 +212,18 @@ class VectorStore:
 
     def delete_document(
         self,
+        tenant: str,
         document_id: str,
         *,
         below_version: int | None = None,
         only_version: int | None = None,
     ) -> int:
-        """Delete a document's chunks and return how many were deleted.
+        """Delete one tenant's document's chunks and return how many were deleted.
 
         With no version arguments every version goes; `below_version` keeps that version and
         newer; `only_version` deletes one version. Both given means both conditions hold.
         """
-        expr = _document_filter(document_id, below_version, only_version)
+        expr = _document_filter(tenant, document_id, below_version, only_version)
         with self._call(f"delete chunks of document {document_id!r}"):
             # Counted first: Milvus Lite answers a delete with the pks, a server with a count
             # that is not exact in every version. The lock keeps this store's own writes out.
@@ -216,6 +234,7 @@ class VectorStore:
 
     def discard(
         self,
+        tenant: str,
         document_id: str,
         *,
         below_version: int | None = None,
@@ -223,14 +242,20 @@ class VectorStore:
     ) -> None:
         """`delete_document` without the count: the indexer's clean-up, which needs no answer
         and so saves a filtered query (a scan of the whole collection on Milvus Lite)."""
-        expr = _document_filter(document_id, below_version, only_version)
+        expr = _document_filter(tenant, document_id, below_version, only_version)
         with self._call(f"delete chunks of document {document_id!r}"):
             self._client.delete(self._collection, filter=expr, timeout=self._timeout)
 
     def search(
-        self, vector: Sequence[float], top_k: int, *, document_ids: Sequence[str] = ()
+        self,
+        tenant: str,
+        vector: Sequence[float],
+        top_k: int,
+        *,
+        document_ids: Sequence[str] = (),
     ) -> list[Hit]:
-        """The `top_k` chunks nearest to `vector`, best first, optionally within `document_ids`."""
+        """The `top_k` chunks of `tenant` nearest to `vector`, best first, optionally within
+        `document_ids`."""
         if not 1 <= top_k <= MILVUS_MAX_RESULTS:
             raise InvalidArgument(
                 "top_k", f"must be between 1 and {MILVUS_MAX_RESULTS}, got {top_k}"
@@ -241,9 +266,9 @@ class VectorStore:
                 f"{self._collection!r} holds {self._dimension}: the embedding model and the "
                 "collection disagree"
             )
-        expr = ""
+        expr = _tenant_filter(tenant)
         if document_ids:
-            expr = f"document_id in [{', '.join(_literal(d) for d in document_ids)}]"
+            expr += f" and document_id in [{', '.join(_literal(d) for d in document_ids)}]"
         with self._call("search"):
             result = self._client.search(
                 self._collection,
@@ -257,11 +282,67 @@ class VectorStore:
             )
         return [_hit(h) for h in result[0]] if result else []
 
-    def count(self, document_id: str | None = None) -> int:
-        """How many chunks are stored, in all or for one document (every version)."""
-        expr = "" if document_id is None else f"document_id == {_literal(document_id)}"
+    def count(self, document_id: str | None = None, *, tenant: str | None) -> int:
+        """How many chunks are stored: of one tenant (or, with `tenant=None`, of every tenant),
+        in all or for one document (every version)."""
+        clauses = [] if tenant is None else [_tenant_filter(tenant)]
+        if document_id is not None:
+            clauses.append(f"document_id == {_literal(document_id)}")
         with self._call("count chunks"):
-            return self._count(expr)
+            return self._count(" and ".join(clauses))
+
+    def migrate_to_tenancy(
+        self, progress: Callable[[int, int], None] = lambda done, total: None
+    ) -> int:
+        """Moves a collection made before tenancy into the current schema, every row given to
+        the default tenant with its primary key unchanged; returns the rows moved (0 when the
+        collection is current or missing). `progress(done, total)` is called after each batch.
+
+        The rows are copied into a new collection, the old one dropped and the copy renamed to
+        its name. Stop the indexer first. A run cut short is safe to repeat: a copy left without
+        its original (dropped, not yet renamed) is renamed; one left beside it is made again.
+        """
+        staging = f"{self._collection}__tenancy"
+        if len(staging) > 255:
+            raise ConfigurationError(f"collection name {self._collection!r} is too long to migrate")
+        with self._call("migrate the collection to tenancy"):
+            has = self._client.has_collection
+            if not has(self._collection, timeout=self._timeout):
+                if has(staging, timeout=self._timeout):
+                    self._client.rename_collection(staging, self._collection, timeout=self._timeout)
+                return 0
+            if self._has_tenants():
+                return 0
+            self._check_dimension()
+            if has(staging, timeout=self._timeout):
+                self._client.drop_collection(staging, timeout=self._timeout)
+            self._create(staging)
+            self._client.load_collection(self._collection, timeout=self._timeout)
+            total = self._count("")
+            moved = 0
+            fields = ["pk", "document_id", "document_version", "chunk_index", "job_id", "text"]
+            rows = self._client.query_iterator(
+                self._collection,
+                batch_size=_MIGRATION_BATCH,
+                filter="",
+                output_fields=[*fields, "metadata", "vector"],
+                timeout=self._timeout,
+            )
+            try:
+                while batch := rows.next():
+                    self._client.insert(
+                        staging,
+                        [{**row, _TENANT_FIELD: DEFAULT_TENANT} for row in batch],
+                        timeout=self._timeout,
+                    )
+                    moved += len(batch)
+                    progress(moved, total)
+            finally:
+                rows.close()
+            self._client.drop_collection(self._collection, timeout=self._timeout)
+            self._client.rename_collection(staging, self._collection, timeout=self._timeout)
+            self._client.load_collection(self._collection, timeout=self._timeout)
+        return moved
 
     def close(self) -> None:
         """Close the connection; for Milvus Lite, stop its server when no store here uses it."""
@@ -310,9 +391,14 @@ class VectorStore:
         )
         return int(rows[0]["count(*)"]) if rows else 0
 
-    def _create(self) -> None:
+    def _create(self, name: str | None = None) -> None:
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("pk", DataType.VARCHAR, max_length=CHUNK_KEY_LENGTH * 2, is_primary=True)
+        # The partition key: a server hashes tenants over the collection's partitions, so one
+        # tenant's search reads its own partitions only. The filter stays the guarantee.
+        schema.add_field(
+            _TENANT_FIELD, DataType.VARCHAR, max_length=MAX_TENANT_CHARS + 1, is_partition_key=True
+        )
         schema.add_field("document_id", DataType.VARCHAR, max_length=_DOCUMENT_ID_COLUMN_BYTES)
         schema.add_field("document_version", DataType.INT64)
         schema.add_field("chunk_index", DataType.INT64)
@@ -324,15 +410,31 @@ class VectorStore:
         # AUTOINDEX works on Milvus Lite and lets a server pick its best index (HNSW today).
         index.add_index(field_name="vector", index_type="AUTOINDEX", metric_type="COSINE")
         self._client.create_collection(
-            self._collection,
+            name or self._collection,
             schema=schema,
             index_params=index,
             consistency_level=_STRONG,
             timeout=self._timeout,
         )
 
-    def _check_dimension(self) -> None:
+    def _check_schema(self) -> None:
+        self._check_dimension()
+        if not self._has_tenants():
+            raise LegacyCollection(
+                f"Milvus collection {self._collection!r} at {self._uri} was made before tenancy: "
+                "its chunks carry no tenant. Stop the indexer and run `ragline migrate-vectors` "
+                "once (it gives every chunk to tenant 'default'), then start it again"
+            )
+
+    def _fields(self) -> list[dict[str, Any]]:
         info = self._client.describe_collection(self._collection, timeout=self._timeout)
+        return list(info.get("fields", []))
+
+    def _has_tenants(self) -> bool:
+        return any(f.get("name") == _TENANT_FIELD for f in self._fields())
+
+    def _check_dimension(self) -> None:
+        info = {"fields": self._fields()}
         vector = next((f for f in info.get("fields", []) if f.get("name") == "vector"), None)
         found = None if vector is None else int(vector.get("params", {}).get("dim", 0))
         if found != self._dimension:
@@ -347,6 +449,8 @@ class VectorStore:
     def _entity(self, row: ChunkRow) -> tuple[str, dict[str, Any]]:
         """The row as a Milvus entity, or PermanentTaskError if it can never be stored."""
         where = f"chunk {row.chunk_index} of document {row.document_id!r} v{row.document_version}"
+        if not is_valid_tenant(row.tenant):
+            raise PermanentTaskError(f"{where}: tenant {row.tenant!r} is not a valid tenant id")
         if len(row.document_id.encode("utf-8")) > MAX_DOCUMENT_ID_BYTES:
             raise PermanentTaskError(f"{where}: document id over {MAX_DOCUMENT_ID_BYTES} bytes")
         if len(row.job_id.encode("utf-8")) > MAX_JOB_ID_BYTES:
@@ -366,9 +470,10 @@ class VectorStore:
             json.dumps(metadata, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise PermanentTaskError(f"{where}: metadata is not JSON: {exc}") from exc
-        pk = chunk_key(row.document_id, row.document_version, row.chunk_index)
+        pk = chunk_key(row.document_id, row.document_version, row.chunk_index, row.tenant)
         return pk, {
             "pk": pk,
+            _TENANT_FIELD: row.tenant,
             "document_id": row.document_id,
             "document_version": row.document_version,
             "chunk_index": row.chunk_index,
@@ -379,8 +484,16 @@ class VectorStore:
         }
 
 
-def _document_filter(document_id: str, below_version: int | None, only_version: int | None) -> str:
-    expr = f"document_id == {_literal(document_id)}"
+def _tenant_filter(tenant: str) -> str:
+    # Checked, not escaped: a tenant id that is not one is a bug upstream, never a query.
+    check_tenant(tenant)
+    return f"{_TENANT_FIELD} == {_literal(tenant)}"
+
+
+def _document_filter(
+    tenant: str, document_id: str, below_version: int | None, only_version: int | None
+) -> str:
+    expr = f"{_tenant_filter(tenant)} and document_id == {_literal(document_id)}"
     if below_version is not None:
         expr += f" and document_version < {int(below_version)}"
     if only_version is not None:

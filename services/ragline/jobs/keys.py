@@ -9,11 +9,20 @@ place, since both stores' scripts touch a job and its document together.
     {ns}:request:{request_id}   the job id an idempotency key created (24 h)
     {ns}:doc:{document_id}      hash: seq (last version given), live (searchable version), floor
                                 (versions at or below it were deleted and must not come back)
+
+Request ids and documents belong to a tenant. The default tenant's keys are the ones above,
+as they were before tenancy, so a store written then is the default tenant's as it stands;
+every other tenant's sit under `{ns}:t:{tenant}:` (`{ns}:t:acme:doc:handbook.pdf`), which no
+default-tenant key can start with. A tenant id holds no `:` (ragline.tenants), so the tenant
+segment ends where it should; the document and request ids come last, where any text is safe.
+Jobs are keyed by their server-made ids, unique across tenants; the record names its tenant.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ragline.tenants import DEFAULT_TENANT
 
 
 @dataclass(frozen=True)
@@ -40,8 +49,11 @@ class Keys:
     def open_jobs(self) -> str:
         return f"{self.namespace}:jobs:open"
 
-    def request(self, request_id: str) -> str:
-        return f"{self.namespace}:request:{request_id}"
+    def request(self, tenant: str, request_id: str) -> str:
+        return f"{self._owner(tenant)}:request:{request_id}"
 
-    def doc(self, document_id: str) -> str:
-        return f"{self.namespace}:doc:{document_id}"
+    def doc(self, tenant: str, document_id: str) -> str:
+        return f"{self._owner(tenant)}:doc:{document_id}"
+
+    def _owner(self, tenant: str) -> str:
+        return self.namespace if tenant == DEFAULT_TENANT else f"{self.namespace}:t:{tenant}"

@@ -70,6 +70,7 @@ class Job:
     document_version: int
     state: JobState
     progress: JobProgress
+    tenant: str = "default"  # ragline.tenants.DEFAULT_TENANT (the domain model imports nothing)
     last_error: str = ""
     last_error_stage: Stage | None = None
     attempts: int = 1

@@ -23,6 +23,7 @@ from ragline.jobs.model import ALLOWED_FROM, Job, JobProgress, JobState, Stage
 from ragline.redis_client import answered, connect, text
 from ragline.redis_scripts import lua_script
 from ragline.stage.envelope import DOCUMENT_VERSION_TAGS
+from ragline.tenants import DEFAULT_TENANT, tenant_or_default
 
 REQUEST_TTL_S = 24 * 3600
 # Finished jobs stay readable this long by default (RAGLINE_JOB_RETENTION_S), then Redis drops
@@ -112,13 +113,15 @@ class JobStore:
         await self._r.aclose()
 
     # -- jobs -------------------------------------------------------------------------------
-    async def create(self, document_id: str, *, request_id: str = "") -> tuple[Job, bool]:
-        """Records a new job in ACCEPTED with the document's next version.
+    async def create(
+        self, document_id: str, *, request_id: str = "", tenant: str = DEFAULT_TENANT
+    ) -> tuple[Job, bool]:
+        """Records a new job of `tenant` in ACCEPTED with the document's next version.
 
         With a request id seen in the last 24 h, returns that request's job instead (unless that
         job's record is gone: then the request makes a new one). Returns (job, created).
         """
-        (result,) = await self.create_many([(document_id, request_id)])
+        (result,) = await self.create_many([(document_id, request_id)], tenants=[tenant])
         return result
 
     async def create_many(
@@ -126,13 +129,16 @@ class JobStore:
         items: Sequence[tuple[str, str]],
         *,
         job_ids: Sequence[str] = (),
+        tenants: Sequence[str] = (),
         tasks: Sequence[bytes] = (),
         target: TaskTarget | None = None,
     ) -> list[tuple[Job, bool]]:
         """`create` for each (document_id, request_id) in `items`, in order, in one round trip.
 
         Repeats of a document get consecutive versions; a request id repeated within `items`
-        returns the job its first occurrence made. Returns (job, created) per item.
+        returns the job its first occurrence made. Returns (job, created) per item. `tenants`
+        names each item's tenant (all the default tenant's when empty): document versions and
+        request ids are counted per tenant.
 
         `job_ids` names the jobs to make (new ids when empty). With a `target`, `tasks` holds
         one serialized chunk-task envelope per item, for that job and without its document
@@ -146,7 +152,11 @@ class JobStore:
         now = time.time()
         prefix = self.keys.job_prefix
         names = job_ids or [new_id() for _ in items]
-        ids = [(job_id, d, r) for job_id, (d, r) in zip(names, items, strict=True)]
+        owners = tenants or [DEFAULT_TENANT] * len(items)
+        ids = [
+            (job_id, tenant, d, r)
+            for job_id, tenant, (d, r) in zip(names, owners, items, strict=True)
+        ]
         target = target or TaskTarget()
         keys: list[str] = [target.stream or target.outbox, target.leases, self.keys.open_jobs]
         args: list[Any] = [
@@ -157,19 +167,20 @@ class JobStore:
             target.lease_s,
             *DOCUMENT_VERSION_TAGS,
         ]
-        for i, (job_id, document_id, request_id) in enumerate(ids):
+        for i, (job_id, tenant, document_id, request_id) in enumerate(ids):
             keys += [
                 prefix + job_id,
-                self.keys.request(request_id) if request_id else "",
-                self.keys.doc(document_id),
+                self.keys.request(tenant, request_id) if request_id else "",
+                self.keys.doc(tenant, document_id),
             ]
-            args += [job_id, document_id, request_id, tasks[i] if tasks else b""]
+            args += [job_id, document_id, request_id, tenant, tasks[i] if tasks else b""]
         replies = await self._call(self._create_many, keys, args)
         out: list[tuple[Job, bool]] = []
-        for (job_id, document_id, request_id), reply in zip(ids, replies, strict=True):
+        for (job_id, tenant, document_id, request_id), reply in zip(ids, replies, strict=True):
             if int(reply[0]) == 1:
                 job = Job(
                     job_id=job_id,
+                    tenant=tenant,
                     document_id=document_id,
                     document_version=int(reply[1]),
                     state=JobState.ACCEPTED,
@@ -217,17 +228,21 @@ class JobStore:
                     ],
                 )
             )
-        forget = [self.keys.request(j.request_id) for j in jobs if j.request_id]
+        forget = [self.keys.request(j.tenant, j.request_id) for j in jobs if j.request_id]
         await self._eval_many(self._transition, calls, delete=forget)
 
     async def get(self, job_id: str) -> Job:
         """The job, or NotFound."""
         raw = await self._call_plain(self._r.hgetall(self.keys.job(job_id)))
         if not raw:
-            raise NotFound(
-                f"job {job_id!r} does not exist (or finished over {_days(self._retention_s)} ago)"
-            )
+            raise self.not_found(job_id)
         return _job_from_hash(raw)
+
+    def not_found(self, job_id: str) -> NotFound:
+        """The error for a job that is not there (or not the caller's: the same words)."""
+        return NotFound(
+            f"job {job_id!r} does not exist (or finished over {_days(self._retention_s)} ago)"
+        )
 
     async def get_many(self, job_ids: Iterable[str]) -> list[Job | None]:
         ids = list(job_ids)
@@ -448,6 +463,8 @@ def _job_from_hash(raw: dict[bytes, bytes]) -> Job:
     stage = h.get("last_error_stage", "")
     return Job(
         job_id=h["job_id"],
+        # A record made before tenancy names none: it is the default tenant's.
+        tenant=tenant_or_default(h.get("tenant", "")),
         document_id=h["document_id"],
         document_version=int(h.get("document_version", 0)),
         state=JobState(h["state"]),

@@ -49,7 +49,7 @@ class VersionStore:
         return cls(jobs.redis, keys=jobs.keys, retention_s=jobs.retention_s)
 
     async def complete_version(
-        self, job_id: str, document_id: str, version: int
+        self, job_id: str, tenant: str, document_id: str, version: int
     ) -> tuple[DocumentVersions, JobState]:
         """Once every chunk of a job's version is indexed: makes the version live if it is the
         newest and not deleted, and ends the job (COMPLETED, or CANCELLED when the document was
@@ -61,7 +61,7 @@ class VersionStore:
         live, floor, state, seq = await self._call(
             self._complete(
                 keys=[
-                    k.doc(document_id),
+                    k.doc(tenant, document_id),
                     k.job(job_id),
                     k.events(job_id),
                     *k.bitmaps(job_id),
@@ -80,8 +80,8 @@ class VersionStore:
             raise NotFound(f"job {job_id!r} does not exist")
         return DocumentVersions(int(seq), int(live), int(floor)), JobState(text(state))
 
-    async def document_versions(self, document_id: str) -> DocumentVersions | None:
-        raw = await self._call(self._r.hgetall(self._keys.doc(document_id)))
+    async def document_versions(self, tenant: str, document_id: str) -> DocumentVersions | None:
+        raw = await self._call(self._r.hgetall(self._keys.doc(tenant, document_id)))
         if not raw:
             return None
         return DocumentVersions(
@@ -90,18 +90,19 @@ class VersionStore:
             floor=int(raw.get(b"floor", 0)),
         )
 
-    async def live_versions(self, document_ids: Iterable[str]) -> dict[str, int]:
-        """The searchable version of each document (0 when none)."""
+    async def live_versions(self, tenant: str, document_ids: Iterable[str]) -> dict[str, int]:
+        """The searchable version of each of a tenant's documents (0 when none)."""
         ids = list(dict.fromkeys(document_ids))
         async with self._r.pipeline(transaction=False) as pipe:
             for d in ids:
-                pipe.hget(self._keys.doc(d), "live")
+                pipe.hget(self._keys.doc(tenant, d), "live")
             rows = await self._call(pipe.execute())
         return {d: int(v or 0) for d, v in zip(ids, rows, strict=True)}
 
-    async def delete_document(self, document_id: str) -> bool:
-        """Voids every version of a document given so far. False when it is unknown or deleted."""
-        done = await self._call(self._delete(keys=[self._keys.doc(document_id)], args=[]))
+    async def delete_document(self, tenant: str, document_id: str) -> bool:
+        """Voids every version of a tenant's document given so far. False when it is unknown or
+        deleted."""
+        done = await self._call(self._delete(keys=[self._keys.doc(tenant, document_id)], args=[]))
         return bool(int(done))
 
     async def _call(self, awaitable: Any) -> Any:

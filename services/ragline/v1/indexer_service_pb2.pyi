@@ -28,8 +28,11 @@ class IndexerServiceSearchRequest(_message.Message):
     VECTOR_FIELD_NUMBER: _builtins.int
     TOP_K_FIELD_NUMBER: _builtins.int
     DOCUMENT_IDS_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
     top_k: _builtins.int
     """How many hits to return."""
+    tenant: _builtins.str
+    """The tenant whose chunks are searched; empty means "default". Set by the gateway from the caller's key."""
     @_builtins.property
     def vector(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
         """The query vector, made by the embedder."""
@@ -44,10 +47,11 @@ class IndexerServiceSearchRequest(_message.Message):
         vector: _abc.Iterable[_builtins.float] | None = ...,
         top_k: _builtins.int = ...,
         document_ids: _abc.Iterable[_builtins.str] | None = ...,
+        tenant: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_ids", b"document_ids", "top_k", b"top_k", "vector", b"vector"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_ids", b"document_ids", "tenant", b"tenant", "top_k", b"top_k", "vector", b"vector"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -84,16 +88,20 @@ class CountChunksRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
-    """Count only this document's chunks; empty counts every chunk."""
+    """Count only this document's chunks; empty counts every chunk of the tenant."""
+    tenant: _builtins.str
+    """The tenant whose chunks are counted; empty means "default"."""
     def __init__(
         self,
         *,
         document_id: _builtins.str = ...,
+        tenant: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -129,19 +137,23 @@ class IndexerServiceDeleteDocumentRequest(_message.Message):
 
     DOCUMENT_ID_FIELD_NUMBER: _builtins.int
     ONLY_VERSION_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     """The document id."""
     only_version: _builtins.int
     """If set, only this version's chunks are removed (e.g. a cancelled job's), and the document stays."""
+    tenant: _builtins.str
+    """The tenant that owns the document; empty means "default"."""
     def __init__(
         self,
         *,
         document_id: _builtins.str = ...,
         only_version: _builtins.int = ...,
+        tenant: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id", "only_version", b"only_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id", "only_version", b"only_version", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

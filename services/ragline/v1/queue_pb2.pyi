@@ -93,10 +93,13 @@ class DocumentRef(_message.Message):
     DOCUMENT_ID_FIELD_NUMBER: _builtins.int
     DOCUMENT_VERSION_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     """The caller's document id."""
     document_version: _builtins.int
     """The version the gateway assigned to this ingest of the document."""
+    tenant: _builtins.str
+    """The tenant that owns the document, from the caller's API key; empty (a task queued before tenancy) means "default"."""
     @_builtins.property
     def metadata(self) -> _job_pb2.DocumentMetadata:
         """The document's metadata, stored beside each chunk."""
@@ -107,10 +110,11 @@ class DocumentRef(_message.Message):
         document_id: _builtins.str = ...,
         document_version: _builtins.int = ...,
         metadata: _job_pb2.DocumentMetadata | None = ...,
+        tenant: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id", "document_version", b"document_version", "metadata", b"metadata"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id", "document_version", b"document_version", "metadata", b"metadata", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

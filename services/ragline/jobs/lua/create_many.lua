@@ -23,7 +23,7 @@
 --             holds its new entries this long before any relay may take them)
 -- ARGV[6..8]  the protobuf keys of TaskEnvelope.chunk, ChunkTask.document and
 --             DocumentRef.document_version
--- ARGV[9..]   per job: job_id, document_id, request_id, task body (without its version)
+-- ARGV[9..]   per job: job_id, document_id, request_id, tenant, task body (without its version)
 local now, ttl, prefix, mode = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local lease_until = 0
 if mode == 'outbox' then
@@ -47,8 +47,8 @@ end
 local out = {}
 for j = 0, (#KEYS - 3) / 3 - 1 do
   local job, request, doc = KEYS[3 * j + 4], KEYS[3 * j + 5], KEYS[3 * j + 6]
-  local job_id, document_id = ARGV[4 * j + 9], ARGV[4 * j + 10]
-  local request_id, body = ARGV[4 * j + 11], ARGV[4 * j + 12]
+  local job_id, document_id = ARGV[5 * j + 9], ARGV[5 * j + 10]
+  local request_id, tenant, body = ARGV[5 * j + 11], ARGV[5 * j + 12], ARGV[5 * j + 13]
   local reply = nil
   local mine = redis.call('HGET', job, 'document_version')
   if mine then reply = {1, tonumber(mine)} end
@@ -73,7 +73,7 @@ for j = 0, (#KEYS - 3) / 3 - 1 do
     redis.call('HSET', job, 'job_id', job_id, 'document_id', document_id,
       'document_version', version, 'state', 'accepted', 'chunks_total', 0,
       'chunks_embedded', 0, 'chunks_indexed', 0, 'attempts', 1, 'request_id', request_id,
-      'create_time', now, 'update_time', now)
+      'create_time', now, 'update_time', now, 'tenant', tenant)
     redis.call('ZADD', KEYS[3], now, job_id)
     if request ~= '' then redis.call('SET', request, job_id, 'EX', ttl) end
     reply = {1, version}
