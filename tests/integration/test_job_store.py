@@ -299,6 +299,16 @@ async def test_note_error_keeps_the_state(store: JobStore) -> None:
     assert got.finish_time == 0.0
 
 
+async def test_note_error_on_a_job_that_is_gone_leaves_no_partial_record(
+    store: JobStore, redis_client: aioredis.Redis
+) -> None:
+    # A job that expired (or was never made) while its task was retrying.
+    await store.note_error("gone-job", Stage.EMBED, "embedder busy", 2)
+
+    assert await redis_client.exists(store.keys.job("gone-job")) == 0
+    assert await store.get_many(["gone-job"]) == [None]
+
+
 # -- watch -------------------------------------------------------------------------------------
 
 

@@ -83,6 +83,7 @@ class JobStore:
         self._transition = client.register_script(lua_script("jobs", "transition"))
         self._set_total = client.register_script(lua_script("jobs", "set_total"))
         self._mark = client.register_script(lua_script("jobs", "mark"))
+        self._note_error = client.register_script(lua_script("jobs", "note_error"))
 
     @classmethod
     def from_url(
@@ -311,21 +312,13 @@ class JobStore:
         )
 
     async def note_error(self, job_id: str, stage: Stage, error: str, attempts: int) -> None:
-        """Records a retryable error on a job that goes on (shown as last_error while it retries)."""
-        now = time.time()
-        async with self._r.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                self.keys.job(job_id),
-                mapping={
-                    "last_error": error,
-                    "last_error_stage": stage.value,
-                    "attempts": attempts,
-                    "update_time": now,
-                },
-            )
-            pipe.zadd(self.keys.open_jobs, {job_id: now}, xx=True)
-            pipe.publish(self.keys.events(job_id), "error")
-            await self._call_plain(pipe.execute())
+        """Records a retryable error on a job that goes on (shown as last_error while it retries).
+        A job that no longer exists is left alone."""
+        await self._call(
+            self._note_error,
+            [self.keys.job(job_id), self.keys.events(job_id), self.keys.open_jobs],
+            [error, stage.value, attempts, time.time(), job_id],
+        )
 
     async def set_total(self, job_id: str, total: int) -> None:
         """Records how many chunks the document was cut into, and marks the job ACTIVE."""
