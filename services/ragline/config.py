@@ -118,6 +118,13 @@ class Settings:
     # Unfinished jobs never expire.
     job_retention_s: float = 7 * 24 * 3600.0
 
+    # API keys: the gateway requires one on every call when this names a keys file (hashes only;
+    # `ragline keys create` writes it), and refuses to start when the file is missing or invalid.
+    # Empty: auth is off and every call is tenant `default` (local use).
+    keys_file: str = ""
+    # How often (seconds) the gateway checks the keys file for changes and reloads it.
+    keys_reload_s: float = 2.0
+
     # Deliberate faults for resilience tests and chaos drills, off when empty; see ragline.faults.
     faults: str = ""
 
@@ -163,9 +170,7 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"RAGLINE_{name.upper()} must be positive.")
-        if self.outbox_lease_s <= 0:
-            raise ConfigurationError("RAGLINE_OUTBOX_LEASE_S must be positive.")
-        for name in ("stuck_after_s", "job_retention_s"):
+        for name in ("outbox_lease_s", "keys_reload_s", "stuck_after_s", "job_retention_s"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"RAGLINE_{name.upper()} must be positive.")
         for name in ("commit_interval_ms", "embed_gather_ms", "embed_batch_tokens"):

@@ -3,6 +3,8 @@
     RaglineError                      (retryable: False unless said otherwise)
     ├── InvalidArgument               a request field is malformed; names the field
     ├── NotFound                      an unknown job or document
+    ├── Unauthenticated               no API key, a malformed one, or one the gateway does not know
+    ├── PermissionDenied              the API key lacks the scope the call needs; names the scope
     ├── FailedPrecondition            the request cannot apply in the current state (e.g. cancel a completed job)
     ├── ResourceExhausted             over a size limit, or a queue is full (backpressure, with
     │                                 the delay to retry after)
@@ -42,6 +44,20 @@ class InvalidArgument(RaglineError):
 
 class NotFound(RaglineError):
     """An unknown job or document."""
+
+
+class Unauthenticated(RaglineError):
+    """The call carried no API key, a malformed one, or one that is unknown or revoked. The
+    message never holds key material."""
+
+
+class PermissionDenied(RaglineError):
+    """The caller's API key is valid but lacks `scope`, the scope the call needs (None when the
+    error came back from another service without it)."""
+
+    def __init__(self, message: str, *, scope: str | None = None) -> None:
+        super().__init__(message)
+        self.scope = scope
 
 
 class FailedPrecondition(RaglineError):

@@ -30,14 +30,22 @@ CHANNEL_OPTIONS = SERVER_OPTIONS
 
 
 class GrpcServer:
-    """An aio server with the error interceptor and the standard health service."""
+    """An aio server with the error interceptor and the standard health service. `interceptors`
+    run inside the error interceptor, in order (the gateway's access check)."""
 
     def __init__(
-        self, address: str, register: Sequence[Callable[[aio.Server], None]], service_name: str
+        self,
+        address: str,
+        register: Sequence[Callable[[aio.Server], None]],
+        service_name: str,
+        *,
+        interceptors: Sequence[aio.ServerInterceptor] = (),  # type: ignore[type-arg]
     ) -> None:
         self.address = address
         self.service_name = service_name
-        self.server = aio.server(interceptors=[ErrorInterceptor()], options=SERVER_OPTIONS)
+        self.server = aio.server(
+            interceptors=[ErrorInterceptor(), *interceptors], options=SERVER_OPTIONS
+        )
         self.health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         for add in register:

@@ -15,6 +15,8 @@ and only a service that did not answer becomes DependencyUnavailable.
     InvalidArgument        INVALID_ARGUMENT      BadRequest     InvalidArgument (the field)
     PermanentTaskError     INVALID_ARGUMENT      BadRequest     InvalidArgument
     NotFound               NOT_FOUND                            NotFound
+    Unauthenticated        UNAUTHENTICATED                      Unauthenticated
+    PermissionDenied       PERMISSION_DENIED                    PermissionDenied
     FailedPrecondition     FAILED_PRECONDITION                  FailedPrecondition
     ConfigurationError     FAILED_PRECONDITION                  FailedPrecondition
     ResourceExhausted      RESOURCE_EXHAUSTED    RetryInfo      ResourceExhausted (the delay)
@@ -49,6 +51,8 @@ _CODES: list[tuple[type[errors.RaglineError], grpc.StatusCode]] = [
     (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.PermanentTaskError, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.TransientError, grpc.StatusCode.UNAVAILABLE),
@@ -121,6 +125,10 @@ def error_from_rpc(exc: grpc.RpcError, service: str, address: str) -> errors.Rag
         return errors.NotFound(text or "not found")
     if code == grpc.StatusCode.FAILED_PRECONDITION:
         return errors.FailedPrecondition(text)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return errors.Unauthenticated(text or f"the {service} at {address} wants an API key")
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return errors.PermissionDenied(text or f"the {service} at {address} refused the call")
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         delays = [d for d in details if isinstance(d, error_details_pb2.RetryInfo)]
         after = delays[0].retry_delay.ToNanoseconds() / 1e9 if delays else None

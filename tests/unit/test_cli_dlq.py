@@ -46,7 +46,7 @@ class FakeClient:
     consumed: int
     found: int | None  # what requeue/purge say they did; None: as many as asked, or every letter
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, **options: Any) -> None:
         FakeClient.calls.append(("connect", address))
 
     def __enter__(self) -> FakeClient:

@@ -55,11 +55,13 @@ class FakeClient:
     """Stands in for RaglineClient: canned answers, and every call recorded."""
 
     calls: list[tuple[str, Any]]
+    options: dict[str, Any]
     job_states: list[Job]
     error: Exception | None
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, **options: Any) -> None:
         FakeClient.calls.append(("connect", address))
+        FakeClient.options = options
 
     def __enter__(self) -> FakeClient:
         return self
@@ -106,8 +108,27 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> type[FakeClient]:
     monkeypatch.setattr(client_commands, "RaglineClient", FakeClient)
     monkeypatch.setattr(client_commands, "POLL_INTERVAL_S", 0)
     monkeypatch.delenv("RAGLINE_GATEWAY", raising=False)
+    monkeypatch.delenv("RAGLINE_API_KEY", raising=False)
     FakeClient.calls, FakeClient.job_states, FakeClient.error = [], [], None
+    FakeClient.options = {}
     return FakeClient
+
+
+def test_the_api_key_comes_from_the_flag_else_the_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["delete", "d"]) == 0
+    assert FakeClient.options == {"api_key": None}
+    monkeypatch.setenv("RAGLINE_API_KEY", "rl_from_env")
+    assert main(["delete", "d"]) == 0
+    assert FakeClient.options == {"api_key": "rl_from_env"}
+    for argv in (
+        ["--api-key", "rl_from_flag", "delete", "d"],
+        ["delete", "d", "--api-key", "rl_from_flag"],
+    ):
+        assert main(argv) == 0
+        assert FakeClient.options == {"api_key": "rl_from_flag"}
+    capsys.readouterr()
 
 
 def test_search_json_shape(capsys: pytest.CaptureFixture[str]) -> None:

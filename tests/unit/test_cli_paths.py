@@ -126,7 +126,7 @@ class RecordingClient:
 
     batches: list[list[Document]]
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, **options: Any) -> None:
         self.address = address
 
     def __enter__(self) -> RecordingClient:

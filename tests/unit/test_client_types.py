@@ -369,7 +369,8 @@ class FakeRpcError(grpc.RpcError):
         (grpc.StatusCode.FAILED_PRECONDITION, FailedPreconditionError),
         (grpc.StatusCode.UNAVAILABLE, UnavailableError),
         (grpc.StatusCode.DEADLINE_EXCEEDED, DeadlineExceededError),
-        (grpc.StatusCode.PERMISSION_DENIED, RaglineClientError),
+        (grpc.StatusCode.PERMISSION_DENIED, ragline_client.PermissionDeniedError),
+        (grpc.StatusCode.UNAUTHENTICATED, ragline_client.UnauthenticatedError),
         (grpc.StatusCode.INTERNAL, RaglineClientError),
     ],
 )

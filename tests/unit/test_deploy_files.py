@@ -209,10 +209,33 @@ def test_indexer_is_one_recreated_replica_with_its_milvus_lite_file_on_a_pvc() -
     lite_dir = str(Path(milvus_uri).parent)
     (volume,) = (name for name, path in mounts.items() if path == lite_dir)
     find("PersistentVolumeClaim", claims[volume])
-    # Nothing else mounts the file: only the indexer opens Milvus Lite.
+    # Nothing else mounts a volume claim: only the indexer opens Milvus Lite.
     for other in deployments():
         if other["metadata"]["name"] != "indexer":
-            assert "volumes" not in other["spec"]["template"]["spec"], other["metadata"]["name"]
+            volumes = other["spec"]["template"]["spec"].get("volumes", [])
+            assert not [v for v in volumes if "persistentVolumeClaim" in v], other["metadata"]
+
+
+def test_the_gateway_requires_api_keys_from_a_whole_secret_volume() -> None:
+    gateway = find("Deployment", "gateway")
+    pod = gateway["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    keys_file = Path(env_of(container)["RAGLINE_KEYS_FILE"])
+    (mount,) = (m for m in container["volumeMounts"] if m["mountPath"] == str(keys_file.parent))
+    # A subPath mount would never see the Secret's updates, so keys would not reload.
+    assert "subPath" not in mount and mount["readOnly"] is True
+    (volume,) = (v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert volume["secret"]["secretName"] == "ragline-keys"
+    assert "RAGLINE_KEYS_FILE" not in find("ConfigMap", CONFIGMAP)["data"]
+    # Only the gateway faces clients; the stages behind it take no keys.
+    for other in deployments():
+        if other["metadata"]["name"] != "gateway":
+            assert all("RAGLINE_KEYS_FILE" not in env_of(c) for c in containers(other))
+
+
+def test_compose_runs_without_api_keys_for_local_use() -> None:
+    for service in compose()["services"].values():
+        assert "RAGLINE_KEYS_FILE" not in service.get("environment", {})
 
 
 def test_redis_is_a_durable_statefulset_that_never_evicts() -> None:

@@ -28,6 +28,8 @@ pytestmark = pytest.mark.unit
         (errors.InvalidArgument("config.chunk_size", "must be positive"), "INVALID_ARGUMENT"),
         (errors.PermanentTaskError("cannot parse"), "INVALID_ARGUMENT"),
         (errors.NotFound("job 'x' does not exist"), "NOT_FOUND"),
+        (errors.Unauthenticated("no API key"), "UNAUTHENTICATED"),
+        (errors.PermissionDenied("lacks admin", scope="admin"), "PERMISSION_DENIED"),
         (errors.FailedPrecondition("the job already completed"), "FAILED_PRECONDITION"),
         (errors.ResourceExhausted("queue full"), "RESOURCE_EXHAUSTED"),
         (errors.TransientError("try later"), "UNAVAILABLE"),
@@ -171,6 +173,8 @@ RAISED: dict[str, BaseException] = {
     "absent": errors.NotFound("document 'absent' is not in the index"),
     "busy": errors.StoreUnavailable("milvus did not answer"),
     "bug": RuntimeError("a bug in the indexer"),
+    "no-key": errors.Unauthenticated("no API key: send `authorization: Bearer <key>`"),
+    "no-scope": errors.PermissionDenied("this key lacks the `admin` scope", scope="admin"),
 }
 
 
@@ -216,6 +220,8 @@ async def test_a_full_queue_says_when_to_retry(echo: aio.Channel) -> None:
         ("absent", errors.NotFound),
         ("busy", errors.DependencyUnavailable),
         ("bug", errors.DependencyFailed),
+        ("no-key", errors.Unauthenticated),
+        ("no-scope", errors.PermissionDenied),
     ],
 )
 async def test_a_status_comes_back_as_the_error_it_went_out_as(
@@ -229,6 +235,8 @@ async def test_a_status_comes_back_as_the_error_it_went_out_as(
         assert isinstance(err, errors.ResourceExhausted) and err.retry_after_s == 1.5
     if job_id == "too-big":
         assert isinstance(err, errors.ResourceExhausted) and err.retry_after_s is None
+    if job_id in ("no-key", "no-scope"):
+        assert str(err) == str(RAISED[job_id])
     # Only a service that did not answer is one to go and start.
     assert ("ragline serve indexer" in str(err)) is (back is errors.DependencyUnavailable)
     assert status_for(err)[0] != grpc.StatusCode.UNKNOWN

@@ -13,6 +13,8 @@ ROOT = Path(__file__).resolve().parents[2] / "services" / "ragline"
 STAGES = ("gateway", "chunker", "embedder", "indexer")
 # Pure logic: unit-tested without I/O, so it imports no transport, broker, store or wire format.
 DOMAIN = (
+    "access/keys.py",
+    "access/policy.py",
     "chunking_config.py",
     "config.py",
     "content_types.py",

@@ -2,7 +2,7 @@
 
     from ragline_client import RaglineClient
 
-    with RaglineClient("127.0.0.1:50051") as client:
+    with RaglineClient("127.0.0.1:50051", api_key=os.environ.get("RAGLINE_API_KEY")) as client:
         job = client.ingest_file("notes.md")
         job = client.wait(job.job_id, timeout=120)
         for hit in client.search("what did we decide?", top_k=5):
@@ -18,8 +18,10 @@ from ragline_client._errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
+    PermissionDeniedError,
     RaglineClientError,
     ResourceExhaustedError,
+    UnauthenticatedError,
     UnavailableError,
 )
 from ragline_client._types import (
@@ -53,10 +55,12 @@ __all__ = [
     "JobState",
     "Metadata",
     "NotFoundError",
+    "PermissionDeniedError",
     "RaglineClient",
     "RaglineClientError",
     "ResourceExhaustedError",
     "Stage",
+    "UnauthenticatedError",
     "UnavailableError",
     "guess_content_type",
 ]

@@ -60,8 +60,11 @@ class RaglineClient:
 
     Args:
         address: the gateway's ``host:port``.
+        api_key: the gateway's API key (``rl_...``), sent with every call, streams included, as
+            ``authorization: Bearer <api_key>``; None sends none (a gateway without auth).
+            It never appears in an error message or a repr.
         credentials: channel credentials for TLS; None opens a plaintext channel.
-        metadata: ``(key, value)`` pairs sent with every call, e.g. an authorization header.
+        metadata: ``(key, value)`` pairs sent with every call.
         timeout: seconds each unary call may take; None waits forever.
     """
 
@@ -69,12 +72,13 @@ class RaglineClient:
         self,
         address: str = DEFAULT_GATEWAY,
         *,
+        api_key: str | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         metadata: Sequence[tuple[str, str]] = (),
         timeout: float | None = 30.0,
     ) -> None:
         self.address = address
-        self._metadata = tuple(metadata)
+        self._metadata = tuple(metadata) + _authorization(api_key, metadata)
         self._timeout = timeout
         if credentials is None:
             self._channel = grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
@@ -292,6 +296,24 @@ class RaglineClient:
             f"(check it with `ragline job {job_id}`)",
             code="DEADLINE_EXCEEDED",
         )
+
+
+def _authorization(
+    api_key: str | None, metadata: Sequence[tuple[str, str]]
+) -> tuple[tuple[str, str], ...]:
+    """The metadata entry that carries `api_key`. The errors never quote the key."""
+    if api_key is None:
+        return ()
+    if not isinstance(api_key, str) or not api_key:
+        raise TypeError("api_key must be a non-empty str (the key `ragline keys create` printed)")
+    if not (api_key.isascii() and api_key.isprintable()) or any(c.isspace() for c in api_key):
+        raise ValueError(
+            "api_key holds spaces or characters a key never has; pass the key exactly as "
+            "`ragline keys create` printed it (not shown here, as it may be a secret)"
+        )
+    if any(key.lower() == "authorization" for key, _ in metadata):
+        raise ValueError("pass the key as api_key or as authorization metadata, not both")
+    return (("authorization", f"Bearer {api_key}"),)
 
 
 def _ids(ids: Sequence[str]) -> list[str]:

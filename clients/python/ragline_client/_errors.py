@@ -3,6 +3,8 @@
 RaglineClientError               .code: the gRPC status name; .details: the server's words
 ├── InvalidArgumentError         INVALID_ARGUMENT: a request field is malformed
 ├── NotFoundError                NOT_FOUND: an unknown job or document
+├── UnauthenticatedError         UNAUTHENTICATED: no API key, a malformed one, or an unknown one
+├── PermissionDeniedError        PERMISSION_DENIED: the API key lacks the scope the call needs
 ├── ResourceExhaustedError       RESOURCE_EXHAUSTED: too large, or the pipeline is busy
 ├── FailedPreconditionError      FAILED_PRECONDITION: not possible in the current state
 ├── UnavailableError             UNAVAILABLE: the gateway cannot be reached
@@ -31,6 +33,15 @@ class NotFoundError(RaglineClientError):
     """The job or document is unknown to the gateway."""
 
 
+class UnauthenticatedError(RaglineClientError):
+    """The gateway wants an API key and got none, a malformed one, or one it does not know (or
+    no longer knows: revoked). Pass a valid key as `RaglineClient(api_key=...)`."""
+
+
+class PermissionDeniedError(RaglineClientError):
+    """The API key is valid but lacks the scope the call needs; `details` names the scope."""
+
+
 class ResourceExhaustedError(RaglineClientError):
     """The document is over the size limit or the pipeline's queue is full; retry later."""
 
@@ -51,6 +62,8 @@ class DeadlineExceededError(RaglineClientError, TimeoutError):
 _BY_CODE: dict[str, type[RaglineClientError]] = {
     "INVALID_ARGUMENT": InvalidArgumentError,
     "NOT_FOUND": NotFoundError,
+    "UNAUTHENTICATED": UnauthenticatedError,
+    "PERMISSION_DENIED": PermissionDeniedError,
     "RESOURCE_EXHAUSTED": ResourceExhaustedError,
     "FAILED_PRECONDITION": FailedPreconditionError,
     "UNAVAILABLE": UnavailableError,
@@ -105,6 +118,8 @@ def _message(code: str, details: str, address: str) -> str:
         return details or "the gateway cannot do that in the current state"
     if code == "DEADLINE_EXCEEDED":
         return f"the ragline gateway at {address} did not answer in time{said}"
-    if code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
-        return f"the gateway at {address} refused the credentials{said}"
+    if code == "UNAUTHENTICATED":
+        return f"the gateway at {address} did not accept the call's API key{said}"
+    if code == "PERMISSION_DENIED":
+        return f"the gateway at {address} refused the call{said}"
     return f"the call to the ragline gateway at {address} failed with {code}{said}"

@@ -336,7 +336,7 @@ def _key_value(raw: str) -> tuple[str, str]:
 
 
 def _connect(args: argparse.Namespace) -> RaglineClient:
-    return RaglineClient(args.gateway)
+    return RaglineClient(args.gateway, api_key=args.api_key)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:

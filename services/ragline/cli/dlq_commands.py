@@ -98,7 +98,7 @@ def _limit(raw: str) -> int:
 
 
 def _connect(args: argparse.Namespace) -> RaglineClient:
-    return RaglineClient(args.gateway)
+    return RaglineClient(args.gateway, api_key=args.api_key)
 
 
 # ---------------------------------------------------------------------------------------------

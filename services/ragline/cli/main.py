@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from ragline import __version__
-from ragline.cli import client_commands, dlq_commands
+from ragline.cli import client_commands, dlq_commands, keys_commands
 from ragline.cli.client_commands import UsageError
 from ragline.config import Settings
 from ragline.errors import RaglineError
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ragline {__version__}")
     _add_gateway_option(parser, default=None)
+    _add_api_key_option(parser, default=None)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = subparsers.add_parser(
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     client_commands.register(subparsers)
     dlq_commands.register(subparsers)
+    keys_commands.register(subparsers)
 
     p = subparsers.add_parser(
         "doctor",
@@ -77,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Also accept --gateway after the subcommand; SUPPRESS keeps an absent one from hiding the global.
     for subparser in _subparsers(parser):
         _add_gateway_option(subparser, default=argparse.SUPPRESS)
+        _add_api_key_option(subparser, default=argparse.SUPPRESS)
     return parser
 
 
@@ -108,6 +111,16 @@ def _add_gateway_option(parser: argparse.ArgumentParser, default: str | None) ->
         metavar="ADDRESS",
         default=default,
         help=f"the gateway's host:port (default: $RAGLINE_GATEWAY, else {DEFAULT_GATEWAY})",
+    )
+
+
+def _add_api_key_option(parser: argparse.ArgumentParser, default: str | None) -> None:
+    parser.add_argument(
+        "--api-key",
+        metavar="KEY",
+        default=default,
+        help="the API key sent to the gateway as `authorization: Bearer KEY` (default: "
+        "$RAGLINE_API_KEY, which keeps it out of the process list; none when unset)",
     )
 
 
@@ -145,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     if args.gateway is None:
         args.gateway = os.environ.get("RAGLINE_GATEWAY") or DEFAULT_GATEWAY
+    if args.api_key is None:
+        args.api_key = os.environ.get("RAGLINE_API_KEY") or None
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
+from ragline.access.interceptor import AccessInterceptor, Authenticate
+from ragline.access.keys_file import KeysFile
+from ragline.access.policy import AUTH_OFF_CALLER
 from ragline.broker.factory import make_broker
 from ragline.config import Settings
 from ragline.faults import Faults
@@ -16,8 +21,35 @@ from ragline.model_info import resolve_model
 from ragline.redis_checks import check_redis_durability
 from ragline.v1 import ingest_service_pb2_grpc
 
+log = logging.getLogger(__name__)
+
+
+def _access(settings: Settings, address: str) -> tuple[Authenticate, KeysFile | None]:
+    """How calls are authenticated, and the keys file to keep reloading (None with auth off).
+    A keys file that is set but missing or invalid raises ConfigurationError: fail closed."""
+    if not settings.keys_file:
+        log.warning(
+            "API keys are OFF: anyone who can reach the gateway at %s can call every RPC, as "
+            "tenant 'default'. To require keys, create a keys file with `ragline keys create "
+            "--file PATH --tenant TENANT --scopes ingest,read` and set RAGLINE_KEYS_FILE=PATH",
+            address,
+        )
+        return (lambda _authorization: AUTH_OFF_CALLER), None
+    keys = KeysFile(settings.keys_file, settings.keys_reload_s)
+    log.info(
+        "API keys are on: %d keys from %s (checked for changes every %gs)",
+        len(keys.ring.entries),
+        settings.keys_file,
+        settings.keys_reload_s,
+    )
+    if not keys.ring.entries:
+        log.warning("the keys file %s holds no keys: every call will be refused", keys.path)
+    return keys.authenticate, keys
+
 
 async def run(settings: Settings) -> None:
+    address = settings.listen_address or settings.gateway_address
+    authenticate, keys = _access(settings, address)
     # The gateway validates against the model's configuration files; it never loads its weights.
     model = resolve_model(settings.model)
     broker = make_broker(settings)
@@ -52,16 +84,24 @@ async def run(settings: Settings) -> None:
         indexer,
     )
     server = GrpcServer(
-        settings.listen_address or settings.gateway_address,
+        address,
         [lambda s: ingest_service_pb2_grpc.add_IngestServiceServicer_to_server(servicer, s)],
         "gateway",
+        interceptors=[AccessInterceptor(authenticate)],
     )
+
+    def stop_background() -> None:
+        outbox.stop()
+        if keys is not None:
+            keys.stop()
+
     try:
-        # The outbox relay (RabbitMQ) runs for as long as the gateway serves.
+        # The outbox relay (RabbitMQ) and the keys file's reloader run for as long as the
+        # gateway serves.
         await run_until_signalled(
             server,
-            background=outbox.background(),
-            on_stop=outbox.stop,
+            background=[*outbox.background(), *([keys.watch] if keys is not None else [])],
+            on_stop=stop_background,
             grace_s=settings.shutdown_grace_s,
         )
     finally:
