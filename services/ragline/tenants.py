@@ -36,12 +36,13 @@ def is_valid_tenant(tenant: str) -> bool:
     return _TENANT.fullmatch(tenant) is not None
 
 
-def check_tenant(tenant: str, where: str = "tenant") -> str:
-    """`tenant` unchanged, or ConfigurationError saying what a tenant id may hold."""
+def check_tenant(tenant: str, where: str) -> str:
+    """`tenant` unchanged, or ConfigurationError naming `where` and saying what a tenant id may
+    hold."""
     if not is_valid_tenant(tenant):
         raise ConfigurationError(
-            f"{where} {tenant!r} is not a valid tenant id: use 1 to {MAX_TENANT_CHARS} "
-            "lowercase letters, digits, '_' or '-', starting with a letter or digit"
+            f"{where}: tenant {tenant!r} is not a valid tenant id: use 1 to {MAX_TENANT_CHARS} "
+            "lowercase letters, digits, '_' and '-', starting with a letter or digit"
         )
     return tenant
 

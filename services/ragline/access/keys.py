@@ -35,13 +35,12 @@ import tomli_w
 
 from ragline.access.policy import Caller, Scope, parse_scopes, with_implied
 from ragline.errors import ConfigurationError, Unauthenticated
+from ragline.tenants import check_tenant
 
 KEY_PREFIX = "rl_"
 _KEY = re.compile(r"rl_(?P<id>[0-9a-f]{12})_(?P<secret>[A-Za-z0-9_-]{43,})")
 _KEY_ID = re.compile(r"[0-9a-f]{12}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-# Tenant ids go into Redis keys and Milvus filter expressions: keep them to these characters.
-TENANT_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _FIELDS = ("tenant", "scopes", "created", "sha256")
 _HEADER = (
     "# ragline API keys: the sha256 of each key, never the key itself.\n"
@@ -52,16 +51,6 @@ _HEADER = (
 
 def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
-
-
-def check_tenant(tenant: str, where: str) -> str:
-    """`tenant`, or ConfigurationError naming `where` when it is not a valid tenant id."""
-    if not TENANT_PATTERN.fullmatch(tenant):
-        raise ConfigurationError(
-            f"{where}: tenant {tenant!r} is not a valid tenant id: use 1 to 63 lowercase letters, "
-            "digits, '_' and '-', starting with a letter or digit"
-        )
-    return tenant
 
 
 @dataclass(frozen=True)

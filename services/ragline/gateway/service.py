@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from grpc import aio
 
+from ragline.access import current_caller
 from ragline.config import Settings
 from ragline.convert import dead_letter_to_pb, job_to_pb, stage_from_pb
 from ragline.errors import (
@@ -28,7 +29,6 @@ from ragline.jobs.model import Job, JobState, Stage
 from ragline.jobs.store import JobStore
 from ragline.jobs.versions import VersionStore
 from ragline.model_info import ModelInfo
-from ragline.tenants import DEFAULT_TENANT
 from ragline.v1 import (
     embedder_service_pb2,
     embedder_service_pb2_grpc,
@@ -65,13 +65,15 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
 
     # -- ingest -------------------------------------------------------------------------------
     def _tenant(self, context: Any) -> str:
-        """The tenant the call acts for: every read and write below is scoped to it."""
-        return DEFAULT_TENANT
+        """The tenant the call acts for, from its API key (`default` with auth off): every read
+        and write below is scoped to it."""
+        return current_caller().tenant
 
     def _letters_tenant(self, context: Any) -> str | None:
-        """Whose dead letters the call sees: its tenant's; every tenant's for the operator and
-        while auth is off (one deployment, one team)."""
-        return None
+        """Whose dead letters the call sees: its tenant's; every tenant's (None) for an operator
+        key, and with auth off, whose caller holds every scope."""
+        caller = current_caller()
+        return None if caller.is_operator else caller.tenant
 
     async def _own_job(self, tenant: str, job_id: str) -> Job:
         """The job, if it is `tenant`'s; another tenant's job is NotFound, exactly as a missing

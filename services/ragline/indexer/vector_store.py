@@ -486,7 +486,7 @@ class VectorStore:
 
 def _tenant_filter(tenant: str) -> str:
     # Checked, not escaped: a tenant id that is not one is a bug upstream, never a query.
-    check_tenant(tenant)
+    check_tenant(tenant, "a query of the vector store")
     return f"{_TENANT_FIELD} == {_literal(tenant)}"
 
 
