@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ragline {__version__}")
     _add_gateway_option(parser, default=None)
+    _add_tls_options(parser, default=None)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = subparsers.add_parser(
@@ -70,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     # Also accept --gateway after the subcommand; SUPPRESS keeps an absent one from hiding the global.
     for subparser in _subparsers(parser):
         _add_gateway_option(subparser, default=argparse.SUPPRESS)
+        if subparser.prog.split()[1] not in ("up", "serve", "doctor"):  # those talk to no gateway
+            _add_tls_options(subparser, default=argparse.SUPPRESS)
     return parser
 
 
@@ -101,6 +104,32 @@ def _add_gateway_option(parser: argparse.ArgumentParser, default: str | None) ->
         metavar="ADDRESS",
         default=default,
         help=f"the gateway's host:port (default: $RAGLINE_GATEWAY, else {DEFAULT_GATEWAY})",
+    )
+
+
+def _add_tls_options(parser: argparse.ArgumentParser, default: str | None) -> None:
+    group = parser.add_argument_group(
+        "TLS", "connect to a gateway that serves TLS (any of these turns TLS on)"
+    )
+    group.add_argument(
+        "--ca",
+        metavar="FILE",
+        default=default,
+        help="PEM certificate of the CA that signed the gateway's (default: $RAGLINE_TLS_CA_FILE; "
+        "none: the system's CAs)",
+    )
+    group.add_argument(
+        "--cert",
+        metavar="FILE",
+        default=default,
+        help="PEM client certificate, for a gateway that requires mutual TLS "
+        "(default: $RAGLINE_TLS_CLIENT_CERT_FILE)",
+    )
+    group.add_argument(
+        "--key",
+        metavar="FILE",
+        default=default,
+        help="the client certificate's PEM private key (default: $RAGLINE_TLS_CLIENT_KEY_FILE)",
     )
 
 

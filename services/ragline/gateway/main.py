@@ -14,6 +14,7 @@ from ragline.jobs.store import JobStore
 from ragline.jobs.versions import VersionStore
 from ragline.model_info import resolve_model
 from ragline.redis_checks import check_redis_durability
+from ragline.tls import channel_credentials, server_security
 from ragline.v1 import ingest_service_pb2_grpc
 
 
@@ -24,8 +25,11 @@ async def run(settings: Settings) -> None:
     await broker.connect()
     jobs = JobStore.from_settings(settings)
     await check_redis_durability(jobs.redis)
-    embedder = channel(settings.embedder_address)
-    indexer = channel(settings.indexer_address)
+    # Files are read before anything connects, so a bad one stops the start at once.
+    security = server_security(settings)
+    peers = channel_credentials(settings)
+    embedder = channel(settings.embedder_address, peers)
+    indexer = channel(settings.indexer_address, peers)
     outbox = make_outbox(
         broker,
         jobs,
@@ -55,6 +59,7 @@ async def run(settings: Settings) -> None:
         settings.listen_address or settings.gateway_address,
         [lambda s: ingest_service_pb2_grpc.add_IngestServiceServicer_to_server(servicer, s)],
         "gateway",
+        security,
     )
     try:
         # The outbox relay (RabbitMQ) runs for as long as the gateway serves.
