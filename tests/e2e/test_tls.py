@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -325,3 +326,63 @@ def test_ragline_up_refuses_tls_settings_its_services_could_not_use(tmp_path: Pa
     run = ragline("up", "--no-redis-start", env=mutual)
     assert run.returncode == 1
     assert "set RAGLINE_TLS_CLIENT_CERT_FILE" in run.stdout, run.stdout + run.stderr
+
+
+def test_a_gateway_that_does_not_trust_the_stages_says_which_setting_to_check(
+    tls: TlsStack,
+) -> None:
+    name = "gateway-wrong-ca"
+    tls.stack.addresses[name] = f"127.0.0.1:{free_port()}"
+    env = {
+        **tls.stack.env,
+        "RAGLINE_GATEWAY_ADDRESS": tls.stack.addresses[name],
+        "RAGLINE_TLS_CLIENT_CA_FILE": "",
+        "RAGLINE_TLS_CA_FILE": str(tls.other_ca.cert),
+        "RAGLINE_TLS_CLIENT_CERT_FILE": "",
+        "RAGLINE_TLS_CLIENT_KEY_FILE": "",
+    }
+    tls.stack.launch(name, "gateway", env)
+    try:
+        # Its own port is TLS with the stack's certificate: the harness dials it with that CA.
+        deadline_s = 60
+        credentials = grpc.ssl_channel_credentials(tls.ca.cert.read_bytes())
+        for _ in range(deadline_s * 5):
+            if serving(tls.stack.addresses[name], credentials):
+                break
+            time.sleep(0.2)
+        with (
+            RaglineClient(tls.stack.addresses[name], ca_file=tls.ca.cert, timeout=30) as client,
+            pytest.raises(UnavailableError) as e,
+        ):
+            client.search("anything")
+        said = str(e.value)
+        assert "the embedder at" in said and "RAGLINE_TLS_CA_FILE" in said, said
+        assert "the CA you gave" not in said, said  # not the client's CA that is wrong
+    finally:
+        tls.stack.stop(name)
+
+
+@pytest.mark.parametrize("service", ["gateway", "embedder"])
+def test_a_service_given_a_missing_certificate_stops_at_once_saying_which(
+    service: str, tmp_path: Path
+) -> None:
+    missing = tmp_path / "server.pem"
+    key = CertificateAuthority(tmp_path / "ca").server().key
+    run = subprocess.run(
+        [sys.executable, "-m", "ragline.cli.main", "serve", service],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("RAGLINE_")},
+            "RAGLINE_REDIS_URL": REDIS_URL,
+            "RAGLINE_LISTEN_ADDRESS": f"127.0.0.1:{free_port()}",
+            "RAGLINE_TLS_CERT_FILE": str(missing),
+            "RAGLINE_TLS_KEY_FILE": str(key),
+        },
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode == 2, out
+    assert f"{service} cannot start: RAGLINE_TLS_CERT_FILE names {missing}" in out, out
+    assert "Traceback" not in out
+    assert "BEGIN" not in out  # no key material in the log

@@ -19,8 +19,10 @@ from ragline.cli.main import main
 from ragline.config import Settings
 from ragline.errors import ConfigurationError
 from ragline.grpc_server import GrpcServer, channel
+from ragline.grpc_status import error_from_rpc
 from ragline.tls import MUTUAL_TLS, PLAINTEXT, TLS, channel_credentials, server_security
 from ragline_client import RaglineClient, RaglineClientError, UnavailableError
+from ragline_client._errors import from_rpc_error
 from tests.tls_certs import CertificateAuthority
 
 pytestmark = pytest.mark.unit
@@ -326,3 +328,41 @@ def test_cli_with_a_bad_tls_file_prints_one_line(
     err = capsys.readouterr().err
     assert err.startswith("ragline search: --ca names ") and str(missing) in err
     assert "Traceback" not in err
+
+
+class FakeRpcError(grpc.RpcError):
+    """A failed call as grpc raises it: a code, details and (no) trailing metadata."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__()
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+    def trailing_metadata(self) -> tuple[()]:
+        return ()
+
+
+def test_the_gateways_words_about_its_own_calls_are_not_taken_for_the_clients() -> None:
+    """The gateway quotes gRPC's text about its failed call to the embedder; the client must not
+    read it as its own connection failing (no 'cannot reach the gateway', no 'your CA')."""
+    core = (
+        "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:50053: Tls "
+        "handshake failed (TSI_PROTOCOL_FAILURE): SSL_ERROR_SSL: CERTIFICATE_VERIFY_FAILED"
+    )
+    gateway_said = str(
+        error_from_rpc(FakeRpcError(grpc.StatusCode.UNAVAILABLE, core), "embedder", "e:50053")
+    )
+    assert "check RAGLINE_TLS_CA_FILE here" in gateway_said
+    said = str(
+        from_rpc_error(FakeRpcError(grpc.StatusCode.UNAVAILABLE, gateway_said), "g:1", tls=True)
+    )
+    assert said.startswith("the ragline gateway at g:1 is unavailable: the embedder at e:50053")
+    assert "the CA you gave" not in said and "cannot reach" not in said
+    assert "not signed by the CA you gave" in str(
+        from_rpc_error(FakeRpcError(grpc.StatusCode.UNAVAILABLE, core), "g:1", tls=True)
+    )

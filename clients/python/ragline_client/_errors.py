@@ -57,7 +57,8 @@ _BY_CODE: dict[str, type[RaglineClientError]] = {
     "DEADLINE_EXCEEDED": DeadlineExceededError,
 }
 
-# Details gRPC itself writes when no connection could be made (as opposed to a server's own words).
+# How the details begin that this process's own gRPC core writes when no connection could be made
+# (as opposed to the gateway's words, which may quote such details about its own calls onward).
 _CONNECT_FAILURE_HINTS = (
     "failed to connect",
     "connection refused",
@@ -88,6 +89,8 @@ def _tls_message(details: str, address: str, tls: bool) -> str | None:
     """What a failed connection says about TLS, if anything: gRPC's own words name the cause
     (OpenSSL's reason, or a closed socket), not which setting to change."""
     words = details.lower()
+    if not words.startswith(_CONNECT_FAILURE_HINTS):
+        return None  # the gateway's own words, e.g. about its call to the embedder
     if "wrong_version_number" in words:
         return (
             f"the ragline gateway at {address} does not speak TLS (it serves plaintext): "
@@ -108,7 +111,7 @@ def _tls_message(details: str, address: str, tls: bool) -> str | None:
     if "handshake" in words:
         return f"TLS handshake with the ragline gateway at {address} failed: {details}"
     closed = "socket closed" in words or "connection reset" in words
-    if closed and "failed to connect" in words:  # while connecting, not in the middle of a call
+    if closed and words.startswith("failed to connect"):  # while connecting, not mid-call
         if tls:
             return (
                 f"the ragline gateway at {address} closed the connection during the TLS "
@@ -126,7 +129,7 @@ def _tls_message(details: str, address: str, tls: bool) -> str | None:
 def _message(code: str, details: str, address: str) -> str:
     said = f": {details}" if details else ""
     if code == "UNAVAILABLE":
-        if not details or any(hint in details.lower() for hint in _CONNECT_FAILURE_HINTS):
+        if not details or details.lower().startswith(_CONNECT_FAILURE_HINTS):
             return (
                 f"cannot reach the ragline gateway at {address}: is it running? "
                 "(start it with `ragline up`)"

@@ -19,15 +19,15 @@ from ragline.v1 import ingest_service_pb2_grpc
 
 
 async def run(settings: Settings) -> None:
+    # The TLS files are read first, so a bad one stops the start before anything connects.
+    security = server_security(settings)
+    peers = channel_credentials(settings)
     # The gateway validates against the model's configuration files; it never loads its weights.
     model = resolve_model(settings.model)
     broker = make_broker(settings)
     await broker.connect()
     jobs = JobStore.from_settings(settings)
     await check_redis_durability(jobs.redis)
-    # Files are read before anything connects, so a bad one stops the start at once.
-    security = server_security(settings)
-    peers = channel_credentials(settings)
     embedder = channel(settings.embedder_address, peers)
     indexer = channel(settings.indexer_address, peers)
     outbox = make_outbox(
