@@ -63,15 +63,18 @@ class RaglineClient:
     to connect over TLS; add ``cert_file`` and ``key_file`` (a PEM client certificate and its key)
     when the gateway requires mutual TLS::
 
-        RaglineClient("gw.example.com:50051", ca_file="ca.pem", cert_file="me.pem", key_file="me-key.pem")
+        RaglineClient(
+            "gw.example.com:50051", ca_file="ca.pem", cert_file="me.pem", key_file="me-key.pem"
+        )
 
     The gateway's certificate must name the host in `address`. The files are read once, here:
     OSError when one cannot be read, ValueError when it holds no PEM block.
 
     Args:
         address: the gateway's ``host:port``.
-        ca_file: PEM CA certificate(s) to verify the gateway with; turns TLS on.
-        cert_file: PEM client certificate (chain) for mutual TLS; needs `key_file` (and TLS on).
+        ca_file: PEM CA certificate(s) to verify the gateway with; turns TLS on. Without it,
+            `cert_file` and `key_file` turn TLS on trusting the system's CAs.
+        cert_file: PEM client certificate (chain) for mutual TLS; needs `key_file`.
         key_file: the client certificate's unencrypted PEM private key.
         credentials: ready-made channel credentials instead of the files, e.g.
             ``grpc.ssl_channel_credentials()`` for a gateway whose certificate the system trusts.
@@ -324,13 +327,10 @@ def _tls_credentials(
 ) -> grpc.ChannelCredentials:
     if (cert_file is None) != (key_file is None):
         raise ValueError("cert_file and key_file go together: give both for mutual TLS, or neither")
-    if ca_file is None:
-        raise ValueError(
-            "cert_file and key_file are sent over TLS: give ca_file too (or pass "
-            "credentials=grpc.ssl_channel_credentials(...) to trust the system's CAs)"
-        )
     return grpc.ssl_channel_credentials(
-        root_certificates=_read_pem(ca_file, "ca_file", b"CERTIFICATE-----"),
+        root_certificates=(
+            None if ca_file is None else _read_pem(ca_file, "ca_file", b"CERTIFICATE-----")
+        ),
         private_key=None if key_file is None else _read_pem(key_file, "key_file", b"KEY-----"),
         certificate_chain=(
             None if cert_file is None else _read_pem(cert_file, "cert_file", b"CERTIFICATE-----")
