@@ -21,6 +21,8 @@ import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ragline.broker.rabbitmq import DELAY_BUCKETS_MS, RabbitMQBroker
+from ragline.config import Settings
+from ragline.tls import channel_credentials
 
 STAGES = ("indexer", "embedder", "chunker", "gateway")
 RABBITMQ_URL = os.environ.get("RAGLINE_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -35,9 +37,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serving(address: str) -> bool:
+def serving(address: str, credentials: grpc.ChannelCredentials | None = None) -> bool:
+    """Whether the service at `address` reports SERVING (dialled over TLS with `credentials`)."""
     try:
-        with grpc.insecure_channel(address) as ch:
+        with (
+            grpc.insecure_channel(address)
+            if credentials is None
+            else grpc.secure_channel(address, credentials)
+        ) as ch:
             reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=1)
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
     except grpc.RpcError:
@@ -155,10 +162,17 @@ class Stack:
             )
 
     def wait_serving(self, names: Sequence[str], timeout_s: float) -> None:
-        """Waits until each named process reports SERVING on its address."""
+        """Waits until each named process reports SERVING on its address, dialled as the gateway
+        dials the stages (RAGLINE_TLS_CA_FILE and the client certificate, when set)."""
         deadline = time.monotonic() + timeout_s
         for name in names:
-            while not serving(self.addresses[name]):
+            env = self.launched[name][1]
+            credentials = (
+                channel_credentials(Settings.from_env(env))
+                if env.get("RAGLINE_TLS_CA_FILE")
+                else None
+            )
+            while not serving(self.addresses[name], credentials):
                 if self.processes[name].poll() is not None:
                     raise RuntimeError(f"{name} exited during start-up:\n{self.tail(name)}")
                 if time.monotonic() > deadline:

@@ -67,6 +67,19 @@ class Settings:
     # Overrides the listening address of the one service a process runs (e.g. 0.0.0.0:50053 in a container).
     listen_address: str = ""
 
+    # TLS on the port this service listens on (PEM files, read once at start): the certificate
+    # (chain) and its key, both or neither. A client CA as well makes it mutual TLS: every client
+    # must present a certificate that CA signed.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    # TLS on the channels this service opens to the others (the gateway's to the embedder and the
+    # indexer; also `ragline up`'s health checks): the CA that signed their certificates turns it
+    # on; the client certificate and key are what this service presents to mutual-TLS peers.
+    tls_ca_file: str = ""
+    tls_client_cert_file: str = ""
+    tls_client_key_file: str = ""
+
     # Gateway limits.
     max_document_bytes: int = 64 * MiB
     max_batch_documents: int = 1000
@@ -184,6 +197,31 @@ class Settings:
         if self.default_chunk_overlap < 0 or self.default_chunk_size < 0:
             raise ConfigurationError(
                 "RAGLINE_DEFAULT_CHUNK_SIZE and _OVERLAP must not be negative."
+            )
+        self._validate_tls()
+
+    def _validate_tls(self) -> None:
+        """Which TLS files go together; the files themselves are read by ragline.tls at start."""
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ConfigurationError(
+                "RAGLINE_TLS_CERT_FILE and RAGLINE_TLS_KEY_FILE go together: set both to serve "
+                "TLS, or neither to serve plaintext."
+            )
+        if self.tls_client_ca_file and not self.tls_cert_file:
+            raise ConfigurationError(
+                "RAGLINE_TLS_CLIENT_CA_FILE turns on mutual TLS, which needs the server's own "
+                "certificate too: set RAGLINE_TLS_CERT_FILE and RAGLINE_TLS_KEY_FILE."
+            )
+        if bool(self.tls_client_cert_file) != bool(self.tls_client_key_file):
+            raise ConfigurationError(
+                "RAGLINE_TLS_CLIENT_CERT_FILE and RAGLINE_TLS_CLIENT_KEY_FILE go together: set "
+                "both to present a client certificate, or neither."
+            )
+        if self.tls_client_cert_file and not self.tls_ca_file:
+            raise ConfigurationError(
+                "RAGLINE_TLS_CLIENT_CERT_FILE is presented on TLS channels, which "
+                "RAGLINE_TLS_CA_FILE turns on: set it to the CA that signed the other services' "
+                "certificates."
             )
 
     def retry_policy(self) -> RetryPolicy:

@@ -11,12 +11,14 @@ import signal
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+import grpc
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 
 from ragline.errors import ConfigurationError
 from ragline.grpc_status import ErrorInterceptor
+from ragline.tls import PLAINTEXT, ServerSecurity
 
 log = logging.getLogger(__name__)
 
@@ -30,19 +32,22 @@ CHANNEL_OPTIONS = SERVER_OPTIONS
 
 
 class GrpcServer:
-    """An aio server with the error interceptor and the standard health service. `interceptors`
-    run inside the error interceptor, in order (the gateway's access check)."""
+    """An aio server with the error interceptor and the standard health service, on a plaintext
+    port unless `security` (ragline.tls.server_security) says otherwise. `interceptors` run
+    inside the error interceptor, in order (the gateway's access check)."""
 
     def __init__(
         self,
         address: str,
         register: Sequence[Callable[[aio.Server], None]],
         service_name: str,
+        security: ServerSecurity | None = None,
         *,
         interceptors: Sequence[aio.ServerInterceptor] = (),  # type: ignore[type-arg]
     ) -> None:
         self.address = address
         self.service_name = service_name
+        self.security = security or ServerSecurity(None, PLAINTEXT)
         self.server = aio.server(
             interceptors=[ErrorInterceptor(), *interceptors], options=SERVER_OPTIONS
         )
@@ -51,7 +56,10 @@ class GrpcServer:
         for add in register:
             add(self.server)
         try:
-            self.port = self.server.add_insecure_port(address)
+            if self.security.credentials is None:
+                self.port = self.server.add_insecure_port(address)
+            else:
+                self.port = self.server.add_secure_port(address, self.security.credentials)
         except RuntimeError as exc:
             raise ConfigurationError(
                 f"cannot listen on {address}: {exc}. Is another ragline {service_name} running? "
@@ -97,7 +105,7 @@ async def run_until_signalled(
     tasks = [asyncio.create_task(fn()) for fn in background]
     freeze_startup_objects()
     await server.set_serving(True)
-    log.info("%s serving on %s", server.service_name, server.address)
+    log.info("%s serving on %s (%s)", server.service_name, server.address, server.security.mode)
     waiter = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
     failed = [t for t in tasks if t in done and t.exception() is not None]
@@ -127,9 +135,12 @@ async def run_until_signalled(
     log.info("%s stopped", server.service_name)
 
 
-def channel(address: str) -> aio.Channel:
-    """A client channel to another ragline service."""
-    return aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+def channel(address: str, credentials: grpc.ChannelCredentials | None = None) -> aio.Channel:
+    """A client channel to another ragline service: TLS with `credentials`
+    (ragline.tls.channel_credentials), plaintext without."""
+    if credentials is None:
+        return aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+    return aio.secure_channel(address, credentials, options=CHANNEL_OPTIONS)
 
 
 def freeze_startup_objects() -> int:

@@ -135,12 +135,30 @@ def error_from_rpc(exc: grpc.RpcError, service: str, address: str) -> errors.Rag
         return errors.ResourceExhausted(text, retry_after_s=after)
     if code in _UNANSWERED:
         return errors.DependencyUnavailable(
-            f"the {service} at {address} did not answer ({code.name}: {text}); check that "
-            f"`ragline serve {service}` is running"
+            f"the {service} at {address} did not answer ({code.name}: {text}); "
+            + _what_to_check(text, service)
         )
     return errors.DependencyFailed(
         f"the {service} at {address} failed ({code.name}: {text}); its log has the details"
     )
+
+
+def _what_to_check(text: str, service: str) -> str:
+    """What to check when another service did not answer: it runs, or (the TLS handshake failed)
+    the TLS settings between the two."""
+    words = text.lower()
+    if "handshake" in words or "certificate" in words or "hostname verification" in words:
+        return (
+            f"check RAGLINE_TLS_CA_FILE here: it must name the CA that signed the {service}'s "
+            "certificate, and that certificate must name the host dialled"
+        )
+    if "socket closed" in words:
+        return (
+            f"check that `ragline serve {service}` is running; if it requires mutual TLS, set "
+            "RAGLINE_TLS_CLIENT_CERT_FILE and _KEY_FILE here to a certificate its "
+            "RAGLINE_TLS_CLIENT_CA_FILE signed"
+        )
+    return f"check that `ragline serve {service}` is running"
 
 
 def _received_details(exc: grpc.RpcError) -> list[Message]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
 
@@ -58,12 +59,29 @@ class RaglineClient:
             client.wait(job.job_id, timeout=60)
             hits = client.search("greeting")
 
+    TLS: give ``ca_file`` (the PEM certificate of the CA that signed the gateway's certificate)
+    to connect over TLS; add ``cert_file`` and ``key_file`` (a PEM client certificate and its key)
+    when the gateway requires mutual TLS::
+
+        RaglineClient(
+            "gw.example.com:50051", ca_file="ca.pem", cert_file="me.pem", key_file="me-key.pem"
+        )
+
+    The gateway's certificate must name the host in `address`. The files are read once, here:
+    OSError when one cannot be read, ValueError when it holds no PEM block.
+
     Args:
         address: the gateway's ``host:port``.
         api_key: the gateway's API key (``rl_...``), sent with every call, streams included, as
             ``authorization: Bearer <api_key>``; None sends none (a gateway without auth).
             It never appears in an error message or a repr.
-        credentials: channel credentials for TLS; None opens a plaintext channel.
+        ca_file: PEM CA certificate(s) to verify the gateway with; turns TLS on. Without it,
+            `cert_file` and `key_file` turn TLS on trusting the system's CAs.
+        cert_file: PEM client certificate (chain) for mutual TLS; needs `key_file`.
+        key_file: the client certificate's unencrypted PEM private key.
+        credentials: ready-made channel credentials instead of the files, e.g.
+            ``grpc.ssl_channel_credentials()`` for a gateway whose certificate the system trusts.
+            None and no files open a plaintext channel.
         metadata: ``(key, value)`` pairs sent with every call.
         timeout: seconds each unary call may take; None waits forever.
     """
@@ -73,6 +91,9 @@ class RaglineClient:
         address: str = DEFAULT_GATEWAY,
         *,
         api_key: str | None = None,
+        ca_file: str | os.PathLike[str] | None = None,
+        cert_file: str | os.PathLike[str] | None = None,
+        key_file: str | os.PathLike[str] | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         metadata: Sequence[tuple[str, str]] = (),
         timeout: float | None = 30.0,
@@ -80,6 +101,11 @@ class RaglineClient:
         self.address = address
         self._metadata = tuple(metadata) + _authorization(api_key, metadata)
         self._timeout = timeout
+        if ca_file is not None or cert_file is not None or key_file is not None:
+            if credentials is not None:
+                raise ValueError("give credentials or ca_file/cert_file/key_file, not both")
+            credentials = _tls_credentials(ca_file, cert_file, key_file)
+        self._tls = credentials is not None
         if credentials is None:
             self._channel = grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
         else:
@@ -179,7 +205,7 @@ class RaglineClient:
             for response in stream:
                 yield job_from_proto(response.job)
         except grpc.RpcError as exc:
-            raise from_rpc_error(exc, self.address) from exc
+            raise from_rpc_error(exc, self.address, tls=self._tls) from exc
         finally:
             stream.cancel()  # type: ignore[no-untyped-call]  # grpc-stubs leaves it untyped
 
@@ -287,7 +313,7 @@ class RaglineClient:
         try:
             return method(request, timeout=self._timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
-            raise from_rpc_error(exc, self.address) from exc
+            raise from_rpc_error(exc, self.address, tls=self._tls) from exc
 
     def _wait_timeout(self, job_id: str, timeout: float | None) -> DeadlineExceededError:
         within = "in time" if timeout is None else f"within {timeout:g} s"
@@ -314,6 +340,32 @@ def _authorization(
     if any(key.lower() == "authorization" for key, _ in metadata):
         raise ValueError("pass the key as api_key or as authorization metadata, not both")
     return (("authorization", f"Bearer {api_key}"),)
+
+
+def _tls_credentials(
+    ca_file: str | os.PathLike[str] | None,
+    cert_file: str | os.PathLike[str] | None,
+    key_file: str | os.PathLike[str] | None,
+) -> grpc.ChannelCredentials:
+    if (cert_file is None) != (key_file is None):
+        raise ValueError("cert_file and key_file go together: give both for mutual TLS, or neither")
+    return grpc.ssl_channel_credentials(
+        root_certificates=(
+            None if ca_file is None else _read_pem(ca_file, "ca_file", b"CERTIFICATE-----")
+        ),
+        private_key=None if key_file is None else _read_pem(key_file, "key_file", b"KEY-----"),
+        certificate_chain=(
+            None if cert_file is None else _read_pem(cert_file, "cert_file", b"CERTIFICATE-----")
+        ),
+    )
+
+
+def _read_pem(path: str | os.PathLike[str], name: str, marker: bytes) -> bytes:
+    data = Path(path).read_bytes()  # OSError names the path
+    if b"-----BEGIN " not in data or marker not in data:
+        what = "private key" if marker == b"KEY-----" else "certificate"
+        raise ValueError(f"{name} {os.fspath(path)!r} holds no PEM {what} (a '-----BEGIN' block)")
+    return data
 
 
 def _ids(ids: Sequence[str]) -> list[str]:

@@ -70,7 +70,8 @@ _BY_CODE: dict[str, type[RaglineClientError]] = {
     "DEADLINE_EXCEEDED": DeadlineExceededError,
 }
 
-# Details gRPC itself writes when no connection could be made (as opposed to a server's own words).
+# How the details begin that this process's own gRPC core writes when no connection could be made
+# (as opposed to the gateway's words, which may quote such details about its own calls onward).
 _CONNECT_FAILURE_HINTS = (
     "failed to connect",
     "connection refused",
@@ -84,8 +85,8 @@ _CONNECT_FAILURE_HINTS = (
 )
 
 
-def from_rpc_error(exc: grpc.RpcError, address: str) -> RaglineClientError:
-    """The client error for a failed call to the gateway at `address`."""
+def from_rpc_error(exc: grpc.RpcError, address: str, *, tls: bool = False) -> RaglineClientError:
+    """The client error for a failed call to the gateway at `address`, over TLS if `tls`."""
     # A failed call's RpcError is also a grpc.Call with code() and details(); read them defensively.
     code_fn, details_fn = getattr(exc, "code", None), getattr(exc, "details", None)
     status = code_fn() if callable(code_fn) else None
@@ -93,13 +94,55 @@ def from_rpc_error(exc: grpc.RpcError, address: str) -> RaglineClientError:
     raw_details = details_fn() if callable(details_fn) else None
     details = raw_details if isinstance(raw_details, str) else ""
     cls = _BY_CODE.get(code, RaglineClientError)
-    return cls(_message(code, details, address), code=code, details=details)
+    message = _tls_message(details, address, tls) if code == "UNAVAILABLE" else None
+    return cls(message or _message(code, details, address), code=code, details=details)
+
+
+def _tls_message(details: str, address: str, tls: bool) -> str | None:
+    """What a failed connection says about TLS, if anything: gRPC's own words name the cause
+    (OpenSSL's reason, or a closed socket), not which setting to change."""
+    words = details.lower()
+    if not words.startswith(_CONNECT_FAILURE_HINTS):
+        return None  # the gateway's own words, e.g. about its call to the embedder
+    if "wrong_version_number" in words:
+        return (
+            f"the ragline gateway at {address} does not speak TLS (it serves plaintext): "
+            "connect without a CA (drop --ca / ca_file), or turn TLS on at the gateway"
+        )
+    if "certificate_verify_failed" in words or "certificate verify failed" in words:
+        return (
+            f"TLS handshake with the ragline gateway at {address} failed: its certificate is not "
+            "signed by the CA you gave (or has expired); check --ca / ca_file"
+        )
+    if "hostname verification" in words or "peer name" in words:
+        host = address.rsplit(":", 1)[0]
+        return (
+            f"TLS handshake with the ragline gateway at {address} failed: its certificate does "
+            f"not name {host}; connect by a name the certificate holds, or reissue it with "
+            f"{host} among its subject alternative names"
+        )
+    if "handshake" in words:
+        return f"TLS handshake with the ragline gateway at {address} failed: {details}"
+    closed = "socket closed" in words or "connection reset" in words
+    if closed and words.startswith("failed to connect"):  # while connecting, not mid-call
+        if tls:
+            return (
+                f"the ragline gateway at {address} closed the connection during the TLS "
+                "handshake: it requires mutual TLS, with a client certificate signed by a CA it "
+                "trusts; give one (--cert and --key / cert_file and key_file), or check that "
+                "yours was signed by that CA"
+            )
+        return (
+            f"cannot reach the ragline gateway at {address}: it closed the connection (if it "
+            "serves TLS, connect with its CA: --ca / ca_file)"
+        )
+    return None
 
 
 def _message(code: str, details: str, address: str) -> str:
     said = f": {details}" if details else ""
     if code == "UNAVAILABLE":
-        if not details or any(hint in details.lower() for hint in _CONNECT_FAILURE_HINTS):
+        if not details or details.lower().startswith(_CONNECT_FAILURE_HINTS):
             return (
                 f"cannot reach the ragline gateway at {address}: is it running? "
                 "(start it with `ragline up`)"

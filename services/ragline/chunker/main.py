@@ -8,10 +8,12 @@ from ragline.chunker.splitter import TokenSplitter
 from ragline.config import Settings
 from ragline.model_info import resolve_model
 from ragline.stage.process import serve_stage
+from ragline.tls import server_security
 from ragline.v1 import chunker_service_pb2_grpc
 
 
 async def run(settings: Settings) -> None:
+    security = server_security(settings)  # before the model: a bad TLS file fails at once
     model = resolve_model(settings.model)
     splitter = TokenSplitter(model.path / "tokenizer.json")
     servicer = ChunkerServicer(splitter, model, settings)
@@ -19,6 +21,7 @@ async def run(settings: Settings) -> None:
         settings,
         name="chunker",
         address=settings.chunker_address,
+        security=security,
         make_handler=lambda broker, jobs: ChunkHandler(
             broker, jobs, splitter, settings.chunks_per_embed_task
         ),

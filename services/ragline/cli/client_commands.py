@@ -12,8 +12,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypedDict
 
+import grpc
+
+from ragline.tls import client_credentials
 from ragline_client import (
     CONTENT_TYPES,
     Document,
@@ -336,7 +339,32 @@ def _key_value(raw: str) -> tuple[str, str]:
 
 
 def _connect(args: argparse.Namespace) -> RaglineClient:
-    return RaglineClient(args.gateway, api_key=args.api_key)
+    return RaglineClient(args.gateway, api_key=args.api_key, **tls_options(args))
+
+
+# Each TLS flag (see main.py) and the variable it defaults to.
+TLS_FLAGS = {
+    "ca": ("--ca", "RAGLINE_TLS_CA_FILE"),
+    "cert": ("--cert", "RAGLINE_TLS_CLIENT_CERT_FILE"),
+    "key": ("--key", "RAGLINE_TLS_CLIENT_KEY_FILE"),
+}
+
+
+class TlsOptions(TypedDict, total=False):
+    credentials: grpc.ChannelCredentials
+
+
+def tls_options(args: argparse.Namespace) -> TlsOptions:
+    """RaglineClient's credentials from --ca, --cert and --key, each defaulting to its RAGLINE_TLS_*
+    variable: TLS when any is set (no CA trusts the system's), plaintext ({}) when none is. A bad
+    file is a ConfigurationError naming the flag or variable that gave it."""
+    given: dict[str, tuple[str, str]] = {}
+    for attr, (flag, variable) in TLS_FLAGS.items():
+        value = getattr(args, attr, None)
+        given[attr] = (flag, value) if value else (variable, os.environ.get(variable, ""))
+    if not any(path for _, path in given.values()):
+        return {}
+    return {"credentials": client_credentials(given["ca"], given["cert"], given["key"])}
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ragline.cli.client_commands import UsageError, excerpt
+from ragline.cli.client_commands import UsageError, excerpt, tls_options
 from ragline_client import DeadLetter, RaglineClient, Stage
 
 STAGE_NAMES = tuple(stage.value for stage in Stage)
@@ -98,7 +98,7 @@ def _limit(raw: str) -> int:
 
 
 def _connect(args: argparse.Namespace) -> RaglineClient:
-    return RaglineClient(args.gateway, api_key=args.api_key)
+    return RaglineClient(args.gateway, api_key=args.api_key, **tls_options(args))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ragline {__version__}")
     _add_gateway_option(parser, default=None)
     _add_api_key_option(parser, default=None)
+    _add_tls_options(parser, default=None)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = subparsers.add_parser(
@@ -80,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     for subparser in _subparsers(parser):
         _add_gateway_option(subparser, default=argparse.SUPPRESS)
         _add_api_key_option(subparser, default=argparse.SUPPRESS)
+        # Those talk to no gateway.
+        if subparser.prog.split()[1] not in ("up", "serve", "doctor", "keys", "migrate-vectors"):
+            _add_tls_options(subparser, default=argparse.SUPPRESS)
     return parser
 
 
@@ -121,6 +125,32 @@ def _add_api_key_option(parser: argparse.ArgumentParser, default: str | None) ->
         default=default,
         help="the API key sent to the gateway as `authorization: Bearer KEY` (default: "
         "$RAGLINE_API_KEY, which keeps it out of the process list; none when unset)",
+    )
+
+
+def _add_tls_options(parser: argparse.ArgumentParser, default: str | None) -> None:
+    group = parser.add_argument_group(
+        "TLS", "connect to a gateway that serves TLS (any of these turns TLS on)"
+    )
+    group.add_argument(
+        "--ca",
+        metavar="FILE",
+        default=default,
+        help="PEM certificate of the CA that signed the gateway's (default: $RAGLINE_TLS_CA_FILE; "
+        "none: the system's CAs)",
+    )
+    group.add_argument(
+        "--cert",
+        metavar="FILE",
+        default=default,
+        help="PEM client certificate, for a gateway that requires mutual TLS "
+        "(default: $RAGLINE_TLS_CLIENT_CERT_FILE)",
+    )
+    group.add_argument(
+        "--key",
+        metavar="FILE",
+        default=default,
+        help="the client certificate's PEM private key (default: $RAGLINE_TLS_CLIENT_KEY_FILE)",
     )
 
 

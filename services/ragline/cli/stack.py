@@ -24,6 +24,7 @@ import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ragline.config import Settings
+from ragline.tls import PLAINTEXT, channel_credentials, server_mode
 
 STAGES = ("indexer", "embedder", "chunker", "gateway")
 STARTUP_TIMEOUT_S = 180.0
@@ -46,6 +47,12 @@ def run_up(args: argparse.Namespace) -> int:
     if getattr(args, "broker", None):
         env["RAGLINE_BROKER"] = args.broker
     settings = Settings.from_env(env)
+    problem = _tls_problem(settings)
+    if problem:
+        say(problem)
+        return 1
+    # What the health checks below dial with: the same as the gateway's calls to the stages.
+    credentials = channel_credentials(settings)
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -94,7 +101,7 @@ def run_up(args: argparse.Namespace) -> int:
                         "its log is above. Stopping the others."
                     )
                     return 1
-                if child.name in waiting and _serving(child.address):
+                if child.name in waiting and _serving(child.address, credentials):
                     waiting.discard(child.name)
             if time.monotonic() > deadline:
                 say(
@@ -105,7 +112,8 @@ def run_up(args: argparse.Namespace) -> int:
         if stopping:
             return 0
         say(
-            f"ready: gateway at {settings.gateway_address} (broker {settings.broker}, "
+            f"ready: gateway at {settings.gateway_address} over {server_mode(settings)} "
+            f"(broker {settings.broker}, "
             f"Redis {settings.redis_url}, Milvus {settings.milvus_uri}). Ctrl-C stops everything."
         )
         while not stopping:
@@ -142,9 +150,30 @@ def _stop(children: list[Child]) -> None:
             child.process.wait()
 
 
-def _serving(address: str) -> bool:
+def _tls_problem(settings: Settings) -> str:
+    """Why one set of TLS settings cannot serve a whole stack: every service gets the same
+    environment, so each must trust (and, with mutual TLS, be trusted by) the others."""
+    if server_mode(settings) != PLAINTEXT and not settings.tls_ca_file:
+        return (
+            "RAGLINE_TLS_CERT_FILE makes every service serve TLS, so the gateway (and up's health "
+            "checks) must trust it: set RAGLINE_TLS_CA_FILE to the CA that signed it."
+        )
+    if settings.tls_client_ca_file and not settings.tls_client_cert_file:
+        return (
+            "RAGLINE_TLS_CLIENT_CA_FILE makes every service require a client certificate: set "
+            "RAGLINE_TLS_CLIENT_CERT_FILE and RAGLINE_TLS_CLIENT_KEY_FILE to one that CA signed, "
+            "for the gateway's calls to the stages and up's health checks."
+        )
+    return ""
+
+
+def _serving(address: str, credentials: grpc.ChannelCredentials | None) -> bool:
     try:
-        with grpc.insecure_channel(address) as ch:
+        with (
+            grpc.insecure_channel(address)
+            if credentials is None
+            else grpc.secure_channel(address, credentials)
+        ) as ch:
             reply = health_pb2_grpc.HealthStub(ch).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=1
             )

@@ -10,12 +10,14 @@ from ragline.embedder.handler import EmbedHandler
 from ragline.embedder.service import EmbedderServicer
 from ragline.model_info import resolve_model
 from ragline.stage.process import serve_stage
+from ragline.tls import ServerSecurity, server_security
 from ragline.v1 import embedder_service_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 
 async def run(settings: Settings) -> None:
+    security = server_security(settings)  # before the model: a bad TLS file fails at once
     model = resolve_model(settings.model)
     encoder = Encoder(
         model, device=settings.device, threads=settings.torch_threads, precision=settings.precision
@@ -30,16 +32,19 @@ async def run(settings: Settings) -> None:
     )
     servicer = EmbedderServicer(encoder)
     try:
-        await _serve(settings, encoder, servicer)
+        await _serve(settings, security, encoder, servicer)
     finally:
         encoder.close()
 
 
-async def _serve(settings: Settings, encoder: Encoder, servicer: EmbedderServicer) -> None:
+async def _serve(
+    settings: Settings, security: ServerSecurity, encoder: Encoder, servicer: EmbedderServicer
+) -> None:
     await serve_stage(
         settings,
         name="embedder",
         address=settings.embedder_address,
+        security=security,
         # Two consumers: while one batch is in the model, the next is read and the last is
         # published, so the model never waits on Redis.
         consumers=2,

@@ -19,6 +19,7 @@ from ragline.jobs.store import JobStore
 from ragline.jobs.versions import VersionStore
 from ragline.model_info import resolve_model
 from ragline.redis_checks import check_redis_durability
+from ragline.tls import channel_credentials, server_security
 from ragline.v1 import ingest_service_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,9 @@ def _access(settings: Settings, address: str) -> tuple[Authenticate, KeysFile | 
 
 
 async def run(settings: Settings) -> None:
+    # The TLS files are read first, so a bad one stops the start before anything connects.
+    security = server_security(settings)
+    peers = channel_credentials(settings)
     address = settings.listen_address or settings.gateway_address
     authenticate, keys = _access(settings, address)
     # The gateway validates against the model's configuration files; it never loads its weights.
@@ -56,8 +60,8 @@ async def run(settings: Settings) -> None:
     await broker.connect()
     jobs = JobStore.from_settings(settings)
     await check_redis_durability(jobs.redis)
-    embedder = channel(settings.embedder_address)
-    indexer = channel(settings.indexer_address)
+    embedder = channel(settings.embedder_address, peers)
+    indexer = channel(settings.indexer_address, peers)
     outbox = make_outbox(
         broker,
         jobs,
@@ -87,6 +91,7 @@ async def run(settings: Settings) -> None:
         address,
         [lambda s: ingest_service_pb2_grpc.add_IngestServiceServicer_to_server(servicer, s)],
         "gateway",
+        security,
         interceptors=[AccessInterceptor(authenticate)],
     )
 

@@ -12,12 +12,14 @@ from ragline.jobs.store import JobStore
 from ragline.jobs.versions import VersionStore
 from ragline.model_info import resolve_model
 from ragline.stage.process import serve_stage
+from ragline.tls import server_security
 from ragline.v1 import indexer_service_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 
 async def run(settings: Settings) -> None:
+    security = server_security(settings)  # before the model: a bad TLS file fails at once
     model = resolve_model(settings.model)
     store = VectorStore(
         settings.milvus_uri,
@@ -35,6 +37,7 @@ async def run(settings: Settings) -> None:
             settings,
             name="indexer",
             address=settings.indexer_address,
+            security=security,
             make_handler=lambda broker, stage_jobs: IndexHandler(
                 stage_jobs, VersionStore.beside(stage_jobs), store
             ),

@@ -17,6 +17,7 @@ from ragline.redis_checks import check_redis_durability
 from ragline.stage.faulty import FaultyHandler
 from ragline.stage.runner import StageHandler, StageRunner
 from ragline.stage.solo_runs import SoloRuns
+from ragline.tls import ServerSecurity
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +27,16 @@ async def serve_stage(
     *,
     name: str,
     address: str,
+    security: ServerSecurity,
     make_handler: Callable[[Broker, JobStore], StageHandler],
     register: Sequence[Callable[[aio.Server], None]] = (),
     batch_size: int | None = None,
     consumers: int = 1,
     gather_s: float = 0.0,
 ) -> None:
-    """Runs a stage's consumer loop beside its gRPC server until SIGTERM/SIGINT, then drains."""
+    """Runs a stage's consumer loop beside its gRPC server until SIGTERM/SIGINT, then drains.
+    `security` (ragline.tls.server_security) is read first thing in the stage's run(), so a bad
+    TLS file stops it before it loads a model or connects anywhere."""
     broker = make_broker(settings)
     jobs = JobStore.from_settings(settings)
     await broker.connect()
@@ -52,7 +56,7 @@ async def serve_stage(
             consumers=consumers,
             gather_s=gather_s,
         )
-        server = GrpcServer(settings.listen_address or address, register, name)
+        server = GrpcServer(settings.listen_address or address, register, name, security)
         await run_until_signalled(
             server, background=[runner.run], on_stop=runner.stop, grace_s=settings.shutdown_grace_s
         )
