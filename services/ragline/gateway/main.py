@@ -10,6 +10,7 @@ from ragline.gateway.intake import CHUNK_QUEUE, Intake
 from ragline.gateway.outbox import FaultyOutbox, make_outbox
 from ragline.gateway.service import IngestServicer
 from ragline.grpc_server import GrpcServer, channel, run_until_signalled
+from ragline.jobs.repair import Repairer
 from ragline.jobs.store import JobStore
 from ragline.jobs.versions import VersionStore
 from ragline.model_info import resolve_model
@@ -34,7 +35,7 @@ async def run(settings: Settings) -> None:
         lease_s=settings.outbox_lease_s,
     )
     if settings.faults:
-        outbox = FaultyOutbox(outbox, Faults(settings.faults, "gateway"))
+        outbox = FaultyOutbox(outbox, Faults(settings.faults, "gateway"), jobs)
     servicer = IngestServicer(
         settings,
         model,
@@ -56,12 +57,26 @@ async def run(settings: Settings) -> None:
         [lambda s: ingest_service_pb2_grpc.add_IngestServiceServicer_to_server(servicer, s)],
         "gateway",
     )
+    # Stuck jobs whose task the broker lost get it published again, into the same target as
+    # new jobs' tasks (the chunk stream, or the outbox the relay publishes from).
+    repairer = Repairer(
+        jobs,
+        broker,
+        outbox.target,
+        stuck_after_s=settings.stuck_after_s,
+        max_repairs=settings.max_repairs,
+    )
+
+    def stop() -> None:
+        outbox.stop()
+        repairer.stop()
+
     try:
-        # The outbox relay (RabbitMQ) runs for as long as the gateway serves.
+        # The outbox relay (RabbitMQ) and the repair run for as long as the gateway serves.
         await run_until_signalled(
             server,
-            background=outbox.background(),
-            on_stop=outbox.stop,
+            background=[*outbox.background(), repairer.run],
+            on_stop=stop,
             grace_s=settings.shutdown_grace_s,
         )
     finally:

@@ -51,6 +51,17 @@ class TaskTarget:
 
 
 @dataclass(frozen=True)
+class Republished:
+    """What publishing a stuck job's chunk task again did (JobStore.republish)."""
+
+    # "republished", "left" (the job changed or finished meanwhile, or its task waits in the
+    # outbox), "not kept" (its document is not in the store) or "spent" (its repairs ran out).
+    outcome: str
+    repairs: int = 0
+    why: str = ""
+
+
+@dataclass(frozen=True)
 class MarkResult:
     """What marking chunks done left behind."""
 
@@ -82,6 +93,7 @@ class JobStore:
         self._transition = client.register_script(lua_script("jobs", "transition"))
         self._set_total = client.register_script(lua_script("jobs", "set_total"))
         self._mark = client.register_script(lua_script("jobs", "mark"))
+        self._republish = client.register_script(lua_script("jobs", "republish"))
 
     @classmethod
     def from_url(
@@ -127,6 +139,7 @@ class JobStore:
         *,
         job_ids: Sequence[str] = (),
         tasks: Sequence[bytes] = (),
+        contents: Sequence[bytes] = (),
         target: TaskTarget | None = None,
     ) -> list[tuple[Job, bool]]:
         """`create` for each (document_id, request_id) in `items`, in order, in one round trip.
@@ -137,12 +150,17 @@ class JobStore:
         `job_ids` names the jobs to make (new ids when empty). With a `target`, `tasks` holds
         one serialized chunk-task envelope per item, for that job and without its document
         version: the same script gives it the job's version and writes it to the target for
-        every job it makes (not for a request seen before).
+        every job it makes (not for a request seen before). `contents` holds each document's
+        bytes (empty when not given), which the same script keeps beside the job, with its
+        finished task, until the job ends (the task refers to them: see
+        ragline.stage.envelope.chunk_task).
         """
         if not items:
             return []
         if target is not None and len(tasks) != len(items):
             raise ValueError("create_many needs one task per item when it has a target")
+        if contents and len(contents) != len(items):
+            raise ValueError("create_many needs one content per item when it has any")
         now = time.time()
         prefix = self.keys.job_prefix
         names = job_ids or [new_id() for _ in items]
@@ -155,6 +173,7 @@ class JobStore:
             prefix,
             target.mode,
             target.lease_s,
+            self._retention_s,
             *DOCUMENT_VERSION_TAGS,
         ]
         for i, (job_id, document_id, request_id) in enumerate(ids):
@@ -162,8 +181,15 @@ class JobStore:
                 prefix + job_id,
                 self.keys.request(request_id) if request_id else "",
                 self.keys.doc(document_id),
+                self.keys.content(job_id),
             ]
-            args += [job_id, document_id, request_id, tasks[i] if tasks else b""]
+            args += [
+                job_id,
+                document_id,
+                request_id,
+                tasks[i] if tasks else b"",
+                contents[i] if contents else b"",
+            ]
         replies = await self._call(self._create_many, keys, args)
         out: list[tuple[Job, bool]] = []
         for (job_id, document_id, request_id), reply in zip(ids, replies, strict=True):
@@ -200,6 +226,7 @@ class JobStore:
                         self.keys.events(job.job_id),
                         *self.keys.bitmaps(job.job_id),
                         self.keys.open_jobs,
+                        self.keys.content(job.job_id),
                     ],
                     [
                         JobState.FAILED.value,
@@ -270,6 +297,7 @@ class JobStore:
                 self.keys.events(job_id),
                 *self.keys.bitmaps(job_id),
                 self.keys.open_jobs,
+                self.keys.content(job_id),
             ],
             [
                 target.value,
@@ -386,6 +414,57 @@ class JobStore:
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
 
+    async def document_body(self, job_id: str) -> bytes | None:
+        """The bytes of the job's document, kept while the job is open; None once it has ended
+        (or for a job accepted by a gateway that put the bytes in the task instead)."""
+        body = await self._call_plain(self._r.hget(self.keys.content(job_id), "body"))
+        return None if body is None else bytes(body)
+
+    async def kept_tasks(self, job_ids: Iterable[str]) -> dict[str, bytes]:
+        """The chunk task kept beside each job whose document the store holds, by job id (jobs
+        without one, ended or accepted before documents were kept, are left out)."""
+        ids = list(job_ids)
+        async with self._r.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hget(self.keys.content(job_id), "task")
+            rows = await self._call_plain(pipe.execute())
+        return {job_id: bytes(task) for job_id, task in zip(ids, rows, strict=True) if task}
+
+    async def republish(
+        self,
+        job_id: str,
+        task: bytes,
+        *,
+        unchanged_since: float,
+        max_repairs: int,
+        target: TaskTarget,
+    ) -> Republished:
+        """Writes `task` (the job's chunk task, made fresh) to `target` again, counts a repair
+        on the job and touches its last change, in one step, if nothing has changed the job
+        since `unchanged_since` and fewer than `max_repairs` repairs were made before."""
+        if target.mode not in ("stream", "outbox"):
+            raise ValueError("republish needs a chunk stream or an outbox to write to")
+        code, value = await self._call(
+            self._republish,
+            [
+                self.keys.job(job_id),
+                self.keys.events(job_id),
+                self.keys.open_jobs,
+                self.keys.content(job_id),
+                target.stream or target.outbox,
+                target.leases,
+            ],
+            [unchanged_since, time.time(), max_repairs, target.mode, job_id, task],
+        )
+        code = int(code)
+        if code == 1:
+            return Republished("republished", repairs=int(value))
+        if code == -1:
+            return Republished("not kept")
+        if code == -2:
+            return Republished("spent", repairs=int(value))
+        return Republished("left", why=text(value))
+
     # -- requeued failures --------------------------------------------------------------------
     async def reopen(self, job_id: str) -> bool:
         """Moves a FAILED job back to ACTIVE, when its dead letter is requeued."""
@@ -463,4 +542,5 @@ def _job_from_hash(raw: dict[bytes, bytes]) -> Job:
         create_time=float(h.get("create_time", 0)),
         update_time=float(h.get("update_time", 0)),
         finish_time=float(h.get("finish_time", 0)),
+        repairs=int(h.get("repairs", 0)),
     )
