@@ -165,8 +165,7 @@ class Repairer:
                 f"{self._max_repairs})"
             )
             log.warning(
-                "job %s (document %s, version %d) waited on the %s stage with its task missing "
-                "(%s); %s",
+                "job %s (document %s, version %d) waits on the %s stage: %s; %s",
                 job.job_id,
                 job.document_id,
                 job.document_version,
