@@ -12,11 +12,12 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 import redis.asyncio as aioredis
 
-from ragline.broker.base import Delivery
+from ragline.broker.base import DeadLetter, Delivery
 from ragline.broker.redis_streams import RedisStreamsBroker
 from ragline.chunker.handler import ChunkHandler
 from ragline.chunker.splitter import TokenSplitter
 from ragline.errors import PermanentTaskError
+from ragline.faults import Faults
 from ragline.gateway.intake import CHUNK_QUEUE, Accepted, Intake
 from ragline.jobs.doctor import Reason, StageFacts, diagnose
 from ragline.jobs.model import Job, JobState, Stage
@@ -25,6 +26,7 @@ from ragline.jobs.store import JobStore, TaskTarget
 from ragline.jobs.versions import VersionStore
 from ragline.model_info import resolve_model
 from ragline.stage import envelope
+from ragline.stage.faulty import FaultyHandler
 from ragline.stage.runner import Task
 from ragline.v1 import job_pb2, queue_pb2
 from tests.conftest import REDIS_URL
@@ -291,3 +293,52 @@ async def test_a_task_waiting_in_the_outbox_is_late_not_lost(
     assert await redis_client.hget(outbox.outbox, job.job_id) == body
     lease = await redis_client.zscore(outbox.leases, job.job_id)
     assert lease is not None and lease <= time.time() + 1
+
+
+async def test_fault_markers_are_found_in_the_kept_document(
+    store: JobStore, broker: RedisStreamsBroker
+) -> None:
+    # Drills (RAGLINE_FAULTS) look for their marker in the document, wherever it is kept.
+    class Inner:
+        stage = Stage.CHUNK
+
+        async def handle(self, tasks: Sequence[Task]) -> list[BaseException | None]:
+            return [None] * len(tasks)
+
+    ((_, bad), (_, good)) = await ingest(
+        store, broker, accepted("bad", b"a BADDOC here"), accepted("good", b"fine")
+    )
+    handler = FaultyHandler(Inner(), Faults("chunk:permanent:BADDOC", "chunk"), store)
+    first, second = await handler.handle([bad, good])
+    assert isinstance(first, PermanentTaskError) and second is None
+
+
+async def test_a_sweep_repairs_a_lost_task_but_leaves_a_dead_lettered_one(
+    store: JobStore, broker: RedisStreamsBroker, redis_client: aioredis.Redis, namespace: str
+) -> None:
+    # A worker of its own connection, so that consumer_count sees a live reader.
+    worker = RedisStreamsBroker(REDIS_URL, namespace=namespace)
+    await worker.connect()
+    try:
+        await Intake(broker, store, 1000).accept([accepted("letter"), accepted("lost")])
+        letter_delivery, lost_delivery = await worker.read(CHUNK_QUEUE, 10, 0.5)
+        letter = envelope.decode(letter_delivery.body)
+        now = time.time()
+        await worker.dead_letter(
+            letter_delivery,
+            DeadLetter("chunk", letter_delivery.body, letter.job_id, "E", "bad", 1, now, now),
+        )
+        await worker.ack([lost_delivery])  # lost: no queue holds it any more
+        lost_id = envelope.decode(lost_delivery.body).job_id
+        for job_id in (letter.job_id, lost_id):
+            await stuck(store, redis_client, await store.get(job_id), 20)
+        target = TaskTarget(stream=broker.stream_key(CHUNK_QUEUE))
+        repairer = Repairer(store, worker, target, stuck_after_s=10)
+        (done,) = await repairer.sweep()
+        assert (done.diagnosis.job.job_id, done.outcome) == (lost_id, "republished")
+        assert await repairer.sweep() == []  # touched: not stuck again yet
+        assert (await store.get(letter.job_id)).repairs == 0
+        (again,) = await worker.read(CHUNK_QUEUE, 10, 0.5)
+        assert envelope.decode(again.body).job_id == lost_id
+    finally:
+        await worker.close()

@@ -27,7 +27,7 @@ import contextlib
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ragline.broker.base import BrokerAdapter
 from ragline.errors import TransientError
@@ -67,8 +67,9 @@ class Repair:
     message: str
 
 
-async def stage_facts(broker: BrokerAdapter, stage: Stage) -> StageFacts:
-    """What the broker says of one stage's queue: consumers, dead letters, depth."""
+async def dead_letters(broker: BrokerAdapter, stage: Stage) -> dict[str, str]:
+    """Dead-letter errors by job id, for the jobs with a record in the stage's dead-letter
+    queue (at most MAX_DEAD_LETTERS)."""
     queue = envelope.queue_name(stage)
     letters: dict[str, str] = {}
     after = ""
@@ -80,9 +81,16 @@ async def stage_facts(broker: BrokerAdapter, stage: Stage) -> StageFacts:
         if len(page) < 1000:
             break
         after = page[-1].dead_letter_id
+    return letters
+
+
+async def stage_facts(broker: BrokerAdapter, stage: Stage, *, letters: bool = True) -> StageFacts:
+    """What the broker says of one stage's queue: consumers, depth and (with `letters`) dead
+    letters."""
+    queue = envelope.queue_name(stage)
     return StageFacts(
         consumers=await broker.consumer_count(queue),
-        dead_letters=letters,
+        dead_letters=await dead_letters(broker, stage) if letters else {},
         depth=await broker.depth(queue),
     )
 
@@ -94,8 +102,14 @@ async def examine(
     *,
     limit: int = SWEEP_LIMIT,
     max_repairs: int = 3,
+    all_letters: bool = True,
 ) -> Examination:
-    """Diagnoses up to `limit` stuck jobs, the longest idle first."""
+    """Diagnoses up to `limit` stuck jobs, the longest idle first.
+
+    Without `all_letters`, dead-letter queues are read only for the stages where a job's task
+    looks missing (a dead letter then rules a repair out): listing them is the costly part, and
+    on RabbitMQ it takes their messages off the queue for a moment.
+    """
     cutoff = time.time() - stuck_after_s
     total = await jobs.count_stuck(stuck_after_s)
     if not total:
@@ -104,10 +118,20 @@ async def examine(
     found = [j for j in await jobs.get_many(ids) if j is not None and not j.state.is_terminal]
     # The queues are read after the jobs: a task that moved on between the two reads has touched
     # its job, which the repair script then sees.
-    facts = {stage: await stage_facts(broker, stage) for stage in Stage}
+    facts = {stage: await stage_facts(broker, stage, letters=all_letters) for stage in Stage}
     kept = await jobs.kept_tasks(j.job_id for j in found)
-    diagnoses = [diagnose(j, facts, max_repairs=max_repairs, kept=j.job_id in kept) for j in found]
-    return Examination(diagnoses, total, kept, cutoff)
+
+    def diagnoses() -> list[Diagnosis]:
+        return [diagnose(j, facts, max_repairs=max_repairs, kept=j.job_id in kept) for j in found]
+
+    found_now = diagnoses()
+    if not all_letters:
+        missing = {d.stage for d in found_now if d.reason is Reason.TASK_MISSING}
+        for stage in missing:
+            facts[stage] = replace(facts[stage], dead_letters=await dead_letters(broker, stage))
+        if missing:
+            found_now = diagnoses()
+    return Examination(found_now, total, kept, cutoff)
 
 
 class Repairer:
@@ -138,7 +162,11 @@ class Repairer:
     async def sweep(self) -> list[Repair]:
         """One look at the stuck jobs, repairing those whose task is missing."""
         found = await examine(
-            self._jobs, self._broker, self._stuck_after_s, max_repairs=self._max_repairs
+            self._jobs,
+            self._broker,
+            self._stuck_after_s,
+            max_repairs=self._max_repairs,
+            all_letters=False,
         )
         return await self.repair(found)
 
