@@ -1,5 +1,6 @@
-"""The job store on Redis: job records, per-chunk progress, idempotency keys and the open-jobs
-index (ragline.jobs.keys lists the keys). Document versions are ragline.jobs.versions'.
+"""The job store on Redis: job records, per-chunk progress, idempotency keys, the open-jobs
+index and the documents of open jobs, which their chunk tasks refer to (ragline.jobs.keys lists
+the keys). Document versions are ragline.jobs.versions'.
 
 Progress counts bits, not increments, so a chunk delivered twice is counted once. Every change
 runs as one Lua script, so concurrent stages never interleave half-updates.
