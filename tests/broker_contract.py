@@ -222,6 +222,9 @@ class BrokerContract:
         observer = await broker_factory("observer", visibility_s=1.0)
         assert await observer.consumer_count("q") == 0
         reader = await broker_factory("reader", visibility_s=1.0)
+        # A reader of an empty queue counts too: the doctor must not say that nobody reads it.
+        assert await reader.read("q", 1, 0.1) == []
+        assert await observer.consumer_count("q") == 1
         await reader.publish("q", [b"one"])
         assert await reader.read("q", 1, 0.5)
         assert await observer.consumer_count("q") == 1

@@ -127,6 +127,9 @@ class Settings:
     # An unfinished job that nothing has changed for this long is stuck: GetJob says so, and
     # `ragline doctor` says why.
     stuck_after_s: float = 600.0
+    # A stuck job whose task no queue holds is published again from the job store by the
+    # gateways, at most this many times; then (or at once with 0) it is failed with the reason.
+    max_repairs: int = 3
     # How long finished jobs stay readable (GetJob, request ids) before Redis drops them.
     # Unfinished jobs never expire.
     job_retention_s: float = 7 * 24 * 3600.0
@@ -186,7 +189,7 @@ class Settings:
         for name in ("outbox_lease_s", "keys_reload_s", "stuck_after_s", "job_retention_s"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"RAGLINE_{name.upper()} must be positive.")
-        for name in ("commit_interval_ms", "embed_gather_ms", "embed_batch_tokens"):
+        for name in ("commit_interval_ms", "embed_gather_ms", "embed_batch_tokens", "max_repairs"):
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"RAGLINE_{name.upper()} must not be negative.")
         wrong = self.retry_policy().problems()

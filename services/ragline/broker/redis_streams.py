@@ -66,6 +66,8 @@ class RedisStreamsBroker(BrokerAdapter):
         self._visibility_ms = int(visibility_timeout_s * 1000)
         self._redis: aioredis.Redis | None = client
         self._groups_ready: set[str] = set()
+        # Queues this process has joined as a consumer (see read).
+        self._joined: set[str] = set()
         self._promote: Any = None
         self._publish: Any = None
         # When each queue was last checked for reclaimable and due messages: those checks cost a
@@ -142,6 +144,13 @@ class RedisStreamsBroker(BrokerAdapter):
         async with self._guard(f"read {queue}"):
             try:
                 await self._ensure_group(queue)
+                if queue not in self._joined:
+                    # Joined up front: Redis only adds a consumer to the group when a read hands
+                    # it something, and consumer_count must see a reader of an empty queue.
+                    await self.redis.xgroup_createconsumer(
+                        self.stream_key(queue), GROUP, self.consumer_name
+                    )
+                    self._joined.add(queue)
                 deliveries = await self._sweep(queue, max_count)
                 if deliveries:
                     return deliveries
@@ -157,6 +166,7 @@ class RedisStreamsBroker(BrokerAdapter):
                     raise
                 # The stream or group vanished (e.g. Redis restarted without persistence).
                 self._groups_ready.discard(queue)
+                self._joined.discard(queue)
                 return []
         out: list[Delivery] = []
         for _stream, entries in reply or []:

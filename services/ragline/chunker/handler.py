@@ -1,4 +1,9 @@
-"""The chunker's queue work: cut each document, record its chunk count, fan out embed tasks."""
+"""The chunker's queue work: cut each document, record its chunk count, fan out embed tasks.
+
+A chunk task refers to its document's bytes, which the job store keeps beside the job while it is
+open (tasks queued by older gateways carry them inline, and are read as they are). Bytes that are
+gone belong to a job that has ended: such a task, a late duplicate, is settled without work.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from collections.abc import Sequence
 from ragline.broker.base import Broker
 from ragline.chunker.cutting import cut_document
 from ragline.chunker.splitter import Chunk, TokenSplitter
-from ragline.errors import BrokerUnavailable, StoreUnavailable
+from ragline.errors import BrokerUnavailable, NotFound, PermanentTaskError, StoreUnavailable
 from ragline.jobs.model import Stage
 from ragline.jobs.store import JobStore
 from ragline.stage import envelope
@@ -43,15 +48,37 @@ class ChunkHandler:
                 outcomes.append(exc)
         return outcomes
 
-    def _cut(self, ct: queue_pb2.ChunkTask) -> list[Chunk]:
+    def _cut(self, ct: queue_pb2.ChunkTask, content: bytes) -> list[Chunk]:
         """Runs in a worker thread: a large document takes seconds to cut."""
         return cut_document(
-            self._splitter, ct.content, ct.content_type, ct.chunk_size, ct.chunk_overlap
+            self._splitter, content, ct.content_type, ct.chunk_size, ct.chunk_overlap
+        )
+
+    async def _content(self, task: Task) -> bytes | None:
+        """The document's bytes; None when the task's job has ended (nothing left to do)."""
+        ct = task.envelope.chunk
+        if not ct.content_in_store:
+            return ct.content
+        body = await self._jobs.document_body(task.job_id)
+        if body is not None:
+            return body
+        try:
+            job = await self._jobs.get(task.job_id)
+        except NotFound:
+            return None
+        if job.state.is_terminal:
+            return None
+        raise PermanentTaskError(
+            f"the document of job {task.job_id} is no longer in the job store (was it removed "
+            "by hand, or did the job outlive RAGLINE_JOB_RETENTION_S?); ingest it again"
         )
 
     async def _chunk(self, task: Task) -> None:
         ct = task.envelope.chunk
-        chunks = await asyncio.to_thread(self._cut, ct)
+        content = await self._content(task)
+        if content is None:
+            return
+        chunks = await asyncio.to_thread(self._cut, ct, content)
         # The total goes on record before any embed task exists, so the indexer that writes the
         # last chunk always knows it was the last.
         await self._jobs.set_total(task.job_id, len(chunks))

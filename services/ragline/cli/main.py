@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: $RAGLINE_STUCK_AFTER_S, else 600)",
     )
     p.add_argument("--limit", type=int, default=100, help="most stuck jobs to explain (100)")
+    p.add_argument(
+        "--repair",
+        action="store_true",
+        help="also publish again, now, the task of each job whose task is missing (the "
+        "gateways do it by themselves every RAGLINE_STUCK_AFTER_S / 4)",
+    )
     p.set_defaults(handler=_run_doctor)
 
     p = subparsers.add_parser(

@@ -1,6 +1,7 @@
 """Accepting documents: record a job per document and queue it for chunking, nothing more.
 
-Intake is atomic: one Redis script records the jobs, their idempotency keys and their chunk
+Intake is atomic: one Redis script records the jobs, their idempotency keys, their documents'
+bytes (kept beside each job until it ends; the chunk task refers to them) and their chunk
 tasks together (see ragline.gateway.outbox): on Redis Streams the script queues the tasks itself;
 on RabbitMQ it leaves them in an outbox that this gateway publishes at once and every gateway's
 relay publishes once their lease runs out. A gateway that dies at any point therefore leaves
@@ -189,6 +190,7 @@ class Intake:
             job_ids=job_ids,
             tenants=[d.tenant for d in docs],
             tasks=tasks,
+            contents=[d.content for d in docs],
             target=self._outbox.target,
         )
         new = [
@@ -263,13 +265,13 @@ class Intake:
     @staticmethod
     def _chunk_task(job_id: str, doc: Accepted) -> bytes:
         """The document's chunk task but for its version, which the create script adds
-        (envelope.with_document_version)."""
+        (envelope.with_document_version). It refers to the document's bytes, which the same
+        script keeps beside the job."""
         return envelope.chunk_task(
             job_id,
             queue_pb2.DocumentRef(
                 document_id=doc.document_id, metadata=doc.metadata, tenant=doc.tenant
             ),
-            content=doc.content,
             content_type=doc.content_type,
             chunk_size=doc.chunk_size,
             chunk_overlap=doc.chunk_overlap,

@@ -15,6 +15,7 @@ from ragline.gateway.intake import CHUNK_QUEUE, Intake
 from ragline.gateway.outbox import FaultyOutbox, make_outbox
 from ragline.gateway.service import IngestServicer
 from ragline.grpc_server import GrpcServer, channel, run_until_signalled
+from ragline.jobs.repair import Repairer
 from ragline.jobs.store import JobStore
 from ragline.jobs.versions import VersionStore
 from ragline.model_info import resolve_model
@@ -70,7 +71,7 @@ async def run(settings: Settings) -> None:
         lease_s=settings.outbox_lease_s,
     )
     if settings.faults:
-        outbox = FaultyOutbox(outbox, Faults(settings.faults, "gateway"))
+        outbox = FaultyOutbox(outbox, Faults(settings.faults, "gateway"), jobs)
     servicer = IngestServicer(
         settings,
         model,
@@ -94,18 +95,32 @@ async def run(settings: Settings) -> None:
         security,
         interceptors=[AccessInterceptor(authenticate)],
     )
+    # Stuck jobs whose task the broker lost get it published again, into the same target as
+    # new jobs' tasks (the chunk stream, or the outbox the relay publishes from).
+    repairer = Repairer(
+        jobs,
+        broker,
+        outbox.target,
+        stuck_after_s=settings.stuck_after_s,
+        max_repairs=settings.max_repairs,
+    )
 
     def stop_background() -> None:
         outbox.stop()
+        repairer.stop()
         if keys is not None:
             keys.stop()
 
     try:
-        # The outbox relay (RabbitMQ) and the keys file's reloader run for as long as the
-        # gateway serves.
+        # The outbox relay (RabbitMQ), the repair of stuck jobs and the keys file's reloader run
+        # for as long as the gateway serves.
         await run_until_signalled(
             server,
-            background=[*outbox.background(), *([keys.watch] if keys is not None else [])],
+            background=[
+                *outbox.background(),
+                repairer.run,
+                *([keys.watch] if keys is not None else []),
+            ],
             on_stop=stop_background,
             grace_s=settings.shutdown_grace_s,
         )

@@ -162,18 +162,26 @@ class FaultyOutbox(Outbox):
     recorded the new jobs and before their tasks are sent on or the call is answered. Applied in
     the gateway's main only when the setting is on, so the intake carries no fault code."""
 
-    def __init__(self, inner: Outbox, faults: Faults) -> None:
+    def __init__(self, inner: Outbox, faults: Faults, jobs: JobStore | None = None) -> None:
+        """`jobs` reads the documents the tasks refer to (without it, a task's own content)."""
         self._inner = inner
         self._faults = faults
+        self._jobs = jobs
 
     @property
     def target(self) -> TaskTarget:
         return self._inner.target
 
     async def send(self, new: Sequence[tuple[Job, bytes]]) -> None:
-        documents = (decode(task).chunk.content.decode("utf-8", "replace") for _, task in new)
+        documents = [
+            (await self._document(job) or decode(task).chunk.content).decode("utf-8", "replace")
+            for job, task in new
+        ]
         self._faults.crash_after_commit(documents)
         await self._inner.send(new)
+
+    async def _document(self, job: Job) -> bytes | None:
+        return None if self._jobs is None else await self._jobs.document_body(job.job_id)
 
     async def discard(self, job_ids: Sequence[str]) -> None:
         await self._inner.discard(job_ids)

@@ -4,9 +4,17 @@ place, since both stores' scripts touch a job and its document together.
     {ns}:job:{id}               hash: the job record
     {ns}:job:{id}:embedded      bitmap: one bit per chunk index embedded
     {ns}:job:{id}:indexed       bitmap: one bit per chunk index indexed
+    {ns}:job:{id}:content       hash: the job's document, kept while the job is open: body (its
+                                bytes, which the chunk task refers to) and task (that chunk
+                                task, to publish again if the broker loses it). Deleted when the
+                                job completes or is cancelled; a failed job's expires with its
+                                record (a requeued chunk dead letter still needs it); set to expire
+                                after RAGLINE_JOB_RETENTION_S from the start as a backstop
     {ns}:job-events:{id}        pub/sub channel: a message on every change, for WatchJob
     {ns}:jobs:open              sorted set: unfinished job ids by the time of their last change
     {ns}:request:{request_id}   the job id an idempotency key created (24 h)
+    {ns}:repair:lease           string: the gateway sweeping stuck jobs now (see
+                                ragline.jobs.repair), so that one sweeps at a time
     {ns}:doc:{document_id}      hash: seq (last version given), live (searchable version), floor
                                 (versions at or below it were deleted and must not come back)
 
@@ -44,6 +52,13 @@ class Keys:
 
     def bitmap(self, job_id: str, kind: str) -> str:
         return f"{self.job(job_id)}:{kind}"
+
+    def content(self, job_id: str) -> str:
+        return f"{self.job(job_id)}:content"
+
+    @property
+    def repair_lease(self) -> str:
+        return f"{self.namespace}:repair:lease"
 
     @property
     def open_jobs(self) -> str:

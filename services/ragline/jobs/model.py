@@ -78,6 +78,8 @@ class Job:
     create_time: float = 0.0
     update_time: float = 0.0
     finish_time: float = 0.0
+    # How many times its lost chunk task was published again (ragline.jobs.repair).
+    repairs: int = 0
 
     def is_stuck(self, now: float, after_s: float) -> bool:
         """Unfinished, and nothing has changed it for `after_s` seconds (see RAGLINE_STUCK_AFTER_S)."""

@@ -1,5 +1,6 @@
-"""The job store on Redis: job records, per-chunk progress, idempotency keys and the open-jobs
-index (ragline.jobs.keys lists the keys). Document versions are ragline.jobs.versions'.
+"""The job store on Redis: job records, per-chunk progress, idempotency keys, the open-jobs
+index and the documents of open jobs, which their chunk tasks refer to (ragline.jobs.keys lists
+the keys). Document versions are ragline.jobs.versions'.
 
 Progress counts bits, not increments, so a chunk delivered twice is counted once. Every change
 runs as one Lua script, so concurrent stages never interleave half-updates.
@@ -52,6 +53,17 @@ class TaskTarget:
 
 
 @dataclass(frozen=True)
+class Republished:
+    """What publishing a stuck job's chunk task again did (JobStore.republish)."""
+
+    # "republished", "left" (the job changed or finished meanwhile, or its task waits in the
+    # outbox), "not kept" (its document is not in the store) or "spent" (its repairs ran out).
+    outcome: str
+    repairs: int = 0
+    why: str = ""
+
+
+@dataclass(frozen=True)
 class MarkResult:
     """What marking chunks done left behind."""
 
@@ -84,6 +96,7 @@ class JobStore:
         self._set_total = client.register_script(lua_script("jobs", "set_total"))
         self._mark = client.register_script(lua_script("jobs", "mark"))
         self._note_error = client.register_script(lua_script("jobs", "note_error"))
+        self._republish = client.register_script(lua_script("jobs", "republish"))
 
     @classmethod
     def from_url(
@@ -132,6 +145,7 @@ class JobStore:
         job_ids: Sequence[str] = (),
         tenants: Sequence[str] = (),
         tasks: Sequence[bytes] = (),
+        contents: Sequence[bytes] = (),
         target: TaskTarget | None = None,
     ) -> list[tuple[Job, bool]]:
         """`create` for each (document_id, request_id) in `items`, in order, in one round trip.
@@ -144,12 +158,17 @@ class JobStore:
         `job_ids` names the jobs to make (new ids when empty). With a `target`, `tasks` holds
         one serialized chunk-task envelope per item, for that job and without its document
         version: the same script gives it the job's version and writes it to the target for
-        every job it makes (not for a request seen before).
+        every job it makes (not for a request seen before). `contents` holds each document's
+        bytes (empty when not given), which the same script keeps beside the job, with its
+        finished task, until the job ends (the task refers to them: see
+        ragline.stage.envelope.chunk_task).
         """
         if not items:
             return []
         if target is not None and len(tasks) != len(items):
             raise ValueError("create_many needs one task per item when it has a target")
+        if contents and len(contents) != len(items):
+            raise ValueError("create_many needs one content per item when it has any")
         now = time.time()
         prefix = self.keys.job_prefix
         names = job_ids or [new_id() for _ in items]
@@ -166,6 +185,7 @@ class JobStore:
             prefix,
             target.mode,
             target.lease_s,
+            self._retention_s,
             *DOCUMENT_VERSION_TAGS,
         ]
         for i, (job_id, tenant, document_id, request_id) in enumerate(ids):
@@ -173,8 +193,16 @@ class JobStore:
                 prefix + job_id,
                 self.keys.request(tenant, request_id) if request_id else "",
                 self.keys.doc(tenant, document_id),
+                self.keys.content(job_id),
             ]
-            args += [job_id, document_id, request_id, tenant, tasks[i] if tasks else b""]
+            args += [
+                job_id,
+                document_id,
+                request_id,
+                tenant,
+                tasks[i] if tasks else b"",
+                contents[i] if contents else b"",
+            ]
         replies = await self._call(self._create_many, keys, args)
         out: list[tuple[Job, bool]] = []
         for (job_id, tenant, document_id, request_id), reply in zip(ids, replies, strict=True):
@@ -212,6 +240,7 @@ class JobStore:
                         self.keys.events(job.job_id),
                         *self.keys.bitmaps(job.job_id),
                         self.keys.open_jobs,
+                        self.keys.content(job.job_id),
                     ],
                     [
                         JobState.FAILED.value,
@@ -286,6 +315,7 @@ class JobStore:
                 self.keys.events(job_id),
                 *self.keys.bitmaps(job_id),
                 self.keys.open_jobs,
+                self.keys.content(job_id),
             ],
             [
                 target.value,
@@ -394,6 +424,57 @@ class JobStore:
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
 
+    async def document_body(self, job_id: str) -> bytes | None:
+        """The bytes of the job's document, kept while the job is open; None once it has ended
+        (or for a job accepted by a gateway that put the bytes in the task instead)."""
+        body = await self._call_plain(self._r.hget(self.keys.content(job_id), "body"))
+        return None if body is None else bytes(body)
+
+    async def kept_tasks(self, job_ids: Iterable[str]) -> dict[str, bytes]:
+        """The chunk task kept beside each job whose document the store holds, by job id (jobs
+        without one, ended or accepted before documents were kept, are left out)."""
+        ids = list(job_ids)
+        async with self._r.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hget(self.keys.content(job_id), "task")
+            rows = await self._call_plain(pipe.execute())
+        return {job_id: bytes(task) for job_id, task in zip(ids, rows, strict=True) if task}
+
+    async def republish(
+        self,
+        job_id: str,
+        task: bytes,
+        *,
+        unchanged_since: float,
+        max_repairs: int,
+        target: TaskTarget,
+    ) -> Republished:
+        """Writes `task` (the job's chunk task, made fresh) to `target` again, counts a repair
+        on the job and touches its last change, in one step, if nothing has changed the job
+        since `unchanged_since` and fewer than `max_repairs` repairs were made before."""
+        if target.mode not in ("stream", "outbox"):
+            raise ValueError("republish needs a chunk stream or an outbox to write to")
+        code, value = await self._call(
+            self._republish,
+            [
+                self.keys.job(job_id),
+                self.keys.events(job_id),
+                self.keys.open_jobs,
+                self.keys.content(job_id),
+                target.stream or target.outbox,
+                target.leases,
+            ],
+            [unchanged_since, time.time(), max_repairs, target.mode, job_id, task],
+        )
+        code = int(code)
+        if code == 1:
+            return Republished("republished", repairs=int(value))
+        if code == -1:
+            return Republished("not kept")
+        if code == -2:
+            return Republished("spent", repairs=int(value))
+        return Republished("left", why=text(value))
+
     # -- requeued failures --------------------------------------------------------------------
     async def reopen(self, job_id: str) -> bool:
         """Moves a FAILED job back to ACTIVE, when its dead letter is requeued."""
@@ -473,4 +554,5 @@ def _job_from_hash(raw: dict[bytes, bytes]) -> Job:
         create_time=float(h.get("create_time", 0)),
         update_time=float(h.get("update_time", 0)),
         finish_time=float(h.get("finish_time", 0)),
+        repairs=int(h.get("repairs", 0)),
     )

@@ -66,6 +66,7 @@ class VersionStore:
                     k.events(job_id),
                     *k.bitmaps(job_id),
                     k.open_jobs,
+                    k.content(job_id),
                 ],
                 args=[
                     version,

@@ -30,19 +30,24 @@ def chunk_task(
     job_id: str,
     document: queue_pb2.DocumentRef,
     *,
-    content: bytes,
+    content: bytes = b"",
     content_type: str,
     chunk_size: int,
     chunk_overlap: int,
     embedding_model: str,
 ) -> bytes:
     """The gateway's task for the chunker: a whole document (its version may be left for the
-    job store's create script to add; see with_document_version)."""
+    job store's create script to add; see with_document_version).
+
+    Without `content`, the task refers to the document's bytes, which the job store keeps
+    beside the job (ChunkTask.content_in_store): the queue entry stays small, and the task can
+    be published again from the store should the broker lose it."""
     env = new_envelope(job_id)
     env.chunk.CopyFrom(
         queue_pb2.ChunkTask(
             document=document,
             content=content,
+            content_in_store=not content,
             content_type=content_type,
             chunk_size=chunk_size,
             chunk_overlap=chunk_overlap,

@@ -44,7 +44,7 @@ async def serve_stage(
         await check_redis_durability(jobs.redis)
         handler = make_handler(broker, jobs)
         if settings.faults:
-            handler = FaultyHandler(handler, Faults(settings.faults, handler.stage.value))
+            handler = FaultyHandler(handler, Faults(settings.faults, handler.stage.value), jobs)
         runner = StageRunner(
             handler,
             broker,

@@ -132,8 +132,11 @@ class ChunkTask(_message.Message):
     CHUNK_SIZE_FIELD_NUMBER: _builtins.int
     CHUNK_OVERLAP_FIELD_NUMBER: _builtins.int
     EMBEDDING_MODEL_FIELD_NUMBER: _builtins.int
+    CONTENT_IN_STORE_FIELD_NUMBER: _builtins.int
     content: _builtins.bytes
-    """The document's bytes."""
+    """The document's bytes, carried in the task itself. Only tasks queued by gateways older than
+    `content_in_store` carry them; the chunker still reads them when present.
+    """
     content_type: _builtins.str
     """The media type of `content`, already validated by the gateway."""
     chunk_size: _builtins.int
@@ -142,6 +145,12 @@ class ChunkTask(_message.Message):
     """The overlap between consecutive chunks in tokens."""
     embedding_model: _builtins.str
     """The embedding model whose tokenizer measures the chunks."""
+    content_in_store: _builtins.bool
+    """Whether the document's bytes are kept in the job store beside the job (under the key
+    `{namespace}:job:{job_id}:content`) instead of in `content`. They stay there until the job
+    ends, so a task lost by the broker can be published again; a task whose bytes are gone
+    belongs to a job that has already ended, and is settled without work.
+    """
     @_builtins.property
     def document(self) -> Global___DocumentRef:
         """The document version to chunk."""
@@ -155,10 +164,11 @@ class ChunkTask(_message.Message):
         chunk_size: _builtins.int = ...,
         chunk_overlap: _builtins.int = ...,
         embedding_model: _builtins.str = ...,
+        content_in_store: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["document", b"document"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_overlap", b"chunk_overlap", "chunk_size", b"chunk_size", "content", b"content", "content_type", b"content_type", "document", b"document", "embedding_model", b"embedding_model"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_overlap", b"chunk_overlap", "chunk_size", b"chunk_size", "content", b"content", "content_in_store", b"content_in_store", "content_type", b"content_type", "document", b"document", "embedding_model", b"embedding_model"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
