@@ -52,6 +52,7 @@ async def broker(redis_client: aioredis.Redis, namespace: str) -> AsyncIterator[
 
 def accepted(document_id: str, content: bytes = DOCUMENT) -> Accepted:
     return Accepted(
+        tenant="default",
         document_id=document_id,
         request_id="",
         content=content,
@@ -104,7 +105,7 @@ async def test_ending_a_job_drops_its_document_and_failing_one_lets_it_expire_wi
     done, cancelled, failed, gone = (job for job, _ in made)
     versions = VersionStore.beside(store)
     await store.set_total(done.job_id, 1)
-    await versions.complete_version(done.job_id, "done", done.document_version)
+    await versions.complete_version(done.job_id, "default", "done", done.document_version)
     assert (await store.get(done.job_id)).state is JobState.COMPLETED
     assert await kept(redis_client, store, done.job_id) == -2
 
@@ -119,13 +120,15 @@ async def test_ending_a_job_drops_its_document_and_failing_one_lets_it_expire_wi
     assert await store.reopen(failed.job_id)  # requeued: still there, with its backstop
     assert 0 < await kept(redis_client, store, failed.job_id) <= RETENTION_S
     await store.set_total(failed.job_id, 1)
-    await versions.complete_version(failed.job_id, "failed", failed.document_version)
+    await versions.complete_version(failed.job_id, "default", "failed", failed.document_version)
     assert await kept(redis_client, store, failed.job_id) == -2
 
     # Deleted while in flight: the job ends cancelled when its last chunk lands, document gone.
-    assert await versions.delete_document("gone")
+    assert await versions.delete_document("default", "gone")
     await store.set_total(gone.job_id, 1)
-    _, state = await versions.complete_version(gone.job_id, "gone", gone.document_version)
+    _, state = await versions.complete_version(
+        gone.job_id, "default", "gone", gone.document_version
+    )
     assert state is JobState.CANCELLED
     assert await kept(redis_client, store, gone.job_id) == -2
 
