@@ -1,4 +1,5 @@
-"""Starting and stopping a service's gRPC server, with health checking and a graceful drain; once
+"""Starting and stopping a service's gRPC server, with health checking, reflection (so grpcurl
+and other generic tools discover the API) and a graceful drain; once
 started, the process's start-up objects leave the garbage collector's reach (see
 freeze_startup_objects)."""
 
@@ -14,6 +15,7 @@ from typing import Any
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
+from grpc_reflection.v1alpha import reflection
 
 from ragline.errors import ConfigurationError
 from ragline.grpc_status import ErrorInterceptor
@@ -30,10 +32,16 @@ CHANNEL_OPTIONS = SERVER_OPTIONS
 
 
 class GrpcServer:
-    """An aio server with the error interceptor and the standard health service."""
+    """An aio server with the error interceptor, the standard health service, and reflection
+    listing `services` (the full names of what `register` adds), health and reflection itself."""
 
     def __init__(
-        self, address: str, register: Sequence[Callable[[aio.Server], None]], service_name: str
+        self,
+        address: str,
+        register: Sequence[Callable[[aio.Server], None]],
+        service_name: str,
+        *,
+        services: Sequence[str] = (),
     ) -> None:
         self.address = address
         self.service_name = service_name
@@ -42,6 +50,14 @@ class GrpcServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         for add in register:
             add(self.server)
+        reflection.enable_server_reflection(
+            [
+                *services,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
+            self.server,
+        )
         try:
             self.port = self.server.add_insecure_port(address)
         except RuntimeError as exc:

@@ -14,7 +14,7 @@ from ragline.jobs.store import JobStore
 from ragline.jobs.versions import VersionStore
 from ragline.model_info import resolve_model
 from ragline.redis_checks import check_redis_durability
-from ragline.v1 import ingest_service_pb2_grpc
+from ragline.v1 import ingest_service_pb2, ingest_service_pb2_grpc
 
 
 async def run(settings: Settings) -> None:
@@ -55,6 +55,7 @@ async def run(settings: Settings) -> None:
         settings.listen_address or settings.gateway_address,
         [lambda s: ingest_service_pb2_grpc.add_IngestServiceServicer_to_server(servicer, s)],
         "gateway",
+        services=[ingest_service_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name],
     )
     try:
         # The outbox relay (RabbitMQ) runs for as long as the gateway serves.

@@ -28,11 +28,13 @@ async def serve_stage(
     address: str,
     make_handler: Callable[[Broker, JobStore], StageHandler],
     register: Sequence[Callable[[aio.Server], None]] = (),
+    services: Sequence[str] = (),
     batch_size: int | None = None,
     consumers: int = 1,
     gather_s: float = 0.0,
 ) -> None:
-    """Runs a stage's consumer loop beside its gRPC server until SIGTERM/SIGINT, then drains."""
+    """Runs a stage's consumer loop beside its gRPC server until SIGTERM/SIGINT, then drains.
+    `services` names what `register` adds, for reflection."""
     broker = make_broker(settings)
     jobs = JobStore.from_settings(settings)
     await broker.connect()
@@ -52,7 +54,7 @@ async def serve_stage(
             consumers=consumers,
             gather_s=gather_s,
         )
-        server = GrpcServer(settings.listen_address or address, register, name)
+        server = GrpcServer(settings.listen_address or address, register, name, services=services)
         await run_until_signalled(
             server, background=[runner.run], on_stop=runner.stop, grace_s=settings.shutdown_grace_s
         )
