@@ -83,7 +83,6 @@ def configure_tracing(service: str, env: Mapping[str, str]) -> bool:
     resource (OTEL_RESOURCE_ATTRIBUTES) read their own standard variables. The service is named
     `ragline-<service>` unless OTEL_SERVICE_NAME names it.
     """
-    global _tracer, _provider
     exporter_name = requested_exporter(env)
     if exporter_name is None:
         return False
@@ -107,10 +106,17 @@ def configure_tracing(service: str, env: Mapping[str, str]) -> bool:
         exporter = ConsoleSpanExporter()
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
-    _provider = provider
-    _tracer = provider.get_tracer("ragline")
+    use_tracer_provider(provider)
     log.info("tracing on: spans export by %s", exporter_name)
     return True
+
+
+def use_tracer_provider(provider: Any) -> None:
+    """Traces into `provider`, an SDK TracerProvider (configure_tracing's, or a test's with an
+    in-memory exporter); `shutdown_tracing` ends it."""
+    global _tracer, _provider
+    _provider = provider
+    _tracer = provider.get_tracer("ragline")
 
 
 def shutdown_tracing() -> None:
