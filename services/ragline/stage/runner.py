@@ -360,6 +360,8 @@ class StageRunner:
         jobs = {j.job_id: j for j in await self._jobs.get_many({t.job_id for t in tasks}) if j}
         keep = [t for t in tasks if t.job_id in jobs and jobs[t.job_id].state != JobState.CANCELLED]
         drop = [t for t in tasks if t not in keep]
+        for t in drop:
+            t.trace.event("ragline.dropped", {"ragline.reason": "the job was cancelled or is gone"})
         if drop:
             await self._broker.ack([t.delivery for t in drop])
         return keep
