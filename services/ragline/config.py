@@ -145,6 +145,9 @@ class Settings:
     faults: str = ""
 
     log_level: str = "INFO"
+    # "text": one readable line per event, for a terminal; "json": one JSON object per line with
+    # the job, document, stage and trace ids where known, for a log pipeline.
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
@@ -176,6 +179,10 @@ class Settings:
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ConfigurationError(
                 f"RAGLINE_PRECISION is {self.precision!r}; choose 'auto', 'fp32', 'bf16' or 'fp16'."
+            )
+        if self.log_format not in ("text", "json"):
+            raise ConfigurationError(
+                f"RAGLINE_LOG_FORMAT is {self.log_format!r}; choose 'text' or 'json'."
             )
         for name in (
             "max_document_bytes",

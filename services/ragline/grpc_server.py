@@ -1,4 +1,5 @@
-"""Starting and stopping a service's gRPC server, with health checking and a graceful drain; once
+"""Starting and stopping a service's gRPC server, with health checking, reflection (so grpcurl
+and other generic tools discover the API) and a graceful drain; once
 started, the process's start-up objects leave the garbage collector's reach (see
 freeze_startup_objects)."""
 
@@ -15,6 +16,7 @@ import grpc
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
+from grpc_reflection.v1alpha import reflection
 
 from ragline.errors import ConfigurationError
 from ragline.grpc_status import ErrorInterceptor
@@ -32,9 +34,10 @@ CHANNEL_OPTIONS = SERVER_OPTIONS
 
 
 class GrpcServer:
-    """An aio server with the error interceptor and the standard health service, on a plaintext
-    port unless `security` (ragline.tls.server_security) says otherwise. `interceptors` run
-    inside the error interceptor, in order (the gateway's access check)."""
+    """An aio server with the error interceptor, the standard health service, and reflection
+    listing `services` (the full names of what `register` adds), health and reflection itself;
+    on a plaintext port unless `security` (ragline.tls.server_security) says otherwise.
+    `interceptors` run inside the error interceptor, in order (the gateway's access check)."""
 
     def __init__(
         self,
@@ -44,6 +47,7 @@ class GrpcServer:
         security: ServerSecurity | None = None,
         *,
         interceptors: Sequence[aio.ServerInterceptor] = (),  # type: ignore[type-arg]
+        services: Sequence[str] = (),
     ) -> None:
         self.address = address
         self.service_name = service_name
@@ -55,6 +59,14 @@ class GrpcServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         for add in register:
             add(self.server)
+        reflection.enable_server_reflection(
+            [
+                *services,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
+            self.server,
+        )
         try:
             if self.security.credentials is None:
                 self.port = self.server.add_insecure_port(address)

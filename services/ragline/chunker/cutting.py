@@ -11,7 +11,16 @@ def cut_document(
     splitter: TokenSplitter, content: bytes, content_type: str, chunk_size: int, chunk_overlap: int
 ) -> list[Chunk]:
     """The document's chunks in order; PermanentTaskError when it has no text to index."""
-    text = extract_text(content, content_type)
+    return split_text(
+        splitter, extract_text(content, content_type), content_type, chunk_size, chunk_overlap
+    )
+
+
+def split_text(
+    splitter: TokenSplitter, text: str, content_type: str, chunk_size: int, chunk_overlap: int
+) -> list[Chunk]:
+    """A parsed document's text in chunks (cut_document's second step, timed on its own by the
+    chunker's trace); PermanentTaskError when it has no text to index."""
     chunks = splitter.split(
         text, chunk_size, chunk_overlap, markdown=content_type == "text/markdown"
     )

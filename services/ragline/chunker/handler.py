@@ -11,13 +11,15 @@ import asyncio
 from collections.abc import Sequence
 
 from ragline.broker.base import Broker
-from ragline.chunker.cutting import cut_document
+from ragline.chunker.cutting import split_text
+from ragline.chunker.parsers import extract_text
 from ragline.chunker.splitter import Chunk, TokenSplitter
 from ragline.errors import BrokerUnavailable, NotFound, PermanentTaskError, StoreUnavailable
 from ragline.jobs.model import Stage
 from ragline.jobs.store import JobStore
 from ragline.stage import envelope
 from ragline.stage.runner import Task
+from ragline.telemetry import log_context
 from ragline.v1 import queue_pb2
 
 
@@ -40,7 +42,12 @@ class ChunkHandler:
         outcomes: list[BaseException | None] = []
         for task in tasks:
             try:
-                await self._chunk(task)
+                with log_context(
+                    job_id=task.job_id,
+                    document_id=task.envelope.chunk.document.document_id,
+                    trace_id=task.trace.trace_id,
+                ):
+                    await self._chunk(task)
                 outcomes.append(None)
             except (BrokerUnavailable, StoreUnavailable):
                 raise
@@ -48,11 +55,17 @@ class ChunkHandler:
                 outcomes.append(exc)
         return outcomes
 
-    def _cut(self, ct: queue_pb2.ChunkTask, content: bytes) -> list[Chunk]:
+    def _cut(self, task: Task, content: bytes) -> list[Chunk]:
         """Runs in a worker thread: a large document takes seconds to cut."""
-        return cut_document(
-            self._splitter, content, ct.content_type, ct.chunk_size, ct.chunk_overlap
-        )
+        ct = task.envelope.chunk
+        with task.trace.step("ragline.chunk.parse", {"ragline.content_type": ct.content_type}):
+            text = extract_text(content, ct.content_type)
+        with task.trace.step("ragline.chunk.split", {"ragline.chunk_size": ct.chunk_size}):
+            chunks = split_text(
+                self._splitter, text, ct.content_type, ct.chunk_size, ct.chunk_overlap
+            )
+        task.trace.set("ragline.chunks", len(chunks))
+        return chunks
 
     async def _content(self, task: Task) -> bytes | None:
         """The document's bytes; None when the task's job has ended (nothing left to do)."""
@@ -74,11 +87,11 @@ class ChunkHandler:
         )
 
     async def _chunk(self, task: Task) -> None:
-        ct = task.envelope.chunk
         content = await self._content(task)
         if content is None:
             return
-        chunks = await asyncio.to_thread(self._cut, ct, content)
+        chunks = await asyncio.to_thread(self._cut, task, content)
+        context = task.trace.carrier()
         # The total goes on record before any embed task exists, so the indexer that writes the
         # last chunk always knows it was the last.
         await self._jobs.set_total(task.job_id, len(chunks))
@@ -89,6 +102,7 @@ class ChunkHandler:
                     queue_pb2.TextChunk(chunk_index=c.index, text=c.text, token_count=c.token_count)
                     for c in chunks[start : start + self._chunks_per_task]
                 ),
+                context,
             )
             for start in range(0, len(chunks), self._chunks_per_task)
         ]

@@ -9,7 +9,7 @@ from ragline.config import Settings
 from ragline.model_info import resolve_model
 from ragline.stage.process import serve_stage
 from ragline.tls import server_security
-from ragline.v1 import chunker_service_pb2_grpc
+from ragline.v1 import chunker_service_pb2, chunker_service_pb2_grpc
 
 
 async def run(settings: Settings) -> None:
@@ -25,6 +25,7 @@ async def run(settings: Settings) -> None:
         make_handler=lambda broker, jobs: ChunkHandler(
             broker, jobs, splitter, settings.chunks_per_embed_task
         ),
+        services=[chunker_service_pb2.DESCRIPTOR.services_by_name["ChunkerService"].full_name],
         register=[
             lambda s: chunker_service_pb2_grpc.add_ChunkerServiceServicer_to_server(servicer, s)
         ],

@@ -101,6 +101,9 @@ def _settings_help() -> str:
             "settings (environment variables read by `ragline serve`, `up` and `doctor`; "
             "README.md explains each), with their defaults:",
             *rows,
+            "tracing reads OpenTelemetry's own OTEL_* variables and is off by default;",
+            "  OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_TRACES_EXPORTER=otlp) turns it on "
+            '(README.md, "Tracing and logs").',
         ]
     )
 

@@ -16,6 +16,7 @@ from typing import Any
 from ragline.config import Settings
 from ragline.errors import ConfigurationError, RaglineError
 from ragline.telemetry import configure_logging
+from ragline.tracing import configure_tracing, shutdown_tracing
 
 STAGE_MODULES = {
     "gateway": "ragline.gateway.main",
@@ -35,11 +36,12 @@ def prepare_environment() -> None:
 def run_serve(args: argparse.Namespace) -> int:
     prepare_environment()
     settings = Settings.from_env(os.environ, listen_address=getattr(args, "listen", None))
-    configure_logging(args.stage, settings.log_level)
+    configure_logging(args.stage, settings.log_level, settings.log_format)
     log = logging.getLogger("ragline.serve")
     module = importlib.import_module(STAGE_MODULES[args.stage])
     code = 0
     try:
+        configure_tracing(args.stage, os.environ)
         _run(module.run(settings))
     except ConfigurationError as exc:
         log.error("%s cannot start: %s", args.stage, exc)
@@ -49,6 +51,9 @@ def run_serve(args: argparse.Namespace) -> int:
         code = 1
     except KeyboardInterrupt:
         pass
+    finally:
+        # The spans still buffered (the last jobs' ends) leave before the process does.
+        shutdown_tracing()
     stuck = _busy_threads(grace_s=2.0)
     if stuck:
         # Python would wait for it at exit (a cut of a huge document can take minutes), which

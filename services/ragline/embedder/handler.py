@@ -4,6 +4,7 @@ then publish one index task per embed task."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 
 from ragline.broker.base import Broker
@@ -12,6 +13,7 @@ from ragline.jobs.model import Stage
 from ragline.jobs.store import JobStore
 from ragline.stage import envelope
 from ragline.stage.runner import Task
+from ragline.tracing import batch_step, enabled
 
 
 class EmbedHandler:
@@ -31,14 +33,32 @@ class EmbedHandler:
 
     async def handle(self, tasks: Sequence[Task]) -> list[BaseException | None]:
         texts = [c.text for t in tasks for c in t.envelope.embed.chunks]
-        vectors = await asyncio.to_thread(
-            self._encoder.encode, texts, max_batch_tokens=self._max_batch_tokens
-        )
+        spans = [t.trace for t in tasks]
+        if enabled():
+            # Each task's wait for a model batch: from its publication (queue, gathering and
+            # the batches before it) until the forward pass that takes it begins.
+            now = time.time_ns()
+            for t in tasks:
+                t.trace.record(
+                    "ragline.embed.batch_wait",
+                    min(t.envelope.enqueue_time.ToNanoseconds(), now),
+                    now,
+                    {"ragline.chunks": len(t.envelope.embed.chunks)},
+                    None,
+                )
+        with batch_step(spans, "ragline.embed.forward", {"ragline.batch_chunks": len(texts)}):
+            vectors = await asyncio.to_thread(
+                self._encoder.encode, texts, max_batch_tokens=self._max_batch_tokens
+            )
         bodies = []
         row = 0
         for task in tasks:
             count = len(task.envelope.embed.chunks)
-            bodies.append(envelope.index_task(task.envelope, vectors[row : row + count].tolist()))
+            bodies.append(
+                envelope.index_task(
+                    task.envelope, vectors[row : row + count].tolist(), task.trace.carrier()
+                )
+            )
             row += count
         # Progress first, then the index tasks: a job is never seen completed with chunks still
         # counted as unembedded. A crash in between redoes the batch; the bitmaps count it once.

@@ -11,7 +11,7 @@ from ragline.embedder.service import EmbedderServicer
 from ragline.model_info import resolve_model
 from ragline.stage.process import serve_stage
 from ragline.tls import ServerSecurity, server_security
-from ragline.v1 import embedder_service_pb2_grpc
+from ragline.v1 import embedder_service_pb2, embedder_service_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ async def _serve(
         make_handler=lambda broker, jobs: EmbedHandler(
             broker, jobs, encoder, settings.embed_batch_tokens
         ),
+        services=[embedder_service_pb2.DESCRIPTOR.services_by_name["EmbedderService"].full_name],
         register=[
             lambda s: embedder_service_pb2_grpc.add_EmbedderServiceServicer_to_server(servicer, s)
         ],

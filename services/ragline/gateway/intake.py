@@ -21,8 +21,8 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from ragline.broker.base import Broker
 from ragline.config import Settings
@@ -67,6 +67,9 @@ class Accepted:
     chunk_overlap: int
     embedding_model: str
     metadata: job_pb2.DocumentMetadata
+    # The W3C context of the document's accept span, carried by its chunk task; empty when
+    # tracing is off.
+    trace_context: Mapping[str, str] = field(default_factory=dict)
 
 
 class Intake:
@@ -276,6 +279,7 @@ class Intake:
             chunk_size=doc.chunk_size,
             chunk_overlap=doc.chunk_overlap,
             embedding_model=doc.embedding_model,
+            trace_context=doc.trace_context,
         )
 
 

@@ -21,7 +21,7 @@ from ragline.jobs.versions import VersionStore
 from ragline.model_info import resolve_model
 from ragline.redis_checks import check_redis_durability
 from ragline.tls import channel_credentials, server_security
-from ragline.v1 import ingest_service_pb2_grpc
+from ragline.v1 import ingest_service_pb2, ingest_service_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ async def run(settings: Settings) -> None:
         "gateway",
         security,
         interceptors=[AccessInterceptor(authenticate)],
+        services=[ingest_service_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name],
     )
     # Stuck jobs whose task the broker lost get it published again, into the same target as
     # new jobs' tasks (the chunk stream, or the outbox the relay publishes from).

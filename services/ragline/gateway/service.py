@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any, TypeVar
 
 from grpc import aio
 
+from ragline import tracing
 from ragline.access import current_caller
 from ragline.config import Settings
 from ragline.convert import dead_letter_to_pb, job_to_pb, stage_from_pb
@@ -29,6 +31,7 @@ from ragline.jobs.model import Job, JobState, Stage
 from ragline.jobs.store import JobStore
 from ragline.jobs.versions import VersionStore
 from ragline.model_info import ModelInfo
+from ragline.telemetry import log_context
 from ragline.v1 import (
     embedder_service_pb2,
     embedder_service_pb2_grpc,
@@ -126,8 +129,44 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         self, request: ingest_service_pb2.IngestRequest, context: Any
     ) -> ingest_service_pb2.IngestResponse:
         tenant = self._tenant(context)
-        (job,) = await self._intake.accept([self._validated(request, time.time_ns(), tenant)])
+        doc = self._validated(request, time.time_ns(), tenant)
+        with log_context(document_id=doc.document_id):
+            (job,) = await self._accept(context, [doc])
         return ingest_service_pb2.IngestResponse(job=self._job_pb(job))
+
+    async def _accept(self, context: Any, docs: Sequence[Accepted]) -> list[Job]:
+        """Accepts `docs`; with tracing on, each under an accept span of its own that continues
+        the caller's `traceparent` (a new trace per job when there is none: IngestBatch's
+        documents then make a trace each) and whose context the chunk task carries on."""
+        if not tracing.enabled():
+            return await self._intake.accept(docs)
+        parent = tracing.grpc_parent(context.invocation_metadata())
+        spans = [
+            tracing.start_span(
+                "ragline.gateway.accept",
+                parent,
+                {"ragline.document_id": d.document_id},
+                server=True,
+            )
+            for d in docs
+        ]
+        try:
+            jobs = await self._intake.accept(
+                [
+                    dataclasses.replace(d, trace_context=span.carrier())
+                    for d, span in zip(docs, spans, strict=True)
+                ]
+            )
+            for span, job in zip(spans, jobs, strict=True):
+                span.set("ragline.job_id", job.job_id)
+            return jobs
+        except Exception as exc:
+            for span in spans:
+                span.fail(exc)
+            raise
+        finally:
+            for span in spans:
+                span.end()
 
     async def IngestBatch(
         self, request: ingest_service_pb2.IngestBatchRequest, context: Any
@@ -149,7 +188,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
                 accepted.append(self._validated(doc, now_ns, tenant))
             except InvalidArgument as exc:
                 raise exc.at(f"documents[{i}]") from None
-        jobs = await self._intake.accept(accepted)
+        jobs = await self._accept(context, accepted)
         return ingest_service_pb2.IngestBatchResponse(jobs=[self._job_pb(j) for j in jobs])
 
     # -- jobs ---------------------------------------------------------------------------------

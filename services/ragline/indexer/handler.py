@@ -14,6 +14,7 @@ from ragline.jobs.store import JobStore
 from ragline.jobs.versions import VersionStore
 from ragline.stage.runner import Task
 from ragline.tenants import tenant_or_default
+from ragline.tracing import batch_step
 
 
 class IndexHandler:
@@ -42,7 +43,10 @@ class IndexHandler:
                 )
                 for c in index.chunks
             )
-        await asyncio.to_thread(self._store.upsert, rows)
+        with batch_step(
+            [t.trace for t in tasks], "ragline.index.upsert", {"ragline.rows": len(rows)}
+        ):
+            await asyncio.to_thread(self._store.upsert, rows)
         marks = await self._jobs.mark_many(
             "indexed",
             [
@@ -64,7 +68,11 @@ class IndexHandler:
                     only_version=doc.document_version,
                 )
             elif marked.all_done:
-                await self.finish_version(task)
+                with task.trace.step(
+                    "ragline.index.version_switch",
+                    {"ragline.document_version": doc.document_version},
+                ):
+                    await self.finish_version(task)
         return [None] * len(tasks)
 
     async def finish_version(self, task: Task) -> None:

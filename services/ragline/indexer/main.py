@@ -13,7 +13,7 @@ from ragline.jobs.versions import VersionStore
 from ragline.model_info import resolve_model
 from ragline.stage.process import serve_stage
 from ragline.tls import server_security
-from ragline.v1 import indexer_service_pb2_grpc
+from ragline.v1 import indexer_service_pb2, indexer_service_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ async def run(settings: Settings) -> None:
             make_handler=lambda broker, stage_jobs: IndexHandler(
                 stage_jobs, VersionStore.beside(stage_jobs), store
             ),
+            services=[indexer_service_pb2.DESCRIPTOR.services_by_name["IndexerService"].full_name],
             register=[
                 lambda s: indexer_service_pb2_grpc.add_IndexerServiceServicer_to_server(servicer, s)
             ],

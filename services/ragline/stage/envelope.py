@@ -4,7 +4,7 @@ of each stage's next task: one place that knows what every task carries on from 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError
@@ -20,10 +20,27 @@ def queue_name(stage: Stage) -> str:
     return stage.value
 
 
-def new_envelope(job_id: str, attempt: int = 1) -> queue_pb2.TaskEnvelope:
+def new_envelope(
+    job_id: str, attempt: int = 1, trace_context: Mapping[str, str] | None = None
+) -> queue_pb2.TaskEnvelope:
+    """A new task's envelope; `trace_context` is the publishing span's (empty: tracing off)."""
     env = queue_pb2.TaskEnvelope(message_id=new_id(), job_id=job_id, attempt=attempt)
     env.enqueue_time.FromNanoseconds(time.time_ns())
+    if trace_context:
+        env.trace_context.update(trace_context)
     return env
+
+
+def document_of(env: queue_pb2.TaskEnvelope) -> queue_pb2.DocumentRef:
+    """The document a task is about, whichever its kind."""
+    kind = env.WhichOneof("task")
+    if kind == "chunk":
+        return env.chunk.document
+    if kind == "embed":
+        return env.embed.document
+    if kind == "index":
+        return env.index.document
+    return queue_pb2.DocumentRef()
 
 
 def chunk_task(
@@ -35,6 +52,7 @@ def chunk_task(
     chunk_size: int,
     chunk_overlap: int,
     embedding_model: str,
+    trace_context: Mapping[str, str] | None = None,
 ) -> bytes:
     """The gateway's task for the chunker: a whole document (its version may be left for the
     job store's create script to add; see with_document_version).
@@ -42,7 +60,7 @@ def chunk_task(
     Without `content`, the task refers to the document's bytes, which the job store keeps
     beside the job (ChunkTask.content_in_store): the queue entry stays small, and the task can
     be published again from the store should the broker lose it."""
-    env = new_envelope(job_id)
+    env = new_envelope(job_id, trace_context=trace_context)
     env.chunk.CopyFrom(
         queue_pb2.ChunkTask(
             document=document,
@@ -57,21 +75,29 @@ def chunk_task(
     return env.SerializeToString()
 
 
-def embed_task(chunked: queue_pb2.TaskEnvelope, chunks: Iterable[queue_pb2.TextChunk]) -> bytes:
+def embed_task(
+    chunked: queue_pb2.TaskEnvelope,
+    chunks: Iterable[queue_pb2.TextChunk],
+    trace_context: Mapping[str, str] | None = None,
+) -> bytes:
     """The chunker's task for the embedder, for some of a chunk task's chunks: the same job,
-    attempt, document and model."""
-    env = new_envelope(chunked.job_id, attempt=max(1, chunked.attempt))
+    attempt, document and model; `trace_context` is the chunker's span for the task."""
+    env = new_envelope(chunked.job_id, max(1, chunked.attempt), trace_context)
     env.embed.document.CopyFrom(chunked.chunk.document)
     env.embed.embedding_model = chunked.chunk.embedding_model
     env.embed.chunks.extend(chunks)
     return env.SerializeToString()
 
 
-def index_task(embedded: queue_pb2.TaskEnvelope, vectors: Iterable[Sequence[float]]) -> bytes:
+def index_task(
+    embedded: queue_pb2.TaskEnvelope,
+    vectors: Iterable[Sequence[float]],
+    trace_context: Mapping[str, str] | None = None,
+) -> bytes:
     """The embedder's task for the indexer: an embed task's chunks with their vectors, in the
-    chunks' order."""
+    chunks' order; `trace_context` is the embedder's span for the task."""
     embed = embedded.embed
-    env = new_envelope(embedded.job_id, attempt=max(1, embedded.attempt))
+    env = new_envelope(embedded.job_id, max(1, embedded.attempt), trace_context)
     env.index.document.CopyFrom(embed.document)
     env.index.embedding_model = embed.embedding_model
     env.index.chunks.extend(

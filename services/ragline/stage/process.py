@@ -30,13 +30,15 @@ async def serve_stage(
     security: ServerSecurity,
     make_handler: Callable[[Broker, JobStore], StageHandler],
     register: Sequence[Callable[[aio.Server], None]] = (),
+    services: Sequence[str] = (),
     batch_size: int | None = None,
     consumers: int = 1,
     gather_s: float = 0.0,
 ) -> None:
     """Runs a stage's consumer loop beside its gRPC server until SIGTERM/SIGINT, then drains.
     `security` (ragline.tls.server_security) is read first thing in the stage's run(), so a bad
-    TLS file stops it before it loads a model or connects anywhere."""
+    TLS file stops it before it loads a model or connects anywhere. `services` names what
+    `register` adds, for reflection."""
     broker = make_broker(settings)
     jobs = JobStore.from_settings(settings)
     await broker.connect()
@@ -56,7 +58,9 @@ async def serve_stage(
             consumers=consumers,
             gather_s=gather_s,
         )
-        server = GrpcServer(settings.listen_address or address, register, name, security)
+        server = GrpcServer(
+            settings.listen_address or address, register, name, security, services=services
+        )
         await run_until_signalled(
             server, background=[runner.run], on_stop=runner.stop, grace_s=settings.shutdown_grace_s
         )

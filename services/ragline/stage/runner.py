@@ -12,6 +12,10 @@ Settling is where the promises live:
 - while a batch is being handled its claim is extended, so slow is never mistaken for dead;
 - tasks of cancelled jobs are dropped without work.
 
+Each task gets a span in its own job's trace for as long as it is handled (ragline.tracing says
+why per task, not per batch); a retry or a dead letter is an event on it. Lines logged about a
+task carry its job, document and trace ids (ragline.telemetry.log_context).
+
 The runner needs little of the job store and the crash-loop counter (`StageJobs`,
 `SoloRunCounter`): the real ones are Redis (ragline.jobs.store, stage/solo_runs.py); its unit
 tests give it ones in memory, beside ragline.broker.memory.
@@ -25,7 +29,7 @@ import logging
 import random
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from ragline.broker.base import Broker, DeadLetter, Delivery
@@ -39,6 +43,9 @@ from ragline.errors import (
 from ragline.jobs.model import Job, JobState, Stage
 from ragline.retry import RetryPolicy
 from ragline.stage import envelope
+from ragline.telemetry import bind, log_context
+from ragline.tracing import OFF, TraceSpan, start_span
+from ragline.tracing import enabled as tracing_enabled
 from ragline.v1 import queue_pb2
 
 log = logging.getLogger(__name__)
@@ -52,6 +59,9 @@ class Task:
 
     delivery: Delivery
     envelope: queue_pb2.TaskEnvelope
+    # The task's span at this stage, a child of the span that published it; OFF when tracing
+    # is off. Handlers add their steps' spans under it and pass its context to the next task.
+    trace: TraceSpan = field(default=OFF, compare=False)
 
     @property
     def job_id(self) -> str:
@@ -152,6 +162,7 @@ class StageRunner:
         self._stopping.set()
 
     async def run(self) -> None:
+        bind(stage=self._name)  # every line of these loops names the stage
         log.info(
             "%s stage consuming queue %r with %d consumer(s)",
             self._name,
@@ -213,6 +224,32 @@ class StageRunner:
             raise
 
     async def _process(self, deliveries: Sequence[Delivery]) -> None:
+        traced: list[Task] = []
+        try:
+            await self._process_traced(deliveries, traced)
+        finally:
+            for task in traced:
+                task.trace.end()
+
+    def _traced(self, delivery: Delivery, env: queue_pb2.TaskEnvelope) -> Task:
+        """The task, with its span at this stage started (nothing is started when tracing is
+        off, nor anything read from the envelope)."""
+        span = OFF
+        if tracing_enabled():
+            span = start_span(
+                f"ragline.{self._name}",
+                env.trace_context,
+                {
+                    "ragline.job_id": env.job_id,
+                    "ragline.document_id": envelope.document_of(env).document_id,
+                    "ragline.attempt": max(1, env.attempt),
+                    "messaging.message.id": env.message_id,
+                    "messaging.destination.name": self.queue,
+                },
+            )
+        return Task(delivery, env, span)
+
+    async def _process_traced(self, deliveries: Sequence[Delivery], traced: list[Task]) -> None:
         tasks: list[Task] = []
         for d in deliveries:
             try:
@@ -220,7 +257,8 @@ class StageRunner:
             except PermanentTaskError as exc:
                 await self._dead_letter(d, None, exc)
                 continue
-            task = Task(d, env)
+            task = self._traced(d, env)
+            traced.append(task)
             if d.delivery_count > self._policy.raw_delivery_limit:
                 # The backstop: handed out far more often than any crash loop should allow.
                 await self._give_up(
@@ -288,7 +326,8 @@ class StageRunner:
         except Exception as exc:
             if len(tasks) == 1:
                 if not isinstance(exc, RaglineError):
-                    log.exception("%s stage: job %s failed", self._name, tasks[0].job_id)
+                    with _about(tasks[0]):
+                        log.exception("%s stage: job %s failed", self._name, tasks[0].job_id)
                 return [exc]
             log.warning(
                 "%s stage: a batch of %d failed (%s); bisecting to find the culprit",
@@ -321,13 +360,29 @@ class StageRunner:
         jobs = {j.job_id: j for j in await self._jobs.get_many({t.job_id for t in tasks}) if j}
         keep = [t for t in tasks if t.job_id in jobs and jobs[t.job_id].state != JobState.CANCELLED]
         drop = [t for t in tasks if t not in keep]
+        for t in drop:
+            t.trace.event("ragline.dropped", {"ragline.reason": "the job was cancelled or is gone"})
         if drop:
             await self._broker.ack([t.delivery for t in drop])
         return keep
 
     async def _settle_failure(self, task: Task, exc: BaseException) -> None:
+        with _about(task):
+            await self._settle_failure_of(task, exc)
+
+    async def _settle_failure_of(self, task: Task, exc: BaseException) -> None:
+        task.trace.fail(exc)
         if self._policy.should_retry(exc, task.attempt):
             delay = self._policy.delay_s(task.attempt)
+            task.trace.event(
+                "ragline.retry",
+                {
+                    "ragline.attempt": task.attempt,
+                    "ragline.retry_delay_s": delay,
+                    "exception.type": type(exc).__name__,
+                    "exception.message": _describe(exc),
+                },
+            )
             log.warning(
                 "%s stage: job %s attempt %d failed (%s); retrying in %.1fs",
                 self._name,
@@ -346,6 +401,20 @@ class StageRunner:
         await self._give_up(task, exc)
 
     async def _give_up(self, task: Task, exc: BaseException) -> None:
+        with _about(task):
+            await self._give_up_on(task, exc)
+
+    async def _give_up_on(self, task: Task, exc: BaseException) -> None:
+        task.trace.fail(exc)
+        task.trace.event(
+            "ragline.dead_letter",
+            {
+                "ragline.attempt": task.attempt,
+                "ragline.dead_letter_queue": self.queue,
+                "exception.type": type(exc).__name__,
+                "exception.message": _describe(exc),
+            },
+        )
         log.error(
             "%s stage: job %s failed after %d attempt(s): %s; moved to the %s dead-letter queue",
             self._name,
@@ -375,6 +444,15 @@ class StageRunner:
             last_failure_time=now,
         )
         await self._broker.dead_letter(delivery, record)
+
+
+def _about(task: Task) -> contextlib.AbstractContextManager[None]:
+    """Lines logged inside name the task's job, document and trace."""
+    return log_context(
+        job_id=task.job_id,
+        document_id=envelope.document_of(task.envelope).document_id,
+        trace_id=task.trace.trace_id,
+    )
 
 
 def _describe(exc: BaseException) -> str:

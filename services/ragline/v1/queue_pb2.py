@@ -26,25 +26,29 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from ragline.v1 import job_pb2 as ragline_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16ragline/v1/queue.proto\x12\nragline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14ragline/v1/job.proto\"\xad\x02\n\x0cTaskEnvelope\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\x30\n\x0c\x65nqueue_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x12\x66irst_failure_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x05\x63hunk\x18\n \x01(\x0b\x32\x15.ragline.v1.ChunkTaskH\x00\x12&\n\x05\x65mbed\x18\x0b \x01(\x0b\x32\x15.ragline.v1.EmbedTaskH\x00\x12&\n\x05index\x18\x0c \x01(\x0b\x32\x15.ragline.v1.IndexTaskH\x00\x42\x06\n\x04task\"|\n\x0b\x44ocumentRef\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x18\n\x10\x64ocument_version\x18\x02 \x01(\x03\x12.\n\x08metadata\x18\x03 \x01(\x0b\x32\x1c.ragline.v1.DocumentMetadata\x12\x0e\n\x06tenant\x18\x04 \x01(\t\"\xbb\x01\n\tChunkTask\x12)\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x17.ragline.v1.DocumentRef\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x12\n\nchunk_size\x18\x04 \x01(\x05\x12\x15\n\rchunk_overlap\x18\x05 \x01(\x05\x12\x17\n\x0f\x65mbedding_model\x18\x06 \x01(\t\x12\x18\n\x10\x63ontent_in_store\x18\x07 \x01(\x08\"C\n\tTextChunk\x12\x13\n\x0b\x63hunk_index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x13\n\x0btoken_count\x18\x03 \x01(\x05\"v\n\tEmbedTask\x12)\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x17.ragline.v1.DocumentRef\x12\x17\n\x0f\x65mbedding_model\x18\x02 \x01(\t\x12%\n\x06\x63hunks\x18\x03 \x03(\x0b\x32\x15.ragline.v1.TextChunk\"B\n\rEmbeddedChunk\x12\x13\n\x0b\x63hunk_index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06vector\x18\x03 \x03(\x02\"z\n\tIndexTask\x12)\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x17.ragline.v1.DocumentRef\x12\x17\n\x0f\x65mbedding_model\x18\x02 \x01(\t\x12)\n\x06\x63hunks\x18\x03 \x03(\x0b\x32\x19.ragline.v1.EmbeddedChunkb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16ragline/v1/queue.proto\x12\nragline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14ragline/v1/job.proto\"\xa5\x03\n\x0cTaskEnvelope\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\x30\n\x0c\x65nqueue_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x12\x66irst_failure_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x41\n\rtrace_context\x18\x06 \x03(\x0b\x32*.ragline.v1.TaskEnvelope.TraceContextEntry\x12&\n\x05\x63hunk\x18\n \x01(\x0b\x32\x15.ragline.v1.ChunkTaskH\x00\x12&\n\x05\x65mbed\x18\x0b \x01(\x0b\x32\x15.ragline.v1.EmbedTaskH\x00\x12&\n\x05index\x18\x0c \x01(\x0b\x32\x15.ragline.v1.IndexTaskH\x00\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x06\n\x04task\"|\n\x0b\x44ocumentRef\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x18\n\x10\x64ocument_version\x18\x02 \x01(\x03\x12.\n\x08metadata\x18\x03 \x01(\x0b\x32\x1c.ragline.v1.DocumentMetadata\x12\x0e\n\x06tenant\x18\x04 \x01(\t\"\xbb\x01\n\tChunkTask\x12)\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x17.ragline.v1.DocumentRef\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x12\n\nchunk_size\x18\x04 \x01(\x05\x12\x15\n\rchunk_overlap\x18\x05 \x01(\x05\x12\x17\n\x0f\x65mbedding_model\x18\x06 \x01(\t\x12\x18\n\x10\x63ontent_in_store\x18\x07 \x01(\x08\"C\n\tTextChunk\x12\x13\n\x0b\x63hunk_index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x13\n\x0btoken_count\x18\x03 \x01(\x05\"v\n\tEmbedTask\x12)\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x17.ragline.v1.DocumentRef\x12\x17\n\x0f\x65mbedding_model\x18\x02 \x01(\t\x12%\n\x06\x63hunks\x18\x03 \x03(\x0b\x32\x15.ragline.v1.TextChunk\"B\n\rEmbeddedChunk\x12\x13\n\x0b\x63hunk_index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06vector\x18\x03 \x03(\x02\"z\n\tIndexTask\x12)\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x17.ragline.v1.DocumentRef\x12\x17\n\x0f\x65mbedding_model\x18\x02 \x01(\t\x12)\n\x06\x63hunks\x18\x03 \x03(\x0b\x32\x19.ragline.v1.EmbeddedChunkb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ragline.v1.queue_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_TASKENVELOPE_TRACECONTEXTENTRY']._loaded_options = None
+  _globals['_TASKENVELOPE_TRACECONTEXTENTRY']._serialized_options = b'8\001'
   _globals['_TASKENVELOPE']._serialized_start=94
-  _globals['_TASKENVELOPE']._serialized_end=395
-  _globals['_DOCUMENTREF']._serialized_start=397
-  _globals['_DOCUMENTREF']._serialized_end=521
-  _globals['_CHUNKTASK']._serialized_start=524
-  _globals['_CHUNKTASK']._serialized_end=711
-  _globals['_TEXTCHUNK']._serialized_start=713
-  _globals['_TEXTCHUNK']._serialized_end=780
-  _globals['_EMBEDTASK']._serialized_start=782
-  _globals['_EMBEDTASK']._serialized_end=900
-  _globals['_EMBEDDEDCHUNK']._serialized_start=902
-  _globals['_EMBEDDEDCHUNK']._serialized_end=968
-  _globals['_INDEXTASK']._serialized_start=970
-  _globals['_INDEXTASK']._serialized_end=1092
+  _globals['_TASKENVELOPE']._serialized_end=515
+  _globals['_TASKENVELOPE_TRACECONTEXTENTRY']._serialized_start=456
+  _globals['_TASKENVELOPE_TRACECONTEXTENTRY']._serialized_end=507
+  _globals['_DOCUMENTREF']._serialized_start=517
+  _globals['_DOCUMENTREF']._serialized_end=641
+  _globals['_CHUNKTASK']._serialized_start=644
+  _globals['_CHUNKTASK']._serialized_end=831
+  _globals['_TEXTCHUNK']._serialized_start=833
+  _globals['_TEXTCHUNK']._serialized_end=900
+  _globals['_EMBEDTASK']._serialized_start=902
+  _globals['_EMBEDTASK']._serialized_end=1020
+  _globals['_EMBEDDEDCHUNK']._serialized_start=1022
+  _globals['_EMBEDDEDCHUNK']._serialized_end=1088
+  _globals['_INDEXTASK']._serialized_start=1090
+  _globals['_INDEXTASK']._serialized_end=1212
 # @@protoc_insertion_point(module_scope)

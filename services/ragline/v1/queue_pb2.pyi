@@ -28,11 +28,32 @@ class TaskEnvelope(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class TraceContextEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     MESSAGE_ID_FIELD_NUMBER: _builtins.int
     JOB_ID_FIELD_NUMBER: _builtins.int
     ATTEMPT_FIELD_NUMBER: _builtins.int
     ENQUEUE_TIME_FIELD_NUMBER: _builtins.int
     FIRST_FAILURE_TIME_FIELD_NUMBER: _builtins.int
+    TRACE_CONTEXT_FIELD_NUMBER: _builtins.int
     CHUNK_FIELD_NUMBER: _builtins.int
     EMBED_FIELD_NUMBER: _builtins.int
     INDEX_FIELD_NUMBER: _builtins.int
@@ -49,6 +70,13 @@ class TaskEnvelope(_message.Message):
     @_builtins.property
     def first_failure_time(self) -> _timestamp_pb2.Timestamp:
         """When an earlier attempt of this task first failed; unset until one has."""
+
+    @_builtins.property
+    def trace_context(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The W3C trace context (`traceparent`, and `tracestate` when there is one) of the span that
+        published this task, so that every stage's span for the job joins the job's one trace.
+        Empty when tracing is off; a retry carries the context of the attempt before it unchanged.
+        """
 
     @_builtins.property
     def chunk(self) -> Global___ChunkTask:
@@ -70,13 +98,14 @@ class TaskEnvelope(_message.Message):
         attempt: _builtins.int = ...,
         enqueue_time: _timestamp_pb2.Timestamp | None = ...,
         first_failure_time: _timestamp_pb2.Timestamp | None = ...,
+        trace_context: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         chunk: Global___ChunkTask | None = ...,
         embed: Global___EmbedTask | None = ...,
         index: Global___IndexTask | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "embed", b"embed", "enqueue_time", b"enqueue_time", "first_failure_time", b"first_failure_time", "index", b"index", "task", b"task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "chunk", b"chunk", "embed", b"embed", "enqueue_time", b"enqueue_time", "first_failure_time", b"first_failure_time", "index", b"index", "job_id", b"job_id", "message_id", b"message_id", "task", b"task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "chunk", b"chunk", "embed", b"embed", "enqueue_time", b"enqueue_time", "first_failure_time", b"first_failure_time", "index", b"index", "job_id", b"job_id", "message_id", b"message_id", "task", b"task", "trace_context", b"trace_context"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_task: _TypeAlias = _typing.Literal["chunk", "embed", "index"]  # noqa: Y015
     _WhichOneofArgType_task: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
