@@ -14,6 +14,10 @@ from typing import Any
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
 
 from ragline.v1 import ingest_service_pb2 as pb
 from ragline.v1 import job_pb2
@@ -201,6 +205,14 @@ def test_auth_matrix(channel: grpc.Channel, keys: dict[str, str], rpc: str) -> N
     else:
         denied = call(channel, rpc, bearer(keys["operator"]))
         assert code_of(denied) == grpc.StatusCode.PERMISSION_DENIED, "operator is not every scope"
+
+
+def test_health_and_reflection_answer_without_a_key(channel: grpc.Channel) -> None:
+    # Probes and grpcurl's discovery come before any key; neither reveals any tenant's data.
+    services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
+    assert {"ragline.v1.IngestService", "grpc.health.v1.Health"} <= services
+    reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
 def test_refusals_are_logged_without_the_keys(

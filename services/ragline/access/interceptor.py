@@ -1,6 +1,6 @@
 """The gRPC side of access control: one server interceptor that authenticates every call's API
 key, checks its scope against access.policy's table, and makes the caller current for the
-servicer (access.policy.current_caller). The health service stays open, for probes.
+servicer (access.policy.current_caller). The health and reflection services stay open.
 
 A refused call is answered at once, before its request is even decoded, with the status from
 ragline.grpc_status's one table (UNAUTHENTICATED or PERMISSION_DENIED), and logged with the
@@ -23,8 +23,16 @@ from ragline.grpc_status import status_for
 log = logging.getLogger(__name__)
 
 INGEST_SERVICE = "ragline.v1.IngestService"
-# Services any caller may use without a key: health checks come from probes and load balancers.
-OPEN_SERVICES = frozenset({"grpc.health.v1.Health"})
+# Services any caller may use without a key: health checks come from probes and load balancers,
+# and reflection describes the API, which the published .proto files describe anyway (grpcurl
+# needs it before it can send a key with a call).
+OPEN_SERVICES = frozenset(
+    {
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "grpc.reflection.v1.ServerReflection",
+    }
+)
 
 Authenticate = Callable[[Sequence[str | bytes]], Caller]
 
