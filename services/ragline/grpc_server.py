@@ -33,11 +33,19 @@ class GrpcServer:
     """An aio server with the error interceptor and the standard health service."""
 
     def __init__(
-        self, address: str, register: Sequence[Callable[[aio.Server], None]], service_name: str
+        self,
+        address: str,
+        register: Sequence[Callable[[aio.Server], None]],
+        service_name: str,
+        *,
+        outer_interceptors: Sequence[aio.ServerInterceptor] = (),  # type: ignore[type-arg]
     ) -> None:
         self.address = address
         self.service_name = service_name
-        self.server = aio.server(interceptors=[ErrorInterceptor()], options=SERVER_OPTIONS)
+        # `outer_interceptors` (e.g. RPC metrics) see each call's final status.
+        self.server = aio.server(
+            interceptors=[*outer_interceptors, ErrorInterceptor()], options=SERVER_OPTIONS
+        )
         self.health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         for add in register:

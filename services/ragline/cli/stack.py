@@ -26,6 +26,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ragline.config import Settings
 
 STAGES = ("indexer", "embedder", "chunker", "gateway")
+# With RAGLINE_METRICS_ADDRESS host:port, each service serves its metrics on port + its offset.
+METRICS_PORT_OFFSETS = {"gateway": 0, "chunker": 1, "embedder": 2, "indexer": 3}
 STARTUP_TIMEOUT_S = 180.0
 STOP_GRACE_S = 40.0
 
@@ -79,9 +81,11 @@ def run_up(args: argparse.Namespace) -> int:
             "embedder": settings.embedder_address,
             "indexer": settings.indexer_address,
         }
+        metrics = metrics_addresses(settings.metrics_address)
         for name in STAGES:
+            child_env = {**env, "RAGLINE_METRICS_ADDRESS": metrics.get(name, "")}
             process = subprocess.Popen(
-                [sys.executable, "-m", "ragline.cli.main", "serve", name], env=env
+                [sys.executable, "-m", "ragline.cli.main", "serve", name], env=child_env
             )
             children.append(Child(name, addresses[name], process))
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -108,6 +112,8 @@ def run_up(args: argparse.Namespace) -> int:
             f"ready: gateway at {settings.gateway_address} (broker {settings.broker}, "
             f"Redis {settings.redis_url}, Milvus {settings.milvus_uri}). Ctrl-C stops everything."
         )
+        if metrics:
+            say("metrics: " + ", ".join(f"{n} http://{a}/metrics" for n, a in metrics.items()))
         while not stopping:
             for child in children:
                 if child.process.poll() is not None:
@@ -125,6 +131,15 @@ def run_up(args: argparse.Namespace) -> int:
             redis_child.wait(10)
         if children:
             say("stopped")
+
+
+def metrics_addresses(address: str) -> dict[str, str]:
+    """Each service's metrics address under `ragline up`: RAGLINE_METRICS_ADDRESS's host, its
+    port for the gateway and the next three for the stages; none when it is empty."""
+    if not address:
+        return {}
+    host, _, port = address.rpartition(":")
+    return {n: f"{host}:{int(port) + i}" for n, i in METRICS_PORT_OFFSETS.items()}
 
 
 def _stop(children: list[Child]) -> None:

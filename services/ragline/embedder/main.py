@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from ragline import metrics
 from ragline.config import Settings
 from ragline.embedder.encoder import Encoder
 from ragline.embedder.handler import EmbedHandler
@@ -28,6 +29,14 @@ async def run(settings: Settings) -> None:
         encoder.precision,
         settings.precision,
     )
+    metrics.MODEL_INFO.info(
+        {
+            "model": model.name,
+            "dimension": str(model.dimension),
+            "device": encoder.device,
+            "precision": encoder.precision,
+        }
+    )
     servicer = EmbedderServicer(encoder)
     try:
         await _serve(settings, encoder, servicer)
@@ -44,6 +53,7 @@ async def _serve(settings: Settings, encoder: Encoder, servicer: EmbedderService
         # published, so the model never waits on Redis.
         consumers=2,
         gather_s=settings.embed_gather_ms / 1000,
+        own_metrics=metrics.EMBEDDER,
         make_handler=lambda broker, jobs: EmbedHandler(
             broker, jobs, encoder, settings.embed_batch_tokens
         ),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from ragline import metrics
 from ragline.broker.factory import make_broker
 from ragline.config import Settings
 from ragline.faults import Faults
@@ -9,6 +12,7 @@ from ragline.gateway.dead_letters import DeadLetterOps
 from ragline.gateway.intake import CHUNK_QUEUE, Intake
 from ragline.gateway.outbox import FaultyOutbox, make_outbox
 from ragline.gateway.service import IngestServicer
+from ragline.grpc_metrics import RpcMetricsInterceptor
 from ragline.grpc_server import GrpcServer, channel, run_until_signalled
 from ragline.jobs.store import JobStore
 from ragline.jobs.versions import VersionStore
@@ -55,6 +59,13 @@ async def run(settings: Settings) -> None:
         settings.listen_address or settings.gateway_address,
         [lambda s: ingest_service_pb2_grpc.add_IngestServiceServicer_to_server(servicer, s)],
         "gateway",
+        outer_interceptors=[RpcMetricsInterceptor()],
+    )
+    stuck = metrics.StuckJobsCollector(
+        asyncio.get_running_loop(), lambda: jobs.count_stuck(settings.stuck_after_s)
+    )
+    exporter = metrics.start_metrics_server(
+        settings.metrics_address, "gateway", [*metrics.GATEWAY, stuck]
     )
     try:
         # The outbox relay (RabbitMQ) runs for as long as the gateway serves.
@@ -65,6 +76,8 @@ async def run(settings: Settings) -> None:
             grace_s=settings.shutdown_grace_s,
         )
     finally:
+        if exporter is not None:
+            await asyncio.to_thread(exporter.close)
         await embedder.close(None)
         await indexer.close(None)
         await broker.close()

@@ -4,8 +4,10 @@ each version whose last chunk landed, the switch to it and the removal of what i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
+from ragline import metrics
 from ragline.convert import metadata_to_dict
 from ragline.indexer.vector_store import ChunkRow, VectorStore
 from ragline.indexer.versions import Cleanup, cleanup_after
@@ -13,16 +15,24 @@ from ragline.jobs.model import JobState, Stage
 from ragline.jobs.store import JobStore
 from ragline.jobs.versions import VersionStore
 from ragline.stage.runner import Task
-from ragline.tenants import tenant_or_default
+from ragline.tenants import DEFAULT_TENANT, tenant_or_default
 
 
 class IndexHandler:
     stage = Stage.INDEX
 
-    def __init__(self, jobs: JobStore, versions: VersionStore, store: VectorStore) -> None:
+    def __init__(
+        self,
+        jobs: JobStore,
+        versions: VersionStore,
+        store: VectorStore,
+        tenant_label: Callable[[str], str] = lambda _: DEFAULT_TENANT,
+    ) -> None:
         self._jobs = jobs
         self._versions = versions
         self._store = store
+        # The `tenant` label of a tenant's metrics (ragline.metrics.TenantLabels).
+        self._tenant_label = tenant_label
 
     async def handle(self, tasks: Sequence[Task]) -> list[BaseException | None]:
         rows: list[ChunkRow] = []
@@ -64,12 +74,24 @@ class IndexHandler:
                     only_version=doc.document_version,
                 )
             elif marked.all_done:
-                await self.finish_version(task)
+                ended = await self.finish_version(task)
+                # Not when a redelivered last message finds the job completed already.
+                if ended == JobState.COMPLETED and marked.state != JobState.COMPLETED:
+                    await self._count_completed(task.job_id)
+        metrics.INDEXED_CHUNKS.inc(len(rows))
         return [None] * len(tasks)
 
-    async def finish_version(self, task: Task) -> None:
+    async def _count_completed(self, job_id: str) -> None:
+        job = await self._jobs.get(job_id)
+        if job.create_time > 0:
+            metrics.JOB_SECONDS.labels(self._tenant_label(job.tenant)).observe(
+                max(0.0, (job.finish_time or time.time()) - job.create_time)
+            )
+
+    async def finish_version(self, task: Task) -> JobState:
         """Makes the job's version live (unless newer or deleted), ends the job, and removes the
         chunks the version replaces. Idempotent: a redelivered last message repeats it harmlessly.
+        Returns the job's state.
         """
         doc = task.envelope.index.document
         tenant = tenant_or_default(doc.tenant)
@@ -81,7 +103,7 @@ class IndexHandler:
         else:
             cleanup = cleanup_after(doc.document_version, versions.live, versions.floor)
         if cleanup.below_version is None and cleanup.only_version is None:
-            return
+            return state
         await asyncio.to_thread(
             self._store.discard,
             tenant,
@@ -89,3 +111,4 @@ class IndexHandler:
             below_version=cleanup.below_version,
             only_version=cleanup.only_version,
         )
+        return state
