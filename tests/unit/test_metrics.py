@@ -223,3 +223,12 @@ def test_ragline_up_gives_each_service_its_own_metrics_port() -> None:
         "indexer": "127.0.0.1:9467",
     }
     assert metrics_addresses("") == {}
+
+
+async def test_a_scrape_on_the_event_loop_itself_skips_the_read_instead_of_blocking_it(
+    broker: MemoryBroker,
+) -> None:
+    registry = CollectorRegistry()
+    loop = asyncio.get_running_loop()
+    registry.register(metrics.BacklogCollector(loop, "embed", lambda: broker.backlog("embed")))
+    assert samples(registry) == {("ragline_queue_up", frozenset({("stage", "embed")})): 0}

@@ -108,12 +108,12 @@ def run_up(args: argparse.Namespace) -> int:
             time.sleep(0.3)
         if stopping:
             return 0
+        if metrics:  # before `ready`, which is the line scripts wait for
+            say("metrics: " + ", ".join(f"{n} http://{a}/metrics" for n, a in metrics.items()))
         say(
             f"ready: gateway at {settings.gateway_address} (broker {settings.broker}, "
             f"Redis {settings.redis_url}, Milvus {settings.milvus_uri}). Ctrl-C stops everything."
         )
-        if metrics:
-            say("metrics: " + ", ".join(f"{n} http://{a}/metrics" for n, a in metrics.items()))
         while not stopping:
             for child in children:
                 if child.process.poll() is not None:

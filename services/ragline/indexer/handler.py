@@ -4,11 +4,13 @@ each version whose last chunk landed, the switch to it and the removal of what i
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 
 from ragline import metrics
 from ragline.convert import metadata_to_dict
+from ragline.errors import StoreUnavailable
 from ragline.indexer.vector_store import ChunkRow, VectorStore
 from ragline.indexer.versions import Cleanup, cleanup_after
 from ragline.jobs.model import JobState, Stage
@@ -16,6 +18,8 @@ from ragline.jobs.store import JobStore
 from ragline.jobs.versions import VersionStore
 from ragline.stage.runner import Task
 from ragline.tenants import DEFAULT_TENANT, tenant_or_default
+
+log = logging.getLogger(__name__)
 
 
 class IndexHandler:
@@ -60,6 +64,7 @@ class IndexHandler:
                 for t in tasks
             ],
         )
+        completed: list[str] = []
         for task, marked in zip(tasks, marks, strict=True):
             doc = task.envelope.index.document
             if marked is None:
@@ -77,16 +82,25 @@ class IndexHandler:
                 ended = await self.finish_version(task)
                 # Not when a redelivered last message finds the job completed already.
                 if ended == JobState.COMPLETED and marked.state != JobState.COMPLETED:
-                    await self._count_completed(task.job_id)
+                    completed.append(task.job_id)
         metrics.INDEXED_CHUNKS.inc(len(rows))
+        if completed:
+            await self._count_completed(completed)
         return [None] * len(tasks)
 
-    async def _count_completed(self, job_id: str) -> None:
-        job = await self._jobs.get(job_id)
-        if job.create_time > 0:
-            metrics.JOB_SECONDS.labels(self._tenant_label(job.tenant)).observe(
-                max(0.0, (job.finish_time or time.time()) - job.create_time)
-            )
+    async def _count_completed(self, job_ids: list[str]) -> None:
+        """Records the jobs' time from accepted to completed: one read for the batch, and a
+        metric never fails the work (it is done), so a store that does not answer skips it."""
+        try:
+            jobs = await self._jobs.get_many(job_ids)
+        except StoreUnavailable as exc:
+            log.warning("indexer: job latencies not recorded: %s", exc)
+            return
+        for job in jobs:
+            if job is not None and job.create_time > 0:
+                metrics.JOB_SECONDS.labels(self._tenant_label(job.tenant)).observe(
+                    max(0.0, (job.finish_time or time.time()) - job.create_time)
+                )
 
     async def finish_version(self, task: Task) -> JobState:
         """Makes the job's version live (unless newer or deleted), ends the job, and removes the
