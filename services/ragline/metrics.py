@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -100,7 +99,8 @@ TASKS = Counter(
 )
 HANDLE_SECONDS = Histogram(
     "ragline_stage_handle_duration_seconds",
-    "Time a stage's handler took over one batch of tasks (read to settled, without the read).",
+    "Time a stage's handler took over one batch of tasks (bisecting a failed batch included; "
+    "reading and settling not).",
     ["stage"],
     buckets=_DURATION_BUCKETS,
     registry=None,
@@ -377,8 +377,3 @@ def start_metrics_server(
     bound = int(server.server_address[1])
     log.info("%s metrics on http://%s:%d/metrics", service, host, bound)
     return MetricsServer(host, bound, registry, server, thread)
-
-
-def since(start: float) -> float:
-    """Seconds since `start` on the perf counter."""
-    return time.perf_counter() - start
