@@ -5,8 +5,9 @@ Names follow Prometheus' guide: `ragline_` first, the base unit last (`_seconds`
 counters. Metrics are recorded per batch, never per chunk or token, so a hot path pays a few
 dictionary look-ups per batch. They are made unregistered: each service registers the groups it
 really records (`STAGE`, `EMBEDDER`, `INDEXER`, `GATEWAY`) on a registry of its own when it
-starts its server, so a service never exports another's metrics at zero, and tests that record
-without serving share no global state.
+starts its server, so a service never exports another's metrics at zero, and nothing lands in
+prometheus-client's global registry (the metric objects themselves are module-level: tests read
+differences).
 
 Broker-wide and store-wide figures (queue backlog, stuck jobs) are not kept in the process: a
 collector reads them from the broker or the job store when Prometheus scrapes. Every replica of
