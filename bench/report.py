@@ -65,6 +65,17 @@ def targets(figures: dict[str, Any]) -> list[Target]:
         out.append(
             Target("end-to-end / hand loop (3/1)", ratio(e2e["chunks_per_s"], hand), ">=", 2.5)
         )
+    off = figures.get("end_to_end_metrics_off")
+    if e2e and off:
+        out.append(
+            Target(
+                "metrics overhead (3 off/on - 1)",
+                100 * (ratio(off["chunks_per_s"], e2e["chunks_per_s"]) - 1),
+                "<=",
+                2,
+                " %",
+            )
+        )
     if "embedder_path" in figures:
         out.append(
             Target(
@@ -139,6 +150,8 @@ def table(figures: dict[str, Any]) -> str:
         ("2 embedder path (no queues)", "embedder_path"),
         ("3 end-to-end (4 processes)", "end_to_end"),
     ]
+    if "end_to_end_metrics_off" in figures:  # `--metrics both`: the same run without metrics
+        rows.append(("3 again, metrics off", "end_to_end_metrics_off"))
     for label, key in rows:
         r = figures.get(key)
         if not r:
@@ -149,7 +162,7 @@ def table(figures: dict[str, Any]) -> str:
             note = f"padding eff. {r['padding_efficiency']:.3f}"
         elif key == "embedder_path":
             note = f"{r['dtype']}, {r['batches']} batches <= {r['max_batch_tokens']} tokens, padding eff. {r['padding_efficiency']:.3f}"
-        elif key == "end_to_end":
+        elif key in ("end_to_end", "end_to_end_metrics_off"):
             note = f"{r['chunks_indexed']}/{r['chunks_expected']} chunks, jobs {r['job_states']}"
             if r.get("chunkers", 1) > 1:
                 note += f", {r['chunkers']} chunker processes"

@@ -12,24 +12,57 @@ import psutil  # type: ignore[import-untyped]
 from tests.stack import Stack as _TestStack
 from tests.stack import free_port
 
-__all__ = ["ProcessSampler", "Stack", "free_port"]
+__all__ = ["ProcessSampler", "Scraper", "Stack", "free_port"]
 
 
 class Stack(_TestStack):
     """Services as subprocesses on free ports in a namespace of their own, logging warnings only."""
 
-    def __init__(self, workdir: Path, redis_url: str, device: str, threads: int) -> None:
+    def __init__(
+        self, workdir: Path, redis_url: str, device: str, threads: int, metrics: bool = False
+    ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         settings = {"device": device, "log_level": "WARNING"}
         if threads > 0:
             settings["torch_threads"] = str(threads)
-        super().__init__(workdir, redis_url, **settings)
+        super().__init__(workdir, redis_url, metrics=metrics, **settings)
         if threads <= 0:
             # Let the embedder size its own thread pool, as a deployment would.
             self.env.pop("RAGLINE_TORCH_THREADS", None)
 
     def pids(self) -> dict[str, int]:
         return {stage: p.pid for stage, p in self.processes.items()}
+
+
+class Scraper:
+    """Scrapes every service's /metrics every `interval_s` while the bench runs, as Prometheus
+    would (its default is 15 s; 1 s is the pessimistic case): the scrapes' cost, the backlog
+    reads they make included, lands in the measurement."""
+
+    def __init__(self, stack: Stack, interval_s: float = 1.0) -> None:
+        self._stack = stack
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="metrics-scraper", daemon=True)
+        self.scrapes = 0
+        self.failures = 0
+
+    def __enter__(self) -> Scraper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            for name in list(self._stack.metrics_addresses):
+                try:
+                    self._stack.scrape(name)
+                    self.scrapes += 1
+                except OSError:
+                    self.failures += 1
 
 
 class ProcessSampler:

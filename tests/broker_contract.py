@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from ragline.broker.base import BrokerAdapter, DeadLetter
+from ragline.broker.base import Backlog, BrokerAdapter, DeadLetter, Delivery
 
 # broker_factory(consumer_name, visibility_s=..., prefetch=...) -> a connected broker, in a
 # namespace of the test's own. Each adapter takes what applies to it: Redis and the memory
@@ -233,3 +233,54 @@ class BrokerContract:
         while await observer.consumer_count("q") and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.2)
         assert await observer.consumer_count("q") == 0
+
+    async def test_backlog_counts_each_state_from_any_connection(
+        self, broker_factory: BrokerFactory
+    ) -> None:
+        # The observer never reads: the backlog is the broker's, not the connection's. Where a
+        # broker cannot tell (RabbitMQ: in flight, oldest age) it says None, never a guess.
+        observer = await broker_factory("observer")
+        empty = await observer.backlog("q")
+        assert (empty.waiting, empty.delayed, empty.dead_letters) == (0, 0, 0)
+        assert empty.in_flight in (0, None)
+        assert empty.oldest_waiting_age_s in (0.0, None)
+
+        await observer.publish("q", [b"one", b"two", b"three"])
+        await asyncio.sleep(0.3)
+        waiting = await _backlog_until(observer, lambda b: b.waiting == 3)
+        assert waiting.waiting == 3
+        assert waiting.oldest_waiting_age_s is None or 0.25 <= waiting.oldest_waiting_age_s < 30
+
+        worker = await broker_factory("worker", prefetch=10)
+        got: list[Delivery] = []
+        deadline = time.monotonic() + 5
+        while len(got) < 3 and time.monotonic() < deadline:
+            got += await worker.read("q", 10, 0.5)
+        assert len(got) == 3
+        held = await _backlog_until(observer, lambda b: b.waiting == 0)
+        assert (held.waiting, held.delayed, held.dead_letters) == (0, 0, 0)
+        assert held.in_flight in (3, None)
+        assert held.oldest_waiting_age_s in (0.0, None)
+
+        now = time.time()
+        await worker.retry_later(got[0], b"one-again", delay_s=30)
+        await worker.dead_letter(got[1], DeadLetter("q", got[1].body, "j", "E", "m", 1, now, now))
+        await worker.ack([got[2]])
+        settled = await _backlog_until(observer, lambda b: b.delayed == 1 and b.dead_letters == 1)
+        assert (settled.waiting, settled.delayed, settled.dead_letters) == (0, 1, 1)
+        assert settled.in_flight in (0, None)
+        await worker.close()
+        await observer.close()
+
+
+async def _backlog_until(
+    broker: BrokerAdapter, done: Callable[[Backlog], bool], timeout_s: float = 5.0
+) -> Backlog:
+    """The queue "q"'s backlog once `done` holds of it (a server may count a moment late), or
+    the last one read when `timeout_s` passes first."""
+    deadline = time.monotonic() + timeout_s
+    backlog = await broker.backlog("q")
+    while not done(backlog) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        backlog = await broker.backlog("q")
+    return backlog

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -110,8 +111,13 @@ class PrivateRedis:
 class Stack:
     """Starts, stops and kills ragline services as subprocesses."""
 
-    def __init__(self, workdir: Path, redis_url: str, **settings: str) -> None:
+    def __init__(
+        self, workdir: Path, redis_url: str, *, metrics: bool = False, **settings: str
+    ) -> None:
+        """`metrics`: each process serves /metrics on a free port of its own (`scrape`)."""
         self.workdir = workdir
+        self.metrics = metrics
+        self.metrics_addresses: dict[str, str] = {}
         self.namespace = f"test-{uuid.uuid4().hex[:10]}"
         self.addresses = {s: f"127.0.0.1:{free_port()}" for s in STAGES}
         self.env = {
@@ -151,6 +157,10 @@ class Stack:
 
     def launch(self, name: str, stage: str, env: dict[str, str]) -> None:
         """Starts one process of `stage`, known as `name` (its log is `name`.log)."""
+        if self.metrics:
+            # Kept across restarts: a restarted process serves its metrics where it did.
+            address = self.metrics_addresses.setdefault(name, f"127.0.0.1:{free_port()}")
+            env = {**env, "RAGLINE_METRICS_ADDRESS": address}
         self.launched[name] = (stage, env)
         with open(self.log_path(name), "ab") as log:
             self.processes[name] = subprocess.Popen(
@@ -226,6 +236,12 @@ class Stack:
         clean_servers(
             self.env["RAGLINE_REDIS_URL"], self.namespace, self.env.get("RAGLINE_BROKER", "redis")
         )
+
+    def scrape(self, name: str) -> str:
+        """The process's /metrics page (the stack must have been made with metrics=True)."""
+        url = f"http://{self.metrics_addresses[name]}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            return str(reply.read().decode())
 
     def tail(self, stage: str, lines: int = 40) -> str:
         try:

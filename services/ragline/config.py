@@ -140,6 +140,12 @@ class Settings:
     keys_file: str = ""
     # How often (seconds) the gateway checks the keys file for changes and reloads it.
     keys_reload_s: float = 2.0
+    # Where this process serves Prometheus metrics at /metrics (host:port, e.g. 0.0.0.0:9464);
+    # empty serves none. `ragline up` gives its four services this port and the three after it.
+    metrics_address: str = ""
+    # Tenants (comma-separated) whose metrics carry their own `tenant` label; every other tenant
+    # is counted as `other`, which bounds the label's cardinality.
+    metrics_tenants: str = "default"
 
     # Deliberate faults for resilience tests and chaos drills, off when empty; see ragline.faults.
     faults: str = ""
@@ -199,6 +205,12 @@ class Settings:
         for name in ("commit_interval_ms", "embed_gather_ms", "embed_batch_tokens", "max_repairs"):
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"RAGLINE_{name.upper()} must not be negative.")
+        _, sep, port = self.metrics_address.rpartition(":")
+        if self.metrics_address and not (sep and port.isdigit() and int(port) < 65536):
+            raise ConfigurationError(
+                f"RAGLINE_METRICS_ADDRESS is {self.metrics_address!r}; use host:port, e.g. "
+                "0.0.0.0:9464, or leave it empty to serve no metrics."
+            )
         wrong = self.retry_policy().problems()
         if wrong:
             raise ConfigurationError(

@@ -47,13 +47,17 @@ class GrpcServer:
         security: ServerSecurity | None = None,
         *,
         interceptors: Sequence[aio.ServerInterceptor] = (),  # type: ignore[type-arg]
+        outer_interceptors: Sequence[aio.ServerInterceptor] = (),  # type: ignore[type-arg]
         services: Sequence[str] = (),
     ) -> None:
         self.address = address
         self.service_name = service_name
         self.security = security or ServerSecurity(None, PLAINTEXT)
+        # `outer_interceptors` (e.g. RPC metrics) see each call's final status; `interceptors`
+        # run inside the error interceptor (e.g. the access check), whose errors it maps.
         self.server = aio.server(
-            interceptors=[ErrorInterceptor(), *interceptors], options=SERVER_OPTIONS
+            interceptors=[*outer_interceptors, ErrorInterceptor(), *interceptors],
+            options=SERVER_OPTIONS,
         )
         self.health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -159,6 +160,20 @@ class LineReader:
         return "\n".join(self.lines[-n:])
 
 
+def free_port_run(count: int) -> int:
+    """The first of `count` consecutive ports free now on 127.0.0.1."""
+    for _ in range(50):
+        first = free_port()
+        try:
+            for port in range(first, first + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+    raise RuntimeError(f"found no {count} consecutive free ports")
+
+
 @pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
 def test_ragline_up_serves_then_stops_cleanly_on_sigterm(tmp_path: Path, broker: str) -> None:
     namespace = f"test-{uuid.uuid4().hex[:10]}"
@@ -178,6 +193,8 @@ def test_ragline_up_serves_then_stops_cleanly_on_sigterm(tmp_path: Path, broker:
         "RAGLINE_TORCH_THREADS": TORCH_THREADS,
         "HF_HUB_OFFLINE": "1",
         "PYTHONUNBUFFERED": "1",
+        # Metrics on: the gateway on this port, the chunker, embedder and indexer on the next three.
+        "RAGLINE_METRICS_ADDRESS": f"127.0.0.1:{(metrics_port := free_port_run(4))}",
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "ragline.cli.main", "up", "--no-redis-start", "--broker", broker],
@@ -196,6 +213,14 @@ def test_ragline_up_serves_then_stops_cleanly_on_sigterm(tmp_path: Path, broker:
         assert f"broker {broker}" in ready_line
         for stage, address in addresses.items():
             assert serving(address), stage
+        (metrics_line,) = [line for line in reader.lines if line.startswith("ragline: metrics:")]
+        for offset, stage in enumerate(("gateway", "chunker", "embedder", "indexer")):
+            url = f"http://127.0.0.1:{metrics_port + offset}/metrics"
+            assert f"{stage} {url}" in metrics_line
+            with urllib.request.urlopen(url, timeout=10) as reply:
+                page = reply.read().decode()
+            wanted = "ragline_grpc_server_handled" if stage == "gateway" else "ragline_tasks_total"
+            assert f"# TYPE {wanted}" in page, (stage, page[:300])
 
         with RaglineClient(addresses["gateway"], timeout=60) as client:
             job = client.ingest(

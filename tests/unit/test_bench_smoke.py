@@ -172,6 +172,19 @@ def test_a_model_measured_before_and_after_end_to_end_counts_as_their_mean() -> 
     assert ratio_3_2.value == pytest.approx(0.9) and ratio_3_2.passed
 
 
+def test_metrics_on_and_off_in_one_run_report_the_overhead() -> None:
+    assert parse_args([]).metrics == "both"
+    assert parse_args(["--metrics", "off"]).metrics == "off"
+    on = {"chunks_per_s": 98.5, "peak_rss_bytes": {}}
+    figures = {"end_to_end": on, "end_to_end_metrics_off": {"chunks_per_s": 100.0}}
+    (overhead,) = [t for t in report.targets(figures) if "metrics overhead" in t.name]
+    assert overhead.value == pytest.approx(100 * (100.0 / 98.5 - 1)) and overhead.passed
+    figures["end_to_end"] = {"chunks_per_s": 97.0, "peak_rss_bytes": {}}
+    (overhead,) = [t for t in report.targets(figures) if "metrics overhead" in t.name]
+    assert not overhead.passed  # 3.1% slower with metrics on
+    assert not [t for t in report.targets({"end_to_end": on}) if "metrics" in t.name]
+
+
 def test_the_sampler_finds_children_started_after_it_and_keeps_the_trees_peak() -> None:
     # The child starts after the sampler's first look at the tree and holds 150 MiB for a while.
     child = "import time; b = b'x' * (150 * 2**20); time.sleep(5)"

@@ -6,6 +6,7 @@ Everything here reads the files with PyYAML and needs no Docker engine and no cl
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,8 @@ COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 
 STAGES = {"gateway": 50051, "chunker": 50052, "embedder": 50053, "indexer": 50054}
+METRICS_PORT = 9464
+GRAFANA = ROOT / "deploy" / "grafana"
 CONFIGMAP = "ragline-config"
 DRAIN_GRACE_S = 60
 
@@ -132,7 +135,7 @@ def test_stage_has_deployment_and_matching_service(stage: str) -> None:
     (container,) = containers(deployment)
     assert container["args"] == ["serve", stage]
     ports = {p.get("name", str(p["containerPort"])): p["containerPort"] for p in container["ports"]}
-    assert list(ports.values()) == [port]
+    assert ports == {"grpc": port, "metrics": METRICS_PORT}
     (service_port,) = service["spec"]["ports"]
     assert service_port["port"] == port
     target = service_port.get("targetPort", port)
@@ -150,7 +153,7 @@ def test_containers_have_grpc_probes_limits_and_run_as_non_root(deployment: Doc)
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] != 0
     for container in containers(deployment):
-        (port,) = (p["containerPort"] for p in container["ports"])
+        (port,) = (p["containerPort"] for p in container["ports"] if p["name"] == "grpc")
         for probe in ("readinessProbe", "livenessProbe"):
             assert container[probe]["grpc"]["port"] == port, f"{probe} is not gRPC on {port}"
         if "startupProbe" in container:
@@ -259,6 +262,33 @@ def test_configmap_addresses_name_the_stage_services() -> None:
     for stage, port in STAGES.items():
         assert data[f"RAGLINE_{stage.upper()}_ADDRESS"] == f"{stage}:{port}"
     assert all(isinstance(v, str) for v in data.values()), "ConfigMap values must be strings"
+
+
+@pytest.mark.parametrize("deployment", deployments(), ids=lambda d: d["metadata"]["name"])
+def test_every_pod_asks_prometheus_to_scrape_its_metrics_port(deployment: Doc) -> None:
+    template = deployment["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/path"] == "/metrics"
+    (container,) = containers(deployment)
+    (metrics_port,) = (p["containerPort"] for p in container["ports"] if p["name"] == "metrics")
+    assert annotations["prometheus.io/port"] == str(metrics_port)
+    # The port the pod serves on: the ConfigMap's RAGLINE_METRICS_ADDRESS, not overridden.
+    address = find("ConfigMap", CONFIGMAP)["data"]["RAGLINE_METRICS_ADDRESS"]
+    assert address == f"0.0.0.0:{metrics_port}"
+    assert "RAGLINE_METRICS_ADDRESS" not in env_of(container)
+
+
+def test_the_grafana_dashboard_parses_and_queries_only_ragline_metrics() -> None:
+    (path,) = GRAFANA.glob("*.json")
+    dashboard = json.loads(path.read_text(encoding="utf-8"))
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
+    assert len(exprs) >= 10
+    # Every query names a ragline metric; tests/e2e/test_metrics.py checks each is exported.
+    assert all(re.search(r"\bragline_[a-z_]+", e) for e in exprs), exprs
+    titles = " ".join(p["title"].lower() for p in dashboard["panels"])
+    for topic in ("backlog", "age", "throughput", "retr", "dead", "tokens", "padding", "latency"):
+        assert topic in titles, topic
 
 
 # --- RAGLINE_* names --------------------------------------------------------------------------

@@ -37,7 +37,16 @@ DOMAIN = (
     "jobs/doctor.py",
     "jobs/model.py",
 )
-TRANSPORT = ("grpc", "grpc_health", "redis", "aio_pika", "aiormq", "pymilvus", "ragline.v1")
+TRANSPORT = (
+    "grpc",
+    "grpc_health",
+    "redis",
+    "aio_pika",
+    "aiormq",
+    "pymilvus",
+    "prometheus_client",
+    "ragline.v1",
+)
 
 
 def imported(path: Path) -> set[str]:

@@ -44,6 +44,24 @@ class DeadLetter:
     dead_letter_id: str = ""
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """A queue's messages by where they stand, for metrics and operators; None where the broker
+    cannot tell."""
+
+    # Published and not yet handed to any consumer.
+    waiting: int
+    # Handed to a consumer and not yet settled (RabbitMQ: None; AMQP does not count them).
+    in_flight: int | None
+    # Retries scheduled for later, not yet due.
+    delayed: int
+    # Records in the queue's dead-letter queue.
+    dead_letters: int
+    # Seconds since the oldest waiting message was published; 0.0 when none waits, None where
+    # the broker cannot tell without consuming (RabbitMQ).
+    oldest_waiting_age_s: float | None
+
+
 class Broker(abc.ABC):
     """Durable named queues with at-least-once delivery to competing consumers.
 
@@ -120,6 +138,11 @@ class DeadLetterAdmin(abc.ABC):
     @abc.abstractmethod
     async def consumer_count(self, queue: str) -> int:
         """How many consumers are reading the queue now (for `ragline doctor`)."""
+
+    @abc.abstractmethod
+    async def backlog(self, queue: str) -> Backlog:
+        """The queue's messages by state, read from the broker: the same figures from every
+        process, whoever holds the messages."""
 
     @abc.abstractmethod
     def is_dead_letter_id(self, value: str) -> bool:

@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ragline.broker.base import BrokerAdapter, DeadLetter, Delivery
+from ragline.broker.base import Backlog, BrokerAdapter, DeadLetter, Delivery
 from ragline.errors import BrokerUnavailable
 
 __all__ = ["MemoryBroker", "MemoryServer"]
@@ -54,6 +54,8 @@ class _Message:
     # The connection holding it (None while it waits), and when it last took or extended it.
     holder: MemoryBroker | None = None
     held_since: float = 0.0
+    # When it was published (epoch seconds), for the backlog's oldest-waiting age.
+    published: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -278,6 +280,17 @@ class MemoryBroker(BrokerAdapter):
 
     async def consumer_count(self, queue: str) -> int:
         return len(self._open_queue(queue).consumers)
+
+    async def backlog(self, queue: str) -> Backlog:
+        q = self._open_queue(queue)
+        waiting = [m.published for m in q.messages.values() if m.holder is None]
+        return Backlog(
+            waiting=len(waiting),
+            in_flight=len(q.held),
+            delayed=len(q.delayed),
+            dead_letters=len(q.dead),
+            oldest_waiting_age_s=max(0.0, time.time() - min(waiting)) if waiting else 0.0,
+        )
 
     # -- dead letters -----------------------------------------------------------------------
     def is_dead_letter_id(self, value: str) -> bool:

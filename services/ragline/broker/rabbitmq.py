@@ -39,6 +39,9 @@ How the `Broker` promises map to AMQP:
   (819.2 s) are cut to it.
 - dead_letter: publish the original body with the record's fields as `x-ragline-*` headers to the
   dead-letter queue (confirmed), then ack: the same duplicate-not-loss trade as retry_later.
+- backlog: ready messages of the stage queue and limbo (waiting), of the delay queues (delayed)
+  and of the dead-letter queue. In-flight counts and the oldest waiting message's age are not
+  reported (None): AMQP tells neither without the management API or consuming the message.
 - depth: ready messages of the stage queue and of its delay queues (a declare answers with the
   ready count only) plus the messages this process holds unacked. Messages other processes hold
   unacked are not counted: an approximation, good enough for backpressure and autoscaling.
@@ -83,7 +86,7 @@ from aio_pika.abc import (
 )
 from yarl import URL
 
-from ragline.broker.base import BrokerAdapter, DeadLetter, Delivery
+from ragline.broker.base import Backlog, BrokerAdapter, DeadLetter, Delivery
 from ragline.errors import BrokerUnavailable
 
 log = logging.getLogger(__name__)
@@ -484,6 +487,30 @@ class RabbitMQBroker(BrokerAdapter):
         for msg in [m for m in held if _is_stale(m)]:
             held.discard(msg)
         return total + len(held)
+
+    async def backlog(self, queue: str) -> Backlog:
+        # A declare answers with a queue's ready messages only: unacked ones are not counted
+        # (in_flight unknown; only the management API knows), and no message can be looked at
+        # without consuming it, so the age of the oldest is unknown too. Limbo's messages wait
+        # to be read beside the stage queue's.
+        async with self._guard(f"read the backlog of {queue}"):
+            await self._ensure_queue(queue)
+            channel = await self._underlay()
+            ready = await channel.queue_declare(
+                self.queue_name(queue), durable=True, arguments=self._queue_arguments(queue)
+            )
+            limbo = await channel.queue_declare(self.limbo_name(queue), durable=True)
+            dead = await channel.queue_declare(self.dlq_name(queue), durable=True)
+            delayed = 0
+            for bucket in DELAY_BUCKETS_MS:
+                delayed += await self._declare_delay(channel, queue, bucket)
+        return Backlog(
+            waiting=int(ready.message_count or 0) + int(limbo.message_count or 0),
+            in_flight=None,
+            delayed=delayed,
+            dead_letters=int(dead.message_count or 0),
+            oldest_waiting_age_s=None,
+        )
 
     async def consumer_count(self, queue: str) -> int:
         async with self._guard(f"count the consumers of {queue}"):

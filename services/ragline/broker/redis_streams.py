@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from ragline.broker.base import BrokerAdapter, DeadLetter, Delivery
+from ragline.broker.base import Backlog, BrokerAdapter, DeadLetter, Delivery
 from ragline.errors import BrokerUnavailable
 from ragline.redis_client import connect, text
 from ragline.redis_scripts import lua_script
@@ -297,6 +297,39 @@ class RedisStreamsBroker(BrokerAdapter):
             pipe.zcard(self.delayed_key(queue))
             stream_len, delayed = await pipe.execute()
         return int(stream_len) + int(delayed)
+
+    async def backlog(self, queue: str) -> Backlog:
+        # Acked entries are deleted, so the stream holds exactly the waiting and the pending
+        # (in flight) ones; the first waiting entry follows the group's last-delivered id, and
+        # its id is its publish time on the Redis server's clock (read in the same round trip).
+        stream = self.stream_key(queue)
+        async with self._guard(f"read the backlog of {queue}"):
+            await self._ensure_group(queue)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xlen(stream)
+                pipe.xinfo_groups(stream)
+                pipe.zcard(self.delayed_key(queue))
+                pipe.xlen(self.dlq_key(queue))
+                pipe.time()
+                length, groups, delayed, dead, (secs, micros) = await pipe.execute()
+            group = next(g for g in groups if text(g["name"]) == GROUP)
+            pending = int(group["pending"])
+            waiting = max(0, int(length) - pending)
+            age = 0.0
+            if waiting:
+                first: Any = await self.redis.xrange(
+                    stream, min=f"({text(group['last-delivered-id'])}", max="+", count=1
+                )
+                if first:
+                    published_ms = _id_key(text(first[0][0]))[0]
+                    age = max(0.0, int(secs) + int(micros) / 1e6 - published_ms / 1000)
+        return Backlog(
+            waiting=waiting,
+            in_flight=pending,
+            delayed=int(delayed),
+            dead_letters=int(dead),
+            oldest_waiting_age_s=age,
+        )
 
     async def consumer_count(self, queue: str) -> int:
         # A group keeps a consumer's entry after its process dies: count those whose process

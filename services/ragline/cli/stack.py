@@ -27,6 +27,8 @@ from ragline.config import Settings
 from ragline.tls import PLAINTEXT, channel_credentials, server_mode
 
 STAGES = ("indexer", "embedder", "chunker", "gateway")
+# With RAGLINE_METRICS_ADDRESS host:port, each service serves its metrics on port + its offset.
+METRICS_PORT_OFFSETS = {"gateway": 0, "chunker": 1, "embedder": 2, "indexer": 3}
 STARTUP_TIMEOUT_S = 180.0
 STOP_GRACE_S = 40.0
 
@@ -86,9 +88,11 @@ def run_up(args: argparse.Namespace) -> int:
             "embedder": settings.embedder_address,
             "indexer": settings.indexer_address,
         }
+        metrics = metrics_addresses(settings.metrics_address)
         for name in STAGES:
+            child_env = {**env, "RAGLINE_METRICS_ADDRESS": metrics.get(name, "")}
             process = subprocess.Popen(
-                [sys.executable, "-m", "ragline.cli.main", "serve", name], env=env
+                [sys.executable, "-m", "ragline.cli.main", "serve", name], env=child_env
             )
             children.append(Child(name, addresses[name], process))
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -111,6 +115,8 @@ def run_up(args: argparse.Namespace) -> int:
             time.sleep(0.3)
         if stopping:
             return 0
+        if metrics:  # before `ready`, which is the line scripts wait for
+            say("metrics: " + ", ".join(f"{n} http://{a}/metrics" for n, a in metrics.items()))
         say(
             f"ready: gateway at {settings.gateway_address} over {server_mode(settings)} "
             f"(broker {settings.broker}, "
@@ -133,6 +139,15 @@ def run_up(args: argparse.Namespace) -> int:
             redis_child.wait(10)
         if children:
             say("stopped")
+
+
+def metrics_addresses(address: str) -> dict[str, str]:
+    """Each service's metrics address under `ragline up`: RAGLINE_METRICS_ADDRESS's host, its
+    port for the gateway and the next three for the stages; none when it is empty."""
+    if not address:
+        return {}
+    host, _, port = address.rpartition(":")
+    return {n: f"{host}:{int(port) + i}" for n, i in METRICS_PORT_OFFSETS.items()}
 
 
 def _stop(children: list[Child]) -> None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -24,9 +26,20 @@ from ragline.embedder.precision import choose_dtype, cpu_flags
 from ragline.errors import ConfigurationError
 from ragline.model_info import ModelInfo
 
-__all__ = ["Encoder"]
+__all__ = ["EncodeStats", "Encoder"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class EncodeStats:
+    """What one `encode` call did, for metrics: filled in by the call."""
+
+    # Tokens of the texts (special tokens in), and tokens the model computed, padding included.
+    tokens: int = 0
+    padded_tokens: int = 0
+    # Model time of each padded batch, in seconds.
+    batch_seconds: list[float] = field(default_factory=list)
 
 
 class Encoder:
@@ -130,12 +143,19 @@ class Encoder:
         """
         return _GPU_BATCH_TOKENS if self._device.type == "cuda" else _CPU_BATCH_TOKENS
 
-    def encode(self, texts: Sequence[str], *, max_batch_tokens: int = 0) -> npt.NDArray[np.float32]:
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        max_batch_tokens: int = 0,
+        stats: EncodeStats | None = None,
+    ) -> npt.NDArray[np.float32]:
         """Embed `texts` into a float32 array [len(texts), dimension], rows in input order.
 
         Texts are sorted by length and batched so that each padded batch (rows x longest row)
         holds at most `max_batch_tokens` tokens (0: `default_batch_tokens`), see
-        `ragline.embedder.batching`; a single text is never split.
+        `ragline.embedder.batching`; a single text is never split. `stats`, when given, is
+        filled in with the tokens and the model time.
         """
         if max_batch_tokens < 0:
             raise ValueError(f"max_batch_tokens must not be negative, got {max_batch_tokens}")
@@ -146,13 +166,23 @@ class Encoder:
         lengths = [len(ids) for ids in features["input_ids"]]
         # On a GPU the model runs asynchronously: every batch is queued before any result is
         # copied back, so the CPU pads batch k+1 while the GPU computes batch k.
-        queued = [
-            (batch, self._embed(features, batch))
-            # Longest first: a batch that does not fit in memory fails at once, not at the end.
-            for batch in plan_batches(lengths, max_batch_tokens)
-        ]
-        for batch, vectors in queued:
+        queued = []
+        # Longest first: a batch that does not fit in memory fails at once, not at the end.
+        for batch in plan_batches(lengths, max_batch_tokens):
+            start = time.perf_counter()
+            queued.append((batch, self._embed(features, batch), time.perf_counter() - start))
+        # A batch's model time: its call (all of it on a CPU, where the call returns the result)
+        # plus the wait for its vectors after the last call (a GPU's asynchronous work).
+        waited_from = time.perf_counter()
+        for batch, vectors, called_s in queued:
             out[batch] = vectors.cpu().numpy()
+            if stats is not None:
+                now = time.perf_counter()
+                stats.batch_seconds.append(called_s + now - waited_from)
+                stats.padded_tokens += len(batch) * lengths[batch[0]]
+                waited_from = now
+        if stats is not None:
+            stats.tokens += sum(lengths)
         return out
 
     def _encode_unpadded(self, texts: Sequence[str]) -> dict[str, list[list[int]]]:

@@ -7,8 +7,9 @@ import asyncio
 import time
 from collections.abc import Sequence
 
+from ragline import metrics
 from ragline.broker.base import Broker
-from ragline.embedder.encoder import Encoder
+from ragline.embedder.encoder import Encoder, EncodeStats
 from ragline.jobs.model import Stage
 from ragline.jobs.store import JobStore
 from ragline.stage import envelope
@@ -46,10 +47,18 @@ class EmbedHandler:
                     {"ragline.chunks": len(t.envelope.embed.chunks)},
                     None,
                 )
+        stats = EncodeStats()
         with batch_step(spans, "ragline.embed.forward", {"ragline.batch_chunks": len(texts)}):
             vectors = await asyncio.to_thread(
-                self._encoder.encode, texts, max_batch_tokens=self._max_batch_tokens
+                self._encoder.encode,
+                texts,
+                max_batch_tokens=self._max_batch_tokens,
+                stats=stats,
             )
+        metrics.EMBEDDED_TOKENS.inc(stats.tokens)
+        metrics.PADDED_TOKENS.inc(stats.padded_tokens)
+        for seconds in stats.batch_seconds:
+            metrics.MODEL_BATCH_SECONDS.observe(seconds)
         bodies = []
         row = 0
         for task in tasks:
@@ -70,4 +79,6 @@ class EmbedHandler:
             ],
         )
         await self._broker.publish(envelope.queue_name(Stage.INDEX), bodies)
+        # Counted once published: a batch that fails before is counted when it is redone.
+        metrics.EMBEDDED_CHUNKS.inc(len(texts))
         return [None] * len(tasks)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from ragline import metrics
 from ragline.config import Settings
 from ragline.embedder.encoder import Encoder
 from ragline.embedder.handler import EmbedHandler
@@ -30,6 +31,14 @@ async def run(settings: Settings) -> None:
         encoder.precision,
         settings.precision,
     )
+    metrics.MODEL_INFO.info(
+        {
+            "model": model.name,
+            "dimension": str(model.dimension),
+            "device": encoder.device,
+            "precision": encoder.precision,
+        }
+    )
     servicer = EmbedderServicer(encoder)
     try:
         await _serve(settings, security, encoder, servicer)
@@ -49,6 +58,7 @@ async def _serve(
         # published, so the model never waits on Redis.
         consumers=2,
         gather_s=settings.embed_gather_ms / 1000,
+        own_metrics=metrics.EMBEDDER,
         make_handler=lambda broker, jobs: EmbedHandler(
             broker, jobs, encoder, settings.embed_batch_tokens
         ),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
+from ragline import metrics
 from ragline.access.interceptor import AccessInterceptor, Authenticate
 from ragline.access.keys_file import KeysFile
 from ragline.access.policy import AUTH_OFF_CALLER
@@ -14,6 +16,7 @@ from ragline.gateway.dead_letters import DeadLetterOps
 from ragline.gateway.intake import CHUNK_QUEUE, Intake
 from ragline.gateway.outbox import FaultyOutbox, make_outbox
 from ragline.gateway.service import IngestServicer
+from ragline.grpc_metrics import RpcMetricsInterceptor
 from ragline.grpc_server import GrpcServer, channel, run_until_signalled
 from ragline.jobs.repair import Repairer
 from ragline.jobs.store import JobStore
@@ -94,7 +97,14 @@ async def run(settings: Settings) -> None:
         "gateway",
         security,
         interceptors=[AccessInterceptor(authenticate)],
+        outer_interceptors=[RpcMetricsInterceptor()],
         services=[ingest_service_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name],
+    )
+    stuck = metrics.StuckJobsCollector(
+        asyncio.get_running_loop(), lambda: jobs.count_stuck(settings.stuck_after_s)
+    )
+    exporter = metrics.start_metrics_server(
+        settings.metrics_address, "gateway", [*metrics.GATEWAY, stuck]
     )
     # Stuck jobs whose task the broker lost get it published again, into the same target as
     # new jobs' tasks (the chunk stream, or the outbox the relay publishes from).
@@ -126,6 +136,8 @@ async def run(settings: Settings) -> None:
             grace_s=settings.shutdown_grace_s,
         )
     finally:
+        if exporter is not None:
+            await asyncio.to_thread(exporter.close)
         await embedder.close(None)
         await indexer.close(None)
         await broker.close()

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from grpc import aio
 
-from ragline import tracing
+from ragline import metrics, tracing
 from ragline.access import current_caller
 from ragline.config import Settings
 from ragline.convert import dead_letter_to_pb, job_to_pb, stage_from_pb
@@ -65,6 +66,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         self._dead_letters = dead_letters
         self._embedder = embedder_service_pb2_grpc.EmbedderServiceStub(embedder)
         self._indexer = indexer_service_pb2_grpc.IndexerServiceStub(indexer)
+        self._tenant_label = metrics.TenantLabels(settings.metrics_tenants)
 
     # -- ingest -------------------------------------------------------------------------------
     def _tenant(self, context: Any) -> str:
@@ -125,13 +127,25 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             metadata=metadata,
         )
 
+    @contextlib.contextmanager
+    def _counted(self, tenant: str, documents: int) -> Iterator[None]:
+        """Counts `documents` as accepted when the block returns, refused (by why) when it raises."""
+        label = self._tenant_label(tenant)
+        try:
+            yield
+        except Exception as exc:
+            metrics.DOCUMENTS_REFUSED.labels(label, metrics.refusal_reason(exc)).inc(documents)
+            raise
+        metrics.DOCUMENTS_ACCEPTED.labels(label).inc(documents)
+
     async def Ingest(
         self, request: ingest_service_pb2.IngestRequest, context: Any
     ) -> ingest_service_pb2.IngestResponse:
         tenant = self._tenant(context)
-        doc = self._validated(request, time.time_ns(), tenant)
-        with log_context(document_id=doc.document_id):
-            (job,) = await self._accept(context, [doc])
+        with self._counted(tenant, 1):
+            doc = self._validated(request, time.time_ns(), tenant)
+            with log_context(document_id=doc.document_id):
+                (job,) = await self._accept(context, [doc])
         return ingest_service_pb2.IngestResponse(job=self._job_pb(job))
 
     async def _accept(self, context: Any, docs: Sequence[Accepted]) -> list[Job]:
@@ -172,6 +186,12 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         self, request: ingest_service_pb2.IngestBatchRequest, context: Any
     ) -> ingest_service_pb2.IngestBatchResponse:
         documents = request.documents
+        tenant = self._tenant(context)
+        with self._counted(tenant, len(documents)):
+            jobs = await self._accept_batch(context, documents, tenant)
+        return ingest_service_pb2.IngestBatchResponse(jobs=[self._job_pb(j) for j in jobs])
+
+    async def _accept_batch(self, context: Any, documents: Any, tenant: str) -> list[Job]:
         if not documents:
             raise InvalidArgument("documents", "must not be empty")
         if len(documents) > self._settings.max_batch_documents:
@@ -181,15 +201,13 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
                 f"{self._settings.max_batch_documents} per call",
             )
         now_ns = time.time_ns()  # one upload time for the whole batch
-        tenant = self._tenant(context)
         accepted = []
         for i, doc in enumerate(documents):
             try:
                 accepted.append(self._validated(doc, now_ns, tenant))
             except InvalidArgument as exc:
                 raise exc.at(f"documents[{i}]") from None
-        jobs = await self._accept(context, accepted)
-        return ingest_service_pb2.IngestBatchResponse(jobs=[self._job_pb(j) for j in jobs])
+        return await self._accept(context, accepted)
 
     # -- jobs ---------------------------------------------------------------------------------
     def _job_pb(self, job: Job) -> job_pb2.Job:

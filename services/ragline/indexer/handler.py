@@ -4,26 +4,40 @@ each version whose last chunk landed, the switch to it and the removal of what i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import logging
+import time
+from collections.abc import Callable, Sequence
 
+from ragline import metrics
 from ragline.convert import metadata_to_dict
+from ragline.errors import StoreUnavailable
 from ragline.indexer.vector_store import ChunkRow, VectorStore
 from ragline.indexer.versions import Cleanup, cleanup_after
 from ragline.jobs.model import JobState, Stage
 from ragline.jobs.store import JobStore
 from ragline.jobs.versions import VersionStore
 from ragline.stage.runner import Task
-from ragline.tenants import tenant_or_default
+from ragline.tenants import DEFAULT_TENANT, tenant_or_default
 from ragline.tracing import batch_step
+
+log = logging.getLogger(__name__)
 
 
 class IndexHandler:
     stage = Stage.INDEX
 
-    def __init__(self, jobs: JobStore, versions: VersionStore, store: VectorStore) -> None:
+    def __init__(
+        self,
+        jobs: JobStore,
+        versions: VersionStore,
+        store: VectorStore,
+        tenant_label: Callable[[str], str] = lambda _: DEFAULT_TENANT,
+    ) -> None:
         self._jobs = jobs
         self._versions = versions
         self._store = store
+        # The `tenant` label of a tenant's metrics (ragline.metrics.TenantLabels).
+        self._tenant_label = tenant_label
 
     async def handle(self, tasks: Sequence[Task]) -> list[BaseException | None]:
         rows: list[ChunkRow] = []
@@ -54,6 +68,7 @@ class IndexHandler:
                 for t in tasks
             ],
         )
+        completed: list[str] = []
         for task, marked in zip(tasks, marks, strict=True):
             doc = task.envelope.index.document
             if marked is None:
@@ -72,12 +87,33 @@ class IndexHandler:
                     "ragline.index.version_switch",
                     {"ragline.document_version": doc.document_version},
                 ):
-                    await self.finish_version(task)
+                    ended = await self.finish_version(task)
+                # Not when a redelivered last message finds the job completed already.
+                if ended == JobState.COMPLETED and marked.state != JobState.COMPLETED:
+                    completed.append(task.job_id)
+        metrics.INDEXED_CHUNKS.inc(len(rows))
+        if completed:
+            await self._count_completed(completed)
         return [None] * len(tasks)
 
-    async def finish_version(self, task: Task) -> None:
+    async def _count_completed(self, job_ids: list[str]) -> None:
+        """Records the jobs' time from accepted to completed: one read for the batch, and a
+        metric never fails the work (it is done), so a store that does not answer skips it."""
+        try:
+            jobs = await self._jobs.get_many(job_ids)
+        except StoreUnavailable as exc:
+            log.warning("indexer: job latencies not recorded: %s", exc)
+            return
+        for job in jobs:
+            if job is not None and job.create_time > 0:
+                metrics.JOB_SECONDS.labels(self._tenant_label(job.tenant)).observe(
+                    max(0.0, (job.finish_time or time.time()) - job.create_time)
+                )
+
+    async def finish_version(self, task: Task) -> JobState:
         """Makes the job's version live (unless newer or deleted), ends the job, and removes the
         chunks the version replaces. Idempotent: a redelivered last message repeats it harmlessly.
+        Returns the job's state.
         """
         doc = task.envelope.index.document
         tenant = tenant_or_default(doc.tenant)
@@ -89,7 +125,7 @@ class IndexHandler:
         else:
             cleanup = cleanup_after(doc.document_version, versions.live, versions.floor)
         if cleanup.below_version is None and cleanup.only_version is None:
-            return
+            return state
         await asyncio.to_thread(
             self._store.discard,
             tenant,
@@ -97,3 +133,4 @@ class IndexHandler:
             below_version=cleanup.below_version,
             only_version=cleanup.only_version,
         )
+        return state

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from ragline import metrics
 from ragline.config import Settings
 from ragline.indexer.handler import IndexHandler
 from ragline.indexer.service import IndexerServicer
@@ -39,9 +40,13 @@ async def run(settings: Settings) -> None:
             address=settings.indexer_address,
             security=security,
             make_handler=lambda broker, stage_jobs: IndexHandler(
-                stage_jobs, VersionStore.beside(stage_jobs), store
+                stage_jobs,
+                VersionStore.beside(stage_jobs),
+                store,
+                metrics.TenantLabels(settings.metrics_tenants),
             ),
             services=[indexer_service_pb2.DESCRIPTOR.services_by_name["IndexerService"].full_name],
+            own_metrics=metrics.INDEXER,
             register=[
                 lambda s: indexer_service_pb2_grpc.add_IndexerServiceServicer_to_server(servicer, s)
             ],

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
 from grpc import aio
+from prometheus_client.registry import Collector
 
+from ragline import metrics
 from ragline.broker.base import Broker
 from ragline.broker.factory import make_broker
 from ragline.config import Settings
@@ -34,14 +37,17 @@ async def serve_stage(
     batch_size: int | None = None,
     consumers: int = 1,
     gather_s: float = 0.0,
+    own_metrics: Sequence[Collector] = (),
 ) -> None:
     """Runs a stage's consumer loop beside its gRPC server until SIGTERM/SIGINT, then drains.
     `security` (ragline.tls.server_security) is read first thing in the stage's run(), so a bad
     TLS file stops it before it loads a model or connects anywhere. `services` names what
-    `register` adds, for reflection."""
+    `register` adds, for reflection. With RAGLINE_METRICS_ADDRESS set, serves the stage's
+    metrics, `own_metrics` and its queue's backlog there."""
     broker = make_broker(settings)
     jobs = JobStore.from_settings(settings)
     await broker.connect()
+    exporter = None
     try:
         await check_redis_durability(jobs.redis)
         handler = make_handler(broker, jobs)
@@ -61,9 +67,17 @@ async def serve_stage(
         server = GrpcServer(
             settings.listen_address or address, register, name, security, services=services
         )
+        backlog = metrics.BacklogCollector(
+            asyncio.get_running_loop(), handler.stage.value, lambda: broker.backlog(runner.queue)
+        )
+        exporter = metrics.start_metrics_server(
+            settings.metrics_address, name, [*metrics.STAGE, *own_metrics, backlog]
+        )
         await run_until_signalled(
             server, background=[runner.run], on_stop=runner.stop, grace_s=settings.shutdown_grace_s
         )
     finally:
+        if exporter is not None:
+            await asyncio.to_thread(exporter.close)
         await broker.close()
         await jobs.close()

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ragline import metrics
 from ragline.broker.base import Broker, DeadLetter, Delivery
 from ragline.errors import (
     BrokerUnavailable,
@@ -156,6 +157,13 @@ class StageRunner:
         self._stopping = asyncio.Event()
         self.queue = envelope.queue_name(handler.stage)
         self._name = handler.stage.value
+        # Label children looked up once: recording is then a lock and an add per batch.
+        self._outcomes = {
+            o: metrics.TASKS.labels(self._name, o)
+            for o in ("ok", "retried", "dead_lettered", "dropped")
+        }
+        self._handle_seconds = metrics.HANDLE_SECONDS.labels(self._name)
+        self._batch_tasks = metrics.BATCH_TASKS.labels(self._name)
 
     def stop(self) -> None:
         """Asks the loop to finish the batch in hand and return."""
@@ -301,15 +309,18 @@ class StageRunner:
 
     async def _run_group(self, tasks: list[Task]) -> None:
         keeper = asyncio.create_task(self._keep_claimed([t.delivery for t in tasks]))
+        start = time.perf_counter()
         try:
             outcomes = await self._handle_isolating(tasks)
         finally:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
-        await self._broker.ack(
-            [t.delivery for t, o in zip(tasks, outcomes, strict=True) if o is None]
-        )
+        self._handle_seconds.observe(time.perf_counter() - start)
+        self._batch_tasks.observe(len(tasks))
+        done = [t.delivery for t, o in zip(tasks, outcomes, strict=True) if o is None]
+        await self._broker.ack(done)
+        self._outcomes["ok"].inc(len(done))
         for task, outcome in zip(tasks, outcomes, strict=True):
             if outcome is not None:
                 await self._settle_failure(task, outcome)
@@ -364,6 +375,7 @@ class StageRunner:
             t.trace.event("ragline.dropped", {"ragline.reason": "the job was cancelled or is gone"})
         if drop:
             await self._broker.ack([t.delivery for t in drop])
+            self._outcomes["dropped"].inc(len(drop))
         return keep
 
     async def _settle_failure(self, task: Task, exc: BaseException) -> None:
@@ -397,6 +409,7 @@ class StageRunner:
             await self._broker.retry_later(
                 task.delivery, envelope.next_attempt(task.envelope), delay
             )
+            self._outcomes["retried"].inc()
             return
         await self._give_up(task, exc)
 
@@ -444,6 +457,7 @@ class StageRunner:
             last_failure_time=now,
         )
         await self._broker.dead_letter(delivery, record)
+        self._outcomes["dead_lettered"].inc()
 
 
 def _about(task: Task) -> contextlib.AbstractContextManager[None]:
