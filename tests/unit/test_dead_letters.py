@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ragline.broker.base import DeadLetter, DeadLetterAdmin
+from ragline.broker.base import Backlog, DeadLetter, DeadLetterAdmin
 from ragline.broker.memory import MemoryBroker
 from ragline.broker.rabbitmq import RabbitMQBroker, new_message_id
 from ragline.broker.redis_streams import RedisStreamsBroker
@@ -104,6 +104,9 @@ class RecordingBroker(DeadLetterAdmin):
 
     async def consumer_count(self, queue: str) -> int:
         return 0
+
+    async def backlog(self, queue: str) -> Backlog:
+        return Backlog(0, 0, 0, len(self.letters), 0.0)
 
 
 class RecordingJobs:
