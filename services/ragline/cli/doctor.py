@@ -13,8 +13,7 @@ import os
 
 from ragline.broker.factory import make_broker
 from ragline.config import Settings
-from ragline.gateway.intake import CHUNK_QUEUE
-from ragline.gateway.outbox import make_outbox
+from ragline.gateway.outbox import chunk_outbox
 from ragline.jobs.repair import Examination, Repair, Repairer, examine
 from ragline.jobs.store import JobStore
 
@@ -60,13 +59,7 @@ async def _examine(
             return found, []
         # Into the same target as the gateways' own repairs: on RabbitMQ the outbox, which a
         # gateway's relay publishes from within a second.
-        outbox = make_outbox(
-            broker,
-            jobs,
-            namespace=settings.namespace,
-            queue=CHUNK_QUEUE,
-            lease_s=settings.outbox_lease_s,
-        )
+        outbox = chunk_outbox(broker, jobs, settings)
         repairer = Repairer(
             jobs,
             broker,

@@ -13,8 +13,8 @@ from ragline.broker.factory import make_broker
 from ragline.config import Settings
 from ragline.faults import Faults
 from ragline.gateway.dead_letters import DeadLetterOps
-from ragline.gateway.intake import CHUNK_QUEUE, Intake
-from ragline.gateway.outbox import FaultyOutbox, make_outbox
+from ragline.gateway.intake import Intake
+from ragline.gateway.outbox import FaultyOutbox, chunk_outbox
 from ragline.gateway.service import IngestServicer
 from ragline.grpc_metrics import RpcMetricsInterceptor
 from ragline.grpc_server import GrpcServer, channel, run_until_signalled
@@ -66,13 +66,7 @@ async def run(settings: Settings) -> None:
     await check_redis_durability(jobs.redis)
     embedder = channel(settings.embedder_address, peers)
     indexer = channel(settings.indexer_address, peers)
-    outbox = make_outbox(
-        broker,
-        jobs,
-        namespace=settings.namespace,
-        queue=CHUNK_QUEUE,
-        lease_s=settings.outbox_lease_s,
-    )
+    outbox = chunk_outbox(broker, jobs, settings)
     if settings.faults:
         outbox = FaultyOutbox(outbox, Faults(settings.faults, "gateway"), jobs)
     servicer = IngestServicer(

@@ -28,12 +28,13 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from ragline.broker.base import Broker
+from ragline.config import Settings
 from ragline.errors import StoreUnavailable, TransientError
 from ragline.faults import Faults
-from ragline.jobs.model import Job
+from ragline.jobs.model import Job, Stage
 from ragline.jobs.outbox import OutboxStore
 from ragline.jobs.store import JobStore, TaskTarget
-from ragline.stage.envelope import decode, with_document_version
+from ragline.stage.envelope import decode, queue_name, with_document_version
 
 log = logging.getLogger(__name__)
 
@@ -203,3 +204,15 @@ def make_outbox(
         return DirectOutbox(stream)
     store = OutboxStore(jobs.redis, namespace=namespace, queue=queue, lease_s=lease_s)
     return RelayOutbox(broker, store, queue)
+
+
+def chunk_outbox(broker: Broker, jobs: JobStore, settings: Settings) -> Outbox:
+    """The deployment's outbox for chunk tasks: where the gateways' intake and the repair of
+    stuck jobs (the gateways' and `ragline doctor --repair`'s) put them."""
+    return make_outbox(
+        broker,
+        jobs,
+        namespace=settings.namespace,
+        queue=queue_name(Stage.CHUNK),
+        lease_s=settings.outbox_lease_s,
+    )
