@@ -234,3 +234,19 @@ async def test_a_tenant_requeues_and_purges_only_its_own_letters() -> None:
     assert [x.dead_letter_id for x in broker.letters] == ["dl-2", "dl-4", "dl-9", "dl-5"]
     await dead_letters.purge(Stage.CHUNK, [], tenant="b")
     assert log[-1] == "purge chunk ['dl-2', 'dl-5']"
+
+
+async def test_a_long_scan_for_a_tenants_letters_stops_with_a_token_to_go_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ragline.gateway import dead_letters as module
+
+    monkeypatch.setattr(module, "SCAN_BATCH", 2)
+    monkeypatch.setattr(module, "MAX_SCAN", 4)
+    # b's letters only after five of a's: the first call gives up after four without one.
+    letters = [letter(n, f"job-a{n}", "a") for n in range(5)] + [letter(9, "job-b", "b")]
+    dead_letters, _, _ = ops(letters)
+    page, token = await dead_letters.list(Stage.CHUNK, 10, "", tenant="b")
+    assert page == [] and token == "dl-3"
+    page, token = await dead_letters.list(Stage.CHUNK, 10, token, tenant="b")
+    assert [d.dead_letter_id for d, _ in page] == ["dl-9"] and token == ""

@@ -9,7 +9,7 @@ another consumer, so every stage's side effects are idempotent.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,6 +170,20 @@ class DeadLetterAdmin(abc.ABC):
     @abc.abstractmethod
     async def purge_dead_letters(self, queue: str, ids: Sequence[str] = ()) -> int:
         """Deletes the named dead letters (all when `ids` is empty). Returns how many."""
+
+
+async def dead_letter_batches(
+    admin: DeadLetterAdmin, queue: str, *, after: str = "", size: int = 1000
+) -> AsyncIterator[list[DeadLetter]]:
+    """`queue`'s dead letters after the record id `after`, oldest first, read `size` per broker
+    call and yielded a call's worth at a time (never an empty batch)."""
+    while True:
+        batch = await admin.list_dead_letters(queue, limit=size, after=after)
+        if batch:
+            yield batch
+        if len(batch) < size:
+            return
+        after = batch[-1].dead_letter_id
 
 
 class BrokerAdapter(Broker, DeadLetterAdmin):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ragline.broker.base import DeadLetter, DeadLetterAdmin
+from ragline.broker.base import DeadLetter, DeadLetterAdmin, dead_letter_batches
 from ragline.errors import InvalidArgument, PermanentTaskError
 from ragline.jobs.model import Stage
 from ragline.jobs.store import JobStore
@@ -54,24 +54,23 @@ class DeadLetterOps:
             page, more = letters[:page_size], len(letters) > page_size
             token = page[-1].dead_letter_id if more else ""
             return [(d, _document_id(d.body)) for d in page], token
-        found: list[DeadLetter] = []
-        after, scanned = page_token, 0
-        while len(found) <= page_size and scanned < MAX_SCAN:
-            batch = await self._broker.list_dead_letters(queue, limit=SCAN_BATCH, after=after)
+        found: list[tuple[DeadLetter, str]] = []
+        scanned = 0
+        batches = dead_letter_batches(self._broker, queue, after=page_token, size=SCAN_BATCH)
+        async for batch in batches:
             for letter in batch:
-                if _tenant(letter.body) == tenant:
-                    found.append(letter)
-                    if len(found) > page_size:
-                        break
+                owner = _owner(letter.body)
+                if owner is None or owner[0] != tenant:
+                    continue
+                if len(found) == page_size:
+                    # One more of the tenant's: the next page starts after this page's last.
+                    return found, found[-1][0].dead_letter_id
+                found.append((letter, owner[1]))
             scanned += len(batch)
-            if len(batch) < SCAN_BATCH or len(found) > page_size:
-                break
-            after = batch[-1].dead_letter_id
-        else:
-            # The scan stopped short: the next page starts where it did.
-            return [(d, _document_id(d.body)) for d in found], after
-        page, more = found[:page_size], len(found) > page_size
-        return [(d, _document_id(d.body)) for d in page], (page[-1].dead_letter_id if more else "")
+            if scanned >= MAX_SCAN:
+                # The scan stopped short: the next page starts where it did.
+                return found, batch[-1].dead_letter_id
+        return found, ""
 
     async def requeue(self, stage: Stage, ids: Sequence[str], *, tenant: str | None) -> int:
         """Puts `tenant`'s dead letters (all of them when `ids` is empty; every tenant's when
@@ -121,18 +120,12 @@ class DeadLetterOps:
 async def _owned(broker: DeadLetterAdmin, queue: str, ids: Sequence[str], tenant: str) -> list[str]:
     """The ids among `ids` (every id, when empty) of `tenant`'s letters in `queue`."""
     wanted = set(ids)
-    owned: list[str] = []
-    after = ""
-    while True:
-        batch = await broker.list_dead_letters(queue, limit=SCAN_BATCH, after=after)
-        owned += [
-            d.dead_letter_id
-            for d in batch
-            if _tenant(d.body) == tenant and (not wanted or d.dead_letter_id in wanted)
-        ]
-        if len(batch) < SCAN_BATCH:
-            return owned
-        after = batch[-1].dead_letter_id
+    return [
+        d.dead_letter_id
+        async for batch in dead_letter_batches(broker, queue, size=SCAN_BATCH)
+        for d in batch
+        if _tenant(d.body) == tenant and (not wanted or d.dead_letter_id in wanted)
+    ]
 
 
 def _owner(body: bytes) -> tuple[str, str] | None:

@@ -69,12 +69,12 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         self._tenant_label = metrics.TenantLabels(settings.metrics_tenants)
 
     # -- ingest -------------------------------------------------------------------------------
-    def _tenant(self, context: Any) -> str:
+    def _tenant(self) -> str:
         """The tenant the call acts for, from its API key (`default` with auth off): every read
         and write below is scoped to it."""
         return current_caller().tenant
 
-    def _letters_tenant(self, context: Any) -> str | None:
+    def _letters_tenant(self) -> str | None:
         """Whose dead letters the call sees: its tenant's; every tenant's (None) for an operator
         key, and with auth off, whose caller holds every scope."""
         caller = current_caller()
@@ -141,7 +141,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
     async def Ingest(
         self, request: ingest_service_pb2.IngestRequest, context: Any
     ) -> ingest_service_pb2.IngestResponse:
-        tenant = self._tenant(context)
+        tenant = self._tenant()
         with self._counted(tenant, 1):
             doc = self._validated(request, time.time_ns(), tenant)
             with log_context(document_id=doc.document_id):
@@ -186,7 +186,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         self, request: ingest_service_pb2.IngestBatchRequest, context: Any
     ) -> ingest_service_pb2.IngestBatchResponse:
         documents = request.documents
-        tenant = self._tenant(context)
+        tenant = self._tenant()
         with self._counted(tenant, len(documents)):
             jobs = await self._accept_batch(context, documents, tenant)
         return ingest_service_pb2.IngestBatchResponse(jobs=[self._job_pb(j) for j in jobs])
@@ -216,14 +216,14 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
     async def GetJob(
         self, request: ingest_service_pb2.GetJobRequest, context: Any
     ) -> ingest_service_pb2.GetJobResponse:
-        job = await self._own_job(self._tenant(context), request.job_id)
+        job = await self._own_job(self._tenant(), request.job_id)
         return ingest_service_pb2.GetJobResponse(job=self._job_pb(job))
 
     async def WatchJob(
         self, request: ingest_service_pb2.WatchJobRequest, context: Any
     ) -> AsyncIterator[ingest_service_pb2.WatchJobResponse]:
         # Checked once: a job's tenant never changes.
-        owned = await self._own_job(self._tenant(context), request.job_id)
+        owned = await self._own_job(self._tenant(), request.job_id)
         async for job in self._jobs.watch(owned.job_id):
             yield ingest_service_pb2.WatchJobResponse(job=self._job_pb(job))
 
@@ -247,7 +247,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
                     vector=embedded.vectors[0].values,
                     top_k=top_k,
                     document_ids=request.document_ids,
-                    tenant=self._tenant(context),
+                    tenant=self._tenant(),
                 ),
                 timeout=30,
             ),
@@ -258,7 +258,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         self, request: ingest_service_pb2.GetDocumentRequest, context: Any
     ) -> ingest_service_pb2.GetDocumentResponse:
         document_id = require_id("document_id", request.document_id)
-        tenant = self._tenant(context)
+        tenant = self._tenant()
         versions = await self._versions.document_versions(tenant, document_id)
         if versions is None:
             raise NotFound(f"document {document_id!r} was never ingested")
@@ -288,7 +288,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             self._settings.indexer_address,
             self._indexer.DeleteDocument(
                 indexer_service_pb2.IndexerServiceDeleteDocumentRequest(
-                    document_id=document_id, tenant=self._tenant(context)
+                    document_id=document_id, tenant=self._tenant()
                 ),
                 timeout=60,
             ),
@@ -299,7 +299,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
     async def CancelJob(
         self, request: ingest_service_pb2.CancelJobRequest, context: Any
     ) -> ingest_service_pb2.CancelJobResponse:
-        job = await self._own_job(self._tenant(context), request.job_id)
+        job = await self._own_job(self._tenant(), request.job_id)
         job_id = job.job_id
         if job.state != JobState.CANCELLED:
             await self._jobs.move(job_id, JobState.CANCELLED, last_error="cancelled by request")
@@ -329,7 +329,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
     ) -> ingest_service_pb2.ListDeadLettersResponse:
         stage = _stage(request.stage)
         page, token = await self._dead_letters.list(
-            stage, request.page_size, request.page_token, tenant=self._letters_tenant(context)
+            stage, request.page_size, request.page_token, tenant=self._letters_tenant()
         )
         return ingest_service_pb2.ListDeadLettersResponse(
             dead_letters=[dead_letter_to_pb(d, stage, doc) for d, doc in page],
@@ -342,7 +342,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         count = await self._dead_letters.requeue(
             _stage(request.stage),
             list(request.dead_letter_ids),
-            tenant=self._letters_tenant(context),
+            tenant=self._letters_tenant(),
         )
         return ingest_service_pb2.RequeueDeadLettersResponse(requeued=count)
 
@@ -352,7 +352,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         count = await self._dead_letters.purge(
             _stage(request.stage),
             list(request.dead_letter_ids),
-            tenant=self._letters_tenant(context),
+            tenant=self._letters_tenant(),
         )
         return ingest_service_pb2.PurgeDeadLettersResponse(purged=count)
 

@@ -311,9 +311,10 @@ class VectorStore:
                 if has(staging, timeout=self._timeout):
                     self._client.rename_collection(staging, self._collection, timeout=self._timeout)
                 return 0
-            if self._has_tenants():
+            schema = self._fields()
+            if _has_tenants(schema):
                 return 0
-            self._check_dimension()
+            self._check_dimension(schema)
             if has(staging, timeout=self._timeout):
                 self._client.drop_collection(staging, timeout=self._timeout)
             self._create(staging)
@@ -418,8 +419,9 @@ class VectorStore:
         )
 
     def _check_schema(self) -> None:
-        self._check_dimension()
-        if not self._has_tenants():
+        fields = self._fields()  # one description of the collection for both checks
+        self._check_dimension(fields)
+        if not _has_tenants(fields):
             raise LegacyCollection(
                 f"Milvus collection {self._collection!r} at {self._uri} was made before tenancy: "
                 "its chunks carry no tenant. Stop the indexer and run `ragline migrate-vectors` "
@@ -430,12 +432,8 @@ class VectorStore:
         info = self._client.describe_collection(self._collection, timeout=self._timeout)
         return list(info.get("fields", []))
 
-    def _has_tenants(self) -> bool:
-        return any(f.get("name") == _TENANT_FIELD for f in self._fields())
-
-    def _check_dimension(self) -> None:
-        info = {"fields": self._fields()}
-        vector = next((f for f in info.get("fields", []) if f.get("name") == "vector"), None)
+    def _check_dimension(self, fields: list[dict[str, Any]]) -> None:
+        vector = next((f for f in fields if f.get("name") == "vector"), None)
         found = None if vector is None else int(vector.get("params", {}).get("dim", 0))
         if found != self._dimension:
             what = "no 'vector' field" if found is None else f"{found}-dimensional vectors"
@@ -482,6 +480,10 @@ class VectorStore:
             "metadata": metadata,
             "vector": vector,
         }
+
+
+def _has_tenants(fields: list[dict[str, Any]]) -> bool:
+    return any(f.get("name") == _TENANT_FIELD for f in fields)
 
 
 def _tenant_filter(tenant: str) -> str:

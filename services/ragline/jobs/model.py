@@ -18,6 +18,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from ragline.tenants import DEFAULT_TENANT
+
 
 class JobState(enum.StrEnum):
     ACCEPTED = "accepted"
@@ -70,7 +72,7 @@ class Job:
     document_version: int
     state: JobState
     progress: JobProgress
-    tenant: str = "default"  # ragline.tenants.DEFAULT_TENANT (the domain model imports nothing)
+    tenant: str = DEFAULT_TENANT
     last_error: str = ""
     last_error_stage: Stage | None = None
     attempts: int = 1

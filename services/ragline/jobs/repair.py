@@ -29,7 +29,7 @@ import time
 import uuid
 from dataclasses import dataclass, replace
 
-from ragline.broker.base import BrokerAdapter
+from ragline.broker.base import BrokerAdapter, dead_letter_batches
 from ragline.errors import TransientError
 from ragline.jobs.doctor import Diagnosis, Reason, StageFacts, diagnose
 from ragline.jobs.model import Stage
@@ -70,17 +70,13 @@ class Repair:
 async def dead_letters(broker: BrokerAdapter, stage: Stage) -> dict[str, str]:
     """Dead-letter errors by job id, for the jobs with a record in the stage's dead-letter
     queue (at most MAX_DEAD_LETTERS)."""
-    queue = envelope.queue_name(stage)
     letters: dict[str, str] = {}
-    after = ""
-    while len(letters) < MAX_DEAD_LETTERS:
-        page = await broker.list_dead_letters(queue, limit=1000, after=after)
+    async for page in dead_letter_batches(broker, envelope.queue_name(stage)):
         for letter in page:
             if letter.job_id:
                 letters[letter.job_id] = f"{letter.error_type}: {letter.error_message}"
-        if len(page) < 1000:
+        if len(letters) >= MAX_DEAD_LETTERS:
             break
-        after = page[-1].dead_letter_id
     return letters
 
 
