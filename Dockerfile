@@ -24,7 +24,7 @@ COPY pyproject.toml README.md* ./
 COPY protos ./protos
 COPY services ./services
 COPY clients ./clients
-RUN pip install . \
+RUN pip install ./clients/python . \
     && python -c "import torch, ragline; print('torch', torch.__version__)"
 
 FROM ${PYTHON_IMAGE}

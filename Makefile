@@ -20,11 +20,13 @@ help:
 	@echo "make bench  - throughput and latency figures (make bench after make test's set-up)"
 	@echo "make soak   - the stack under kill -9, SIGTERM and server restarts; checks nothing is lost"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 (Debian/Ubuntu: apt-get install python3.11 python3.11-venv)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH_INSTALL)
+# The client first, from this checkout: the server depends on it (ragline-client==0.1.0).
+	$(PIP) install -q -e clients/python
 	$(PIP) install -q -e '.[dev]'
 	touch $(STAMP)
 
@@ -73,7 +75,7 @@ protos: install
 
 protos-check: install
 	PYTHON=$(PY) bash scripts/gen_protos.sh
-	git diff --exit-code -- services/ragline/v1 || { echo "generated code is stale: run 'make protos' and commit"; exit 1; }
+	git diff --exit-code -- services/ragline/v1 clients/python/ragline_client/v1 || { echo "generated code is stale: run 'make protos' and commit"; exit 1; }
 
 bench: install services
 	$(PY) -m bench

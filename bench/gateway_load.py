@@ -20,8 +20,8 @@ from bench.corpus import Corpus
 from bench.echo_server import METHOD
 from bench.pipeline import _delete_namespace
 from bench.stack import Stack, free_port
-from ragline.v1 import ingest_service_pb2 as pb
-from ragline.v1 import ingest_service_pb2_grpc as pb_grpc
+from ragline_client.v1 import ingest_service_pb2 as pb
+from ragline_client.v1 import ingest_service_pb2_grpc as pb_grpc
 
 DOC_BYTES = 4096
 ROUNDS = 5

@@ -8,7 +8,7 @@ from typing import Any
 
 from ragline.broker.base import DeadLetter
 from ragline.jobs.model import Job, JobState, Stage
-from ragline.v1 import ingest_service_pb2, job_pb2
+from ragline_client.v1 import ingest_service_pb2, job_pb2
 
 _STATE_TO_PB = {
     JobState.ACCEPTED: job_pb2.JOB_STATE_ACCEPTED,

@@ -19,14 +19,14 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-from ragline.v1 import ingest_service_pb2 as pb
-from ragline.v1 import job_pb2
 from ragline_client import (
     NotFoundError,
     PermissionDeniedError,
     RaglineClient,
     UnauthenticatedError,
 )
+from ragline_client.v1 import ingest_service_pb2 as pb
+from ragline_client.v1 import job_pb2
 from tests.conftest import REDIS_URL
 from tests.stack import Stack
 

@@ -10,9 +10,6 @@ from typing import Any
 import grpc
 import pytest
 
-from ragline.v1 import ingest_service_pb2 as pb
-from ragline.v1 import ingest_service_pb2_grpc as pb_grpc
-from ragline.v1 import job_pb2
 from ragline_client import (
     Document,
     InvalidArgumentError,
@@ -20,6 +17,9 @@ from ragline_client import (
     NotFoundError,
     RaglineClient,
 )
+from ragline_client.v1 import ingest_service_pb2 as pb
+from ragline_client.v1 import ingest_service_pb2_grpc as pb_grpc
+from ragline_client.v1 import job_pb2
 from tests.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]

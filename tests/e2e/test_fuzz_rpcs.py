@@ -27,12 +27,8 @@ from google.protobuf.message import DecodeError, Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ragline.v1 import (
-    chunker_service_pb2,
-    embedder_service_pb2,
-    indexer_service_pb2,
-    ingest_service_pb2,
-)
+from ragline.v1 import chunker_service_pb2, embedder_service_pb2, indexer_service_pb2
+from ragline_client.v1 import ingest_service_pb2
 from tests.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]

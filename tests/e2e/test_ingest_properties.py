@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ragline.v1 import ingest_service_pb2 as pb
-from ragline.v1 import ingest_service_pb2_grpc, job_pb2
+from ragline_client.v1 import ingest_service_pb2 as pb
+from ragline_client.v1 import ingest_service_pb2_grpc, job_pb2
 from tests.conftest import REDIS_URL
 from tests.stack import Stack
 

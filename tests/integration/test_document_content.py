@@ -28,7 +28,8 @@ from ragline.model_info import resolve_model
 from ragline.stage import envelope
 from ragline.stage.faulty import FaultyHandler
 from ragline.stage.runner import Task
-from ragline.v1 import job_pb2, queue_pb2
+from ragline.v1 import queue_pb2
+from ragline_client.v1 import job_pb2
 from tests.conftest import REDIS_URL
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]

@@ -21,7 +21,7 @@ from ragline.jobs.outbox import OutboxStore
 from ragline.jobs.store import JobStore, TaskTarget
 from ragline.jobs.versions import VersionStore
 from ragline.stage.envelope import decode, new_envelope, with_document_version
-from ragline.v1 import job_pb2
+from ragline_client.v1 import job_pb2
 from tests.conftest import REDIS_URL
 from tests.stack import RABBITMQ_URL, delete_rabbitmq_queues
 

@@ -19,8 +19,8 @@ from ragline.access.interceptor import AccessInterceptor
 from ragline.access.keys import KeyRing, new_key
 from ragline.access.policy import Scope, current_caller
 from ragline.grpc_status import ErrorInterceptor
-from ragline.v1 import ingest_service_pb2 as pb
-from ragline.v1 import ingest_service_pb2_grpc, job_pb2
+from ragline_client.v1 import ingest_service_pb2 as pb
+from ragline_client.v1 import ingest_service_pb2_grpc, job_pb2
 
 pytestmark = pytest.mark.unit
 

@@ -17,7 +17,7 @@ from ragline.access.policy import (
     with_implied,
 )
 from ragline.errors import ConfigurationError, PermissionDenied
-from ragline.v1 import ingest_service_pb2
+from ragline_client.v1 import ingest_service_pb2
 
 pytestmark = pytest.mark.unit
 

@@ -12,8 +12,6 @@ import grpc
 import pytest
 
 import ragline_client
-from ragline.v1 import ingest_service_pb2 as pb
-from ragline.v1 import job_pb2
 from ragline_client import (
     DeadLetter,
     DeadLetterPage,
@@ -49,6 +47,8 @@ from ragline_client._convert import (
     state_to_proto,
 )
 from ragline_client._errors import from_rpc_error
+from ragline_client.v1 import ingest_service_pb2 as pb
+from ragline_client.v1 import job_pb2
 
 pytestmark = pytest.mark.unit
 

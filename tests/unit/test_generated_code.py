@@ -1,4 +1,5 @@
-"""The committed generated code is exactly what the protos generate (`make protos`)."""
+"""The committed generated code is exactly what the protos generate (`make protos`): the public
+API's in the client distribution, the services' own in the server."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ import pytest
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMITTED = ROOT / "services" / "ragline" / "v1"
+PACKAGES = ("services/ragline/v1", "clients/python/ragline_client/v1")
+
+
+def generated(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.suffix in (".py", ".pyi")}
 
 
 def test_regenerating_the_protos_leaves_no_diff(tmp_path: Path) -> None:
@@ -23,8 +28,16 @@ def test_regenerating_the_protos_leaves_no_diff(tmp_path: Path) -> None:
         capture_output=True,
         timeout=120,
     )
-    fresh = tmp_path / "ragline" / "v1"
-    names = sorted(p.name for p in fresh.iterdir() if p.suffix in (".py", ".pyi"))
-    assert names == sorted(p.name for p in COMMITTED.iterdir() if p.suffix in (".py", ".pyi"))
-    stale = [n for n in names if (fresh / n).read_bytes() != (COMMITTED / n).read_bytes()]
-    assert not stale, f"generated code is stale ({stale}): run `make protos` and commit"
+    for package in PACKAGES:
+        fresh = generated(tmp_path / Path(*Path(package).parts[-2:]))
+        committed = generated(ROOT / package)
+        assert sorted(fresh) == sorted(committed), package
+        stale = [n for n in fresh if fresh[n] != committed[n]]
+        assert not stale, f"generated code in {package} is stale ({stale}): run `make protos`"
+
+
+def test_the_public_api_ships_in_the_client_and_only_there() -> None:
+    client = generated(ROOT / "clients/python/ragline_client/v1")
+    server = generated(ROOT / "services/ragline/v1")
+    assert {"ingest_service_pb2.py", "job_pb2.py"} <= set(client)
+    assert not set(client) & set(server) - {"__init__.py"}

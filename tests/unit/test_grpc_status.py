@@ -16,8 +16,8 @@ from grpc_status import rpc_status
 
 from ragline import errors
 from ragline.grpc_status import ErrorInterceptor, error_from_rpc, status_for
-from ragline.v1 import ingest_service_pb2 as pb
-from ragline.v1 import ingest_service_pb2_grpc, job_pb2
+from ragline_client.v1 import ingest_service_pb2 as pb
+from ragline_client.v1 import ingest_service_pb2_grpc, job_pb2
 
 pytestmark = pytest.mark.unit
 

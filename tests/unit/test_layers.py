@@ -10,6 +10,7 @@ import pytest
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2] / "services" / "ragline"
+CLIENT = Path(__file__).resolve().parents[2] / "clients" / "python" / "ragline_client"
 STAGES = ("gateway", "chunker", "embedder", "indexer")
 # Pure logic: unit-tested without I/O, so it imports no transport, broker, store or wire format.
 DOMAIN = (
@@ -46,6 +47,7 @@ TRANSPORT = (
     "pymilvus",
     "prometheus_client",
     "ragline.v1",
+    "ragline_client.v1",
 )
 
 
@@ -104,3 +106,14 @@ def test_core_modules_import_no_stage_and_no_cli() -> None:
 def test_domain_logic_imports_no_transport(module: str) -> None:
     names = imported(ROOT / module)
     assert not [t for t in TRANSPORT if reaches(names, t)]
+
+
+def test_the_client_imports_nothing_of_the_server() -> None:
+    """ragline-client installs without the server (torch, Milvus...): the server depends on the
+    client, never the reverse."""
+    wrong = {
+        str(p.relative_to(CLIENT)): sorted(n for n in imported(p) if reaches({n}, "ragline"))
+        for p in CLIENT.rglob("*.py")
+        if reaches(imported(p), "ragline")
+    }
+    assert not wrong, f"the client must not import the server package: {wrong}"

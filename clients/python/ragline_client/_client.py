@@ -11,9 +11,6 @@ from typing import Self, TypeVar
 
 import grpc
 
-from ragline.v1 import ingest_service_pb2 as pb
-from ragline.v1 import ingest_service_pb2_grpc as pb_grpc
-from ragline.v1 import job_pb2
 from ragline_client._convert import (
     dead_letter_page_from_proto,
     document_info_from_proto,
@@ -33,6 +30,9 @@ from ragline_client._types import (
     Metadata,
     Stage,
 )
+from ragline_client.v1 import ingest_service_pb2 as pb
+from ragline_client.v1 import ingest_service_pb2_grpc as pb_grpc
+from ragline_client.v1 import job_pb2
 
 DEFAULT_GATEWAY = "127.0.0.1:50051"
 

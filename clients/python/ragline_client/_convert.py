@@ -6,8 +6,6 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from ragline.v1 import ingest_service_pb2 as pb
-from ragline.v1 import job_pb2
 from ragline_client._errors import RaglineClientError
 from ragline_client._types import (
     DeadLetter,
@@ -21,6 +19,8 @@ from ragline_client._types import (
     Metadata,
     Stage,
 )
+from ragline_client.v1 import ingest_service_pb2 as pb
+from ragline_client.v1 import job_pb2
 
 _STATES: dict[int, JobState] = {
     job_pb2.JOB_STATE_ACCEPTED: JobState.ACCEPTED,

@@ -37,7 +37,8 @@ from ragline.ids import new_id
 from ragline.jobs.model import Job, Stage
 from ragline.jobs.store import JobStore
 from ragline.stage import envelope
-from ragline.v1 import job_pb2, queue_pb2
+from ragline.v1 import queue_pb2
+from ragline_client.v1 import job_pb2
 
 log = logging.getLogger(__name__)
 

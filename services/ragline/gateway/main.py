@@ -24,7 +24,7 @@ from ragline.jobs.versions import VersionStore
 from ragline.model_info import resolve_model
 from ragline.redis_checks import check_redis_durability
 from ragline.tls import channel_credentials, server_security
-from ragline.v1 import ingest_service_pb2, ingest_service_pb2_grpc
+from ragline_client.v1 import ingest_service_pb2, ingest_service_pb2_grpc
 
 log = logging.getLogger(__name__)
 

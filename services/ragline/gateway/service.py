@@ -38,10 +38,8 @@ from ragline.v1 import (
     embedder_service_pb2_grpc,
     indexer_service_pb2,
     indexer_service_pb2_grpc,
-    ingest_service_pb2,
-    ingest_service_pb2_grpc,
-    job_pb2,
 )
+from ragline_client.v1 import ingest_service_pb2, ingest_service_pb2_grpc, job_pb2
 
 T = TypeVar("T")
 

@@ -10,7 +10,8 @@ from ragline.errors import InvalidArgument, NotFound
 from ragline.indexer.vector_store import MILVUS_MAX_RESULTS, Hit, VectorStore
 from ragline.jobs.versions import VersionStore
 from ragline.tenants import tenant_or_default
-from ragline.v1 import indexer_service_pb2, indexer_service_pb2_grpc, ingest_service_pb2
+from ragline.v1 import indexer_service_pb2, indexer_service_pb2_grpc
+from ragline_client.v1 import ingest_service_pb2
 
 # Milvus caps one search's limit; over-fetching stops there.
 MAX_FETCH = MILVUS_MAX_RESULTS

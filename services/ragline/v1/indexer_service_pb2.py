@@ -22,7 +22,7 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
-from ragline.v1 import ingest_service_pb2 as ragline_dot_v1_dot_ingest__service__pb2
+from ragline_client.v1 import ingest_service_pb2 as ragline_dot_v1_dot_ingest__service__pb2
 
 
 DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n ragline/v1/indexer_service.proto\x12\nragline.v1\x1a\x1fragline/v1/ingest_service.proto\"b\n\x1bIndexerServiceSearchRequest\x12\x0e\n\x06vector\x18\x01 \x03(\x02\x12\r\n\x05top_k\x18\x02 \x01(\x05\x12\x14\n\x0c\x64ocument_ids\x18\x03 \x03(\t\x12\x0e\n\x06tenant\x18\x04 \x01(\t\"C\n\x1cIndexerServiceSearchResponse\x12#\n\x04hits\x18\x01 \x03(\x0b\x32\x15.ragline.v1.SearchHit\"9\n\x12\x43ountChunksRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\"*\n\x13\x43ountChunksResponse\x12\x13\n\x0b\x63hunk_count\x18\x01 \x01(\x03\"`\n#IndexerServiceDeleteDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x14\n\x0conly_version\x18\x02 \x01(\x03\x12\x0e\n\x06tenant\x18\x03 \x01(\t\">\n$IndexerServiceDeleteDocumentResponse\x12\x16\n\x0e\x63hunks_deleted\x18\x01 \x01(\x03\x32\xb2\x02\n\x0eIndexerService\x12[\n\x06Search\x12\'.ragline.v1.IndexerServiceSearchRequest\x1a(.ragline.v1.IndexerServiceSearchResponse\x12N\n\x0b\x43ountChunks\x12\x1e.ragline.v1.CountChunksRequest\x1a\x1f.ragline.v1.CountChunksResponse\x12s\n\x0e\x44\x65leteDocument\x12/.ragline.v1.IndexerServiceDeleteDocumentRequest\x1a\x30.ragline.v1.IndexerServiceDeleteDocumentResponseb\x06proto3')

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from ragline.v1 import ingest_service_pb2 as ragline_dot_v1_dot_ingest__service__pb2
+from ragline_client.v1 import ingest_service_pb2 as ragline_dot_v1_dot_ingest__service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
