@@ -25,13 +25,14 @@ _sym_db = _symbol_database.Default()
 from ragline.v1 import queue_pb2 as ragline_dot_v1_dot_queue__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n ragline/v1/chunker_service.proto\x12\nragline.v1\x1a\x16ragline/v1/queue.proto\"\x8b\x01\n\x0c\x43hunkRequest\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x17\n\nchunk_size\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x1a\n\rchunk_overlap\x18\x04 \x01(\x05H\x01\x88\x01\x01\x42\r\n\x0b_chunk_sizeB\x10\n\x0e_chunk_overlap\"6\n\rChunkResponse\x12%\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x15.ragline.v1.TextChunk2N\n\x0e\x43hunkerService\x12<\n\x05\x43hunk\x12\x18.ragline.v1.ChunkRequest\x1a\x19.ragline.v1.ChunkResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n ragline/v1/chunker_service.proto\x12\nragline.v1\x1a\x16ragline/v1/queue.proto\"\x8b\x01\n\x0c\x43hunkRequest\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x17\n\nchunk_size\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x1a\n\rchunk_overlap\x18\x04 \x01(\x05H\x01\x88\x01\x01\x42\r\n\x0b_chunk_sizeB\x10\n\x0e_chunk_overlap\"6\n\rChunkResponse\x12%\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x15.ragline.v1.TextChunk2N\n\x0e\x43hunkerService\x12<\n\x05\x43hunk\x12\x18.ragline.v1.ChunkRequest\x1a\x19.ragline.v1.ChunkResponseBW\n\x0e\x64\x65v.ragline.v1P\x01Z6github.com/ragline/ragline/gen/go/ragline/v1;raglinev1\xaa\x02\nRagline.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ragline.v1.chunker_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\016dev.ragline.v1P\001Z6github.com/ragline/ragline/gen/go/ragline/v1;raglinev1\252\002\nRagline.V1'
   _globals['_CHUNKREQUEST']._serialized_start=73
   _globals['_CHUNKREQUEST']._serialized_end=212
   _globals['_CHUNKRESPONSE']._serialized_start=214

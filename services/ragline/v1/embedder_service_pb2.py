@@ -24,13 +24,14 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!ragline/v1/embedder_service.proto\x12\nragline.v1\"\x1d\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\"\x18\n\x06Vector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"V\n\rEmbedResponse\x12#\n\x07vectors\x18\x01 \x03(\x0b\x32\x12.ragline.v1.Vector\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tdimension\x18\x03 \x01(\x05\x32O\n\x0f\x45mbedderService\x12<\n\x05\x45mbed\x12\x18.ragline.v1.EmbedRequest\x1a\x19.ragline.v1.EmbedResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!ragline/v1/embedder_service.proto\x12\nragline.v1\"\x1d\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\"\x18\n\x06Vector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"V\n\rEmbedResponse\x12#\n\x07vectors\x18\x01 \x03(\x0b\x32\x12.ragline.v1.Vector\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tdimension\x18\x03 \x01(\x05\x32O\n\x0f\x45mbedderService\x12<\n\x05\x45mbed\x12\x18.ragline.v1.EmbedRequest\x1a\x19.ragline.v1.EmbedResponseBW\n\x0e\x64\x65v.ragline.v1P\x01Z6github.com/ragline/ragline/gen/go/ragline/v1;raglinev1\xaa\x02\nRagline.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ragline.v1.embedder_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\016dev.ragline.v1P\001Z6github.com/ragline/ragline/gen/go/ragline/v1;raglinev1\252\002\nRagline.V1'
   _globals['_EMBEDREQUEST']._serialized_start=49
   _globals['_EMBEDREQUEST']._serialized_end=78
   _globals['_VECTOR']._serialized_start=80
