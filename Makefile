@@ -15,7 +15,7 @@ help:
 	@echo "make demo   - install, start the stack, ingest the project's docs, search them, stop"
 	@echo "make test   - install and run the whole test suite (starts Redis/RabbitMQ if needed)"
 	@echo "make test-as-avx2 - the CPU-dependent tests as on a CPU without bf16 (part of make test)"
-	@echo "make lint   - ruff, mypy --strict, buf lint and the generated-code check"
+	@echo "make lint   - ruff, mypy --strict, buf lint, buf breaking (against the previous commit) and the generated-code check"
 	@echo "make protos - regenerate services/ragline/v1 from protos/"
 	@echo "make bench  - throughput and latency figures (make bench after make test's set-up)"
 	@echo "make soak   - the stack under kill -9, SIGTERM and server restarts; checks nothing is lost"
@@ -68,6 +68,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy services clients/python
 	npx --yes @bufbuild/buf lint
+	bash scripts/proto_breaking.sh
 	$(MAKE) protos-check
 
 protos: install
