@@ -1,6 +1,7 @@
 """The TypeScript client (clients/typescript) against the live stack: its Node tests, run through
-`npm test`, ingest, watch, search, delete and cancel through the real gateway and check its typed
-errors; any failing Node test fails this test with the runner's output."""
+`npm test`, ingest, watch, search, delete and cancel through the real gateway, check its typed
+errors and the README's Next.js route handlers, and try its TLS options on a local TLS server
+with certificates made here; any failing Node test fails this test with the runner's output."""
 
 from __future__ import annotations
 
@@ -13,14 +14,35 @@ from pathlib import Path
 import pytest
 
 from tests.stack import Stack
+from tests.tls_certs import CertificateAuthority, Identity
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 PACKAGE = Path(__file__).resolve().parents[2] / "clients" / "typescript"
 
 
+def write_certificates(folder: Path) -> Path:
+    """The certificates test/tls.test.ts reads, under the names it reads them by."""
+    ca, other = (
+        CertificateAuthority(folder / "ca"),
+        CertificateAuthority(folder / "other", "another CA"),
+    )
+    identities: dict[str, Identity] = {
+        "server": ca.server(),
+        "client": ca.client(),
+        "wrong-name": ca.server("wrong-name", names=("elsewhere.example",)),
+        "other-client": other.client(),
+    }
+    shutil.copy(ca.cert, folder / "ca.pem")
+    shutil.copy(other.cert, folder / "other-ca.pem")
+    for name, identity in identities.items():
+        shutil.copy(identity.cert, folder / f"{name}.pem")
+        shutil.copy(identity.key, folder / f"{name}-key.pem")
+    return folder
+
+
 @pytest.mark.parametrize("stack", ["redis"], indirect=True)
-def test_the_typescript_client_against_the_stack(stack: Stack) -> None:
+def test_the_typescript_client_against_the_stack(stack: Stack, tmp_path: Path) -> None:
     npm = shutil.which("npm")
     if npm is None:
         pytest.fail(
@@ -33,7 +55,12 @@ def test_the_typescript_client_against_the_stack(stack: Stack) -> None:
     result = subprocess.run(
         [npm, "test"],
         cwd=PACKAGE,
-        env={**os.environ, "RAGLINE_GATEWAY": stack.gateway, "NO_COLOR": "1"},
+        env={
+            **os.environ,
+            "RAGLINE_GATEWAY": stack.gateway,
+            "RAGLINE_TEST_TLS_DIR": str(write_certificates(tmp_path)),
+            "NO_COLOR": "1",
+        },
         capture_output=True,
         text=True,
         timeout=240,

@@ -233,7 +233,19 @@ function tlsMessage(details: string, address: string, tls: boolean): string | un
       "its subject alternative names"
     );
   }
-  if (tls && (words.includes("econnreset") || words.includes("socket hang up") || words.includes("connection dropped"))) {
+  // The server's TLS alert (certificate required, unknown CA, bad certificate), or a connection
+  // it closed once the handshake was done: with TLS 1.3 a server checks the client's certificate
+  // after the client thinks it has connected, and grpc-js then says no more than this.
+  const refused = [
+    "alert certificate required",
+    "alert unknown ca",
+    "alert bad certificate",
+    "alert handshake failure",
+    "last error: failed to connect",
+    "econnreset",
+    "socket hang up",
+  ];
+  if (tls && refused.some((why) => words.includes(why))) {
     return (
       `the ragline gateway at ${address} closed the connection during the TLS handshake: it ` +
       "may require mutual TLS, with a client certificate signed by a CA it trusts; give one " +
