@@ -35,3 +35,11 @@ test("the generated code is current with the protos", () => {
     rmSync(out, { recursive: true, force: true });
   }
 });
+
+test("the README shows the Next.js example's route handlers as they are", () => {
+  const readme = readFileSync(join(root, "README.md"), "utf8");
+  for (const route of ["app/api/documents/route.ts", "app/api/jobs/[id]/events/route.ts"]) {
+    const source = readFileSync(join(root, "examples", "nextjs", route), "utf8");
+    assert.ok(readme.includes("```ts\n" + source + "```"), `README.md's ${route} differs from examples/nextjs/${route}`);
+  }
+});
