@@ -15,7 +15,7 @@ help:
 	@echo "make demo   - install, start the stack, ingest the project's docs, search them, stop"
 	@echo "make test   - install and run the whole test suite (starts Redis/RabbitMQ if needed)"
 	@echo "make test-as-avx2 - the CPU-dependent tests as on a CPU without bf16 (part of make test)"
-	@echo "make lint   - ruff, mypy --strict, buf lint and the generated-code check"
+	@echo "make lint   - ruff, mypy --strict, prettier and tsc, buf lint and the generated-code check"
 	@echo "make protos - regenerate services/ragline/v1 and clients/typescript/src/gen from protos/"
 	@echo "make ts-client - install (npm ci) and build the TypeScript client in clients/typescript"
 	@echo "make bench  - throughput and latency figures (make bench after make test's set-up)"
@@ -76,10 +76,11 @@ test-e2e: install services ts-client
 test-faults: install services
 	$(PY) -m pytest -p no:cacheprovider -m faults
 
-lint: install
+lint: install ts-client
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy services clients/python
+	cd $(TS_CLIENT) && npm run lint
 	npx --yes @bufbuild/buf lint
 	$(MAKE) protos-check
 

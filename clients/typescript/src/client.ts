@@ -167,7 +167,9 @@ export class RaglineClient {
   constructor(address: string = DEFAULT_GATEWAY, options: ClientOptions = {}) {
     this.address = address;
     this.metadata = callMetadata(options.metadata ?? {}, options.apiKey);
-    this.timeoutMs = checkTimeout(options.timeoutMs === undefined ? DEFAULT_TIMEOUT_MS : options.timeoutMs);
+    this.timeoutMs = checkTimeout(
+      options.timeoutMs === undefined ? DEFAULT_TIMEOUT_MS : options.timeoutMs,
+    );
     this.retry = retryPolicy(options.retry);
     const { credentials, tls } = channelCredentials(options);
     this.tls = tls;
@@ -206,11 +208,21 @@ export class RaglineClient {
       const problem =
         `${path}: unsupported file type; use one of ${Object.keys(CONTENT_TYPES).join(", ")} ` +
         "or pass contentType";
-      throw new InvalidArgumentError(problem, { violations: [{ field: "content_type", description: problem }] });
+      throw new InvalidArgumentError(problem, {
+        violations: [{ field: "content_type", description: problem }],
+      });
     }
     const content = await readFile(path);
-    const metadata = { ...options.metadata, originalFilename: options.metadata?.originalFilename || name };
-    return this.ingest(content, { ...options, documentId: options.documentId ?? name, contentType, metadata });
+    const metadata = {
+      ...options.metadata,
+      originalFilename: options.metadata?.originalFilename || name,
+    };
+    return this.ingest(content, {
+      ...options,
+      documentId: options.documentId ?? name,
+      contentType,
+      metadata,
+    });
   }
 
   /**
@@ -243,11 +255,15 @@ export class RaglineClient {
   async *watch(jobId: string, options: WatchOptions = {}): AsyncGenerator<Job, void, undefined> {
     const { signal } = options;
     const deadline = deadlineOf(checkTimeout(options.timeoutMs ?? null));
-    for (let failures = 0; ; ) {
+    for (let failures = 0; ;) {
       if (signal?.aborted) {
         throw cancelled(signal);
       }
-      const stream = this.stub.watchJob({ jobId }, this.metadata.clone(), deadline === undefined ? {} : { deadline });
+      const stream = this.stub.watchJob(
+        { jobId },
+        this.metadata.clone(),
+        deadline === undefined ? {} : { deadline },
+      );
       // grpc-js emits the status of a cancelled stream as an 'error' event after the iterator has
       // let go of it; without a listener that event would crash the process.
       stream.on("error", () => {});
@@ -314,7 +330,10 @@ export class RaglineClient {
       if (left !== null && left <= 0) {
         throw waitTimeout(jobId, timeoutMs);
       }
-      const job = await this.getJob(jobId, { signal: options.signal, timeoutMs: left ?? this.timeoutMs });
+      const job = await this.getJob(jobId, {
+        signal: options.signal,
+        timeoutMs: left ?? this.timeoutMs,
+      });
       if (isTerminal(job.state)) {
         return job;
       }
@@ -327,20 +346,32 @@ export class RaglineClient {
 
   /** The `topK` chunks closest to `query`, best first, optionally only from `documentIds`. */
   async search(query: string, options: SearchOptions = {}): Promise<Hit[]> {
-    const request = { query, topK: options.topK ?? 10, documentIds: [...(options.documentIds ?? [])] };
+    const request = {
+      query,
+      topK: options.topK ?? 10,
+      documentIds: [...(options.documentIds ?? [])],
+    };
     const response = await this.unary(this.stub.search.bind(this.stub), request, options);
     return response.hits.map(hitFromProto);
   }
 
   /** Which version of the document is searchable and how many chunks it has. */
   async getDocument(documentId: string, options: CallOptions = {}): Promise<DocumentInfo> {
-    const response = await this.unary(this.stub.getDocument.bind(this.stub), { documentId }, options);
+    const response = await this.unary(
+      this.stub.getDocument.bind(this.stub),
+      { documentId },
+      options,
+    );
     return documentInfoFromProto(response);
   }
 
   /** Removes every chunk of the document from the index; resolves to how many were removed. */
   async delete(documentId: string, options: CallOptions = {}): Promise<number> {
-    const response = await this.unary(this.stub.deleteDocument.bind(this.stub), { documentId }, options);
+    const response = await this.unary(
+      this.stub.deleteDocument.bind(this.stub),
+      { documentId },
+      options,
+    );
     return response.chunksDeleted;
   }
 
@@ -358,14 +389,24 @@ export class RaglineClient {
    * One page of the stage's dead-letter queue, oldest first. Pass its `nextPageToken` as
    * `pageToken` for the next page; it is "" on the last.
    */
-  async listDeadLetters(stage: Stage, options: ListDeadLettersOptions = {}): Promise<DeadLetterPage> {
-    const request = { stage: stageToProto(stage), pageSize: options.pageSize ?? 100, pageToken: options.pageToken ?? "" };
+  async listDeadLetters(
+    stage: Stage,
+    options: ListDeadLettersOptions = {},
+  ): Promise<DeadLetterPage> {
+    const request = {
+      stage: stageToProto(stage),
+      pageSize: options.pageSize ?? 100,
+      pageToken: options.pageToken ?? "",
+    };
     const response = await this.unary(this.stub.listDeadLetters.bind(this.stub), request, options);
     return deadLetterPageFromProto(response);
   }
 
   /** Every dead letter in the stage's queue, oldest first, fetched `pageSize` at a time. */
-  async *iterDeadLetters(stage: Stage, options: ListDeadLettersOptions = {}): AsyncGenerator<DeadLetter, void, undefined> {
+  async *iterDeadLetters(
+    stage: Stage,
+    options: ListDeadLettersOptions = {},
+  ): AsyncGenerator<DeadLetter, void, undefined> {
     let pageToken = options.pageToken ?? "";
     do {
       const page = await this.listDeadLetters(stage, { ...options, pageToken });
@@ -378,9 +419,17 @@ export class RaglineClient {
    * Puts dead letters back on the stage's queue with a fresh attempt count and reopens their jobs;
    * resolves to how many were requeued. No `ids` requeues the whole dead-letter queue.
    */
-  async requeueDeadLetters(stage: Stage, ids: readonly string[] = [], options: CallOptions = {}): Promise<number> {
+  async requeueDeadLetters(
+    stage: Stage,
+    ids: readonly string[] = [],
+    options: CallOptions = {},
+  ): Promise<number> {
     const request = { stage: stageToProto(stage), deadLetterIds: checkIds(ids) };
-    const response = await this.unary(this.stub.requeueDeadLetters.bind(this.stub), request, options);
+    const response = await this.unary(
+      this.stub.requeueDeadLetters.bind(this.stub),
+      request,
+      options,
+    );
     return response.requeued;
   }
 
@@ -388,18 +437,29 @@ export class RaglineClient {
    * Deletes dead letters for good (their jobs stay failed); resolves to how many were deleted.
    * No `ids` empties the stage's dead-letter queue.
    */
-  async purgeDeadLetters(stage: Stage, ids: readonly string[] = [], options: CallOptions = {}): Promise<number> {
+  async purgeDeadLetters(
+    stage: Stage,
+    ids: readonly string[] = [],
+    options: CallOptions = {},
+  ): Promise<number> {
     const request = { stage: stageToProto(stage), deadLetterIds: checkIds(ids) };
     const response = await this.unary(this.stub.purgeDeadLetters.bind(this.stub), request, options);
     return response.purged;
   }
 
   /** One unary call, under the call's deadline and retried as the policy says. */
-  private unary<Req, Resp>(method: Unary<Req, Resp>, request: Req, options: CallOptions): Promise<Resp> {
-    const timeoutMs = options.timeoutMs === undefined ? this.timeoutMs : checkTimeout(options.timeoutMs);
+  private unary<Req, Resp>(
+    method: Unary<Req, Resp>,
+    request: Req,
+    options: CallOptions,
+  ): Promise<Resp> {
+    const timeoutMs =
+      options.timeoutMs === undefined ? this.timeoutMs : checkTimeout(options.timeoutMs);
     const deadline = deadlineOf(timeoutMs);
     const { signal } = options;
-    return withRetries(this.retry, { deadline, signal }, () => this.attempt(method, request, deadline, signal));
+    return withRetries(this.retry, { deadline, signal }, () =>
+      this.attempt(method, request, deadline, signal),
+    );
   }
 
   private attempt<Req, Resp>(
@@ -414,14 +474,21 @@ export class RaglineClient {
         return;
       }
       const stop = (): void => call.cancel();
-      const call = method(request, this.metadata.clone(), deadline === undefined ? {} : { deadline }, (err, response) => {
-        signal?.removeEventListener("abort", stop);
-        if (err === null) {
-          resolve(response);
-        } else {
-          reject(signal?.aborted ? cancelled(signal) : fromServiceError(err, this.address, this.tls));
-        }
-      });
+      const call = method(
+        request,
+        this.metadata.clone(),
+        deadline === undefined ? {} : { deadline },
+        (err, response) => {
+          signal?.removeEventListener("abort", stop);
+          if (err === null) {
+            resolve(response);
+          } else {
+            reject(
+              signal?.aborted ? cancelled(signal) : fromServiceError(err, this.address, this.tls),
+            );
+          }
+        },
+      );
       signal?.addEventListener("abort", stop, { once: true });
     });
   }
@@ -438,12 +505,18 @@ function deadlineOf(timeoutMs: number | null): number | undefined {
 
 function checkTimeout(timeoutMs: number | null): number | null {
   if (timeoutMs !== null && !(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
-    throw new RangeError(`timeoutMs must be a positive number of milliseconds or null, not ${timeoutMs}`);
+    throw new RangeError(
+      `timeoutMs must be a positive number of milliseconds or null, not ${timeoutMs}`,
+    );
   }
   return timeoutMs;
 }
 
-function waitTimeout(jobId: string, timeoutMs: number | null, cause?: unknown): DeadlineExceededError {
+function waitTimeout(
+  jobId: string,
+  timeoutMs: number | null,
+  cause?: unknown,
+): DeadlineExceededError {
   const within = timeoutMs === null ? "in time" : `within ${timeoutMs / 1000} s`;
   return new DeadlineExceededError(
     `job ${jobId} did not finish ${within}; it continues in the background ` +
@@ -470,7 +543,9 @@ function callMetadata(extra: Record<string, string>, apiKey: string | undefined)
     return metadata;
   }
   if (typeof apiKey !== "string" || apiKey === "") {
-    throw new TypeError("apiKey must be a non-empty string (the key `ragline keys create` printed)");
+    throw new TypeError(
+      "apiKey must be a non-empty string (the key `ragline keys create` printed)",
+    );
   }
   // Printable ASCII without spaces: the key is never quoted, as it may be a secret.
   if (!/^[\x21-\x7e]+$/.test(apiKey)) {
@@ -487,12 +562,17 @@ function callMetadata(extra: Record<string, string>, apiKey: string | undefined)
 }
 
 /** The channel's credentials from the TLS options, and whether they speak TLS. */
-function channelCredentials(options: ClientOptions): { credentials: ChannelCredentials; tls: boolean } {
+function channelCredentials(options: ClientOptions): {
+  credentials: ChannelCredentials;
+  tls: boolean;
+} {
   const { ca, caFile, cert, certFile, key, keyFile } = options;
   const pems = [ca, caFile, cert, certFile, key, keyFile].some((v) => v !== undefined);
   if (options.credentials !== undefined) {
     if (pems || options.tls !== undefined) {
-      throw new TypeError("give credentials or the TLS options (tls, ca, cert, key and their files), not both");
+      throw new TypeError(
+        "give credentials or the TLS options (tls, ca, cert, key and their files), not both",
+      );
     }
     return { credentials: options.credentials, tls: true };
   }
@@ -512,7 +592,12 @@ function channelCredentials(options: ClientOptions): { credentials: ChannelCrede
 }
 
 /** The PEM given inline or in a file (not both), checked to hold a PEM block; null when neither. */
-function pem(name: string, inline: string | Buffer | undefined, file: string | undefined, marker: string): Buffer | null {
+function pem(
+  name: string,
+  inline: string | Buffer | undefined,
+  file: string | undefined,
+  marker: string,
+): Buffer | null {
   if (inline !== undefined && file !== undefined) {
     throw new TypeError(`give ${name} or ${name}File, not both`);
   }

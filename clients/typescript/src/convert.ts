@@ -1,9 +1,31 @@
 // Conversions between the generated protobuf messages and the client's own types.
 
 import { RaglineClientError } from "./errors.js";
-import type { DeadLetter as DeadLetterMessage, GetDocumentResponse, IngestRequest, ListDeadLettersResponse, SearchHit } from "./gen/ragline/v1/ingest_service.js";
-import { type DocumentMetadata, type Job as JobMessage, JobState as JobStateEnum, Stage as StageEnum } from "./gen/ragline/v1/job.js";
-import { STAGES, type DeadLetter, type DeadLetterPage, type Document, type DocumentInfo, type Hit, type Job, type JobState, type Metadata, type Stage } from "./types.js";
+import type {
+  DeadLetter as DeadLetterMessage,
+  GetDocumentResponse,
+  IngestRequest,
+  ListDeadLettersResponse,
+  SearchHit,
+} from "./gen/ragline/v1/ingest_service.js";
+import {
+  type DocumentMetadata,
+  type Job as JobMessage,
+  JobState as JobStateEnum,
+  Stage as StageEnum,
+} from "./gen/ragline/v1/job.js";
+import {
+  STAGES,
+  type DeadLetter,
+  type DeadLetterPage,
+  type Document,
+  type DocumentInfo,
+  type Hit,
+  type Job,
+  type JobState,
+  type Metadata,
+  type Stage,
+} from "./types.js";
 
 const STATES = new Map<JobStateEnum, JobState>([
   [JobStateEnum.JOB_STATE_ACCEPTED, "accepted"],
@@ -19,7 +41,9 @@ const STAGE_NAMES = new Map<StageEnum, Stage>([
   [StageEnum.STAGE_INDEX, "index"],
 ]);
 
-const STAGE_VALUES = new Map<Stage, StageEnum>([...STAGE_NAMES].map(([value, name]) => [name, value]));
+const STAGE_VALUES = new Map<Stage, StageEnum>(
+  [...STAGE_NAMES].map(([value, name]) => [name, value]),
+);
 
 function unknownValue(what: string, value: number): RaglineClientError {
   return new RaglineClientError(
@@ -77,7 +101,8 @@ export function metadataFromProto(msg: DocumentMetadata | undefined): Metadata {
 
 /** The IngestRequest for `doc`; string content is UTF-8 encoded. */
 export function documentToProto(doc: Document): IngestRequest {
-  const content = typeof doc.content === "string" ? Buffer.from(doc.content, "utf8") : Buffer.from(doc.content);
+  const content =
+    typeof doc.content === "string" ? Buffer.from(doc.content, "utf8") : Buffer.from(doc.content);
   return {
     documentId: doc.documentId,
     content,
@@ -104,7 +129,9 @@ function chunkingToProto(doc: Document): IngestRequest["config"] {
 /** The Job in a Job message (undefined: an answer without one, which the gateway never sends). */
 export function jobFromProto(msg: JobMessage | undefined): Job {
   if (msg === undefined) {
-    throw new RaglineClientError("the gateway's answer held no job; upgrade ragline-client or the gateway");
+    throw new RaglineClientError(
+      "the gateway's answer held no job; upgrade ragline-client or the gateway",
+    );
   }
   return {
     jobId: msg.jobId,

@@ -177,7 +177,11 @@ export function isServiceError(err: unknown): err is ServiceError {
 }
 
 /** The client error for a failed call to the gateway at `address`, over TLS if `tls`. */
-export function fromServiceError(err: ServiceError, address: string, tls: boolean): RaglineClientError {
+export function fromServiceError(
+  err: ServiceError,
+  address: string,
+  tls: boolean,
+): RaglineClientError {
   const code = status[err.code] ?? "UNKNOWN";
   const details = err.details ?? "";
   const init = { code, details, cause: err };
@@ -189,7 +193,9 @@ export function fromServiceError(err: ServiceError, address: string, tls: boolea
     const { retryAfterMs } = decodeStatusDetails(err.metadata);
     return new ResourceExhaustedError(describe(code, details, address), { ...init, retryAfterMs });
   }
-  const message = (code === "UNAVAILABLE" && tlsMessage(details, address, tls)) || describe(code, details, address);
+  const message =
+    (code === "UNAVAILABLE" && tlsMessage(details, address, tls)) ||
+    describe(code, details, address);
   const Kind = BY_CODE[code] ?? RaglineClientError;
   return new Kind(message, init);
 }

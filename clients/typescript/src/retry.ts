@@ -34,11 +34,15 @@ export function retryPolicy(policy: Partial<RetryPolicy> | false | undefined): R
   }
   const p = { ...DEFAULT_RETRY_POLICY, ...policy };
   if (!Number.isInteger(p.maxAttempts) || p.maxAttempts < 1) {
-    throw new RangeError(`retry.maxAttempts must be a whole number of at least 1, not ${p.maxAttempts}`);
+    throw new RangeError(
+      `retry.maxAttempts must be a whole number of at least 1, not ${p.maxAttempts}`,
+    );
   }
   for (const key of ["initialBackoffMs", "maxBackoffMs"] as const) {
     if (!Number.isFinite(p[key]) || p[key] < 0) {
-      throw new RangeError(`retry.${key} must be a number of milliseconds, 0 or more, not ${p[key]}`);
+      throw new RangeError(
+        `retry.${key} must be a number of milliseconds, 0 or more, not ${p[key]}`,
+      );
     }
   }
   if (!Number.isFinite(p.backoffMultiplier) || p.backoffMultiplier < 1) {

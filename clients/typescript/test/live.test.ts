@@ -46,8 +46,13 @@ describe(`the client against the gateway at ${GATEWAY ?? "(RAGLINE_GATEWAY unset
   test("ingest a file, watch it to completion, search, describe and delete it", async () => {
     const documentId = `ts-notes-${run}.md`;
     const path = join(dir, documentId);
-    writeFileSync(path, `# Lighthouse keeping ${run}\n\nThe keeper trims the lamp's wick at dusk and logs passing ships.\n`);
-    const job = await client.ingestFile(path, { metadata: { uploadedBy: "ts-test", attributes: { lang: "en" } } });
+    writeFileSync(
+      path,
+      `# Lighthouse keeping ${run}\n\nThe keeper trims the lamp's wick at dusk and logs passing ships.\n`,
+    );
+    const job = await client.ingestFile(path, {
+      metadata: { uploadedBy: "ts-test", attributes: { lang: "en" } },
+    });
     assert.equal(job.documentId, documentId);
     assert.equal(job.state, "accepted");
     assert.ok(job.createTime instanceof Date);
@@ -59,12 +64,19 @@ describe(`the client against the gateway at ${GATEWAY ?? "(RAGLINE_GATEWAY unset
     const last = seen.at(-1)!;
     assert.equal(last.state, "completed", `the job ended ${last.state}: ${last.lastError}`);
     const ranks = seen.map((j) => ORDER.indexOf(j.state));
-    assert.deepEqual(ranks, [...ranks].sort(), `states went backwards: ${seen.map((j) => j.state)}`);
+    assert.deepEqual(
+      ranks,
+      [...ranks].sort(),
+      `states went backwards: ${seen.map((j) => j.state)}`,
+    );
     assert.ok(last.finishTime instanceof Date && last.finishTime >= last.createTime!);
     assert.ok(last.progress.chunksTotal >= 1);
     assert.equal(last.progress.chunksIndexed, last.progress.chunksTotal);
 
-    const hits = await client.search(`who trims the lamp wick ${run}`, { topK: 3, documentIds: [documentId] });
+    const hits = await client.search(`who trims the lamp wick ${run}`, {
+      topK: 3,
+      documentIds: [documentId],
+    });
     assert.ok(hits.length >= 1, "the search found nothing in the document");
     assert.equal(hits[0]!.documentId, documentId);
     assert.match(hits[0]!.text, /trims the lamp/);
@@ -74,7 +86,12 @@ describe(`the client against the gateway at ${GATEWAY ?? "(RAGLINE_GATEWAY unset
     assert.ok(hits[0]!.score > 0 && hits[0]!.score <= 1);
 
     const info = await client.getDocument(documentId);
-    assert.deepEqual(info, { documentId, liveVersion: 1, latestVersion: 1, chunkCount: last.progress.chunksTotal });
+    assert.deepEqual(info, {
+      documentId,
+      liveVersion: 1,
+      latestVersion: 1,
+      chunkCount: last.progress.chunksTotal,
+    });
     // A completed job cannot be cancelled.
     await assert.rejects(client.cancel(job.jobId), FailedPreconditionError);
 
@@ -87,11 +104,23 @@ describe(`the client against the gateway at ${GATEWAY ?? "(RAGLINE_GATEWAY unset
     const ids = [`ts-a-${run}`, `ts-b-${run}`];
     const jobs = await client.ingestMany([
       { content: `Tide tables for the harbour ${run}.`, documentId: ids[0]! },
-      { content: `<p>Buoy colours and their meaning ${run}.</p>`, documentId: ids[1]!, contentType: "text/html" },
+      {
+        content: `<p>Buoy colours and their meaning ${run}.</p>`,
+        documentId: ids[1]!,
+        contentType: "text/html",
+      },
     ]);
-    assert.deepEqual(jobs.map((j) => j.documentId), ids);
-    const done = await Promise.all(jobs.map((j) => client.wait(j.jobId, { timeoutMs: JOB_TIMEOUT_MS })));
-    assert.deepEqual(done.map((j) => j.state), ["completed", "completed"]);
+    assert.deepEqual(
+      jobs.map((j) => j.documentId),
+      ids,
+    );
+    const done = await Promise.all(
+      jobs.map((j) => client.wait(j.jobId, { timeoutMs: JOB_TIMEOUT_MS })),
+    );
+    assert.deepEqual(
+      done.map((j) => j.state),
+      ["completed", "completed"],
+    );
     for (const id of ids) {
       await client.delete(id);
     }
@@ -99,9 +128,16 @@ describe(`the client against the gateway at ${GATEWAY ?? "(RAGLINE_GATEWAY unset
 
   test("cancel stops a job in flight", async () => {
     // Enough short chunks that embedding them takes far longer than the cancel does.
-    const paragraphs = Array.from({ length: 400 }, (_, i) => `Paragraph ${i} of the long log ${run}: ships, weather and lamp oil.`);
+    const paragraphs = Array.from(
+      { length: 400 },
+      (_, i) => `Paragraph ${i} of the long log ${run}: ships, weather and lamp oil.`,
+    );
     const documentId = `ts-long-${run}`;
-    const job = await client.ingest(paragraphs.join("\n\n"), { documentId, chunkSize: 16, chunkOverlap: 0 });
+    const job = await client.ingest(paragraphs.join("\n\n"), {
+      documentId,
+      chunkSize: 16,
+      chunkOverlap: 0,
+    });
     const cancelled = await client.cancel(job.jobId);
     assert.equal(cancelled.state, "cancelled");
     assert.equal((await client.wait(job.jobId, { timeoutMs: JOB_TIMEOUT_MS })).state, "cancelled");
@@ -112,7 +148,10 @@ describe(`the client against the gateway at ${GATEWAY ?? "(RAGLINE_GATEWAY unset
 
   test("bad input gets typed errors that name the problem", async () => {
     const empty = await client.ingest("some text", { documentId: "" }).catch((e: unknown) => e);
-    assert.ok(empty instanceof InvalidArgumentError, `expected InvalidArgumentError, got ${String(empty)}`);
+    assert.ok(
+      empty instanceof InvalidArgumentError,
+      `expected InvalidArgumentError, got ${String(empty)}`,
+    );
     assert.equal(empty.field, "document_id");
     assert.equal(empty.code, "INVALID_ARGUMENT");
     assert.match(empty.message, /document_id/);
@@ -133,13 +172,19 @@ describe(`the client against the gateway at ${GATEWAY ?? "(RAGLINE_GATEWAY unset
 
     const path = join(dir, "picture.png");
     writeFileSync(path, "not a document");
-    await assert.rejects(client.ingestFile(path), (e: unknown) => e instanceof InvalidArgumentError && e.field === "content_type");
+    await assert.rejects(
+      client.ingestFile(path),
+      (e: unknown) => e instanceof InvalidArgumentError && e.field === "content_type",
+    );
     await assert.rejects(client.listDeadLetters("compost" as "chunk"), RangeError);
   });
 
   test("a document the chunker cannot read lands in the dead letters, to be requeued or purged", async () => {
     const documentId = `ts-broken-${run}.pdf`;
-    const job = await client.ingest(Buffer.from("%PDF-1.7\nthis is not really a pdf"), { documentId, contentType: "application/pdf" });
+    const job = await client.ingest(Buffer.from("%PDF-1.7\nthis is not really a pdf"), {
+      documentId,
+      contentType: "application/pdf",
+    });
     const failed = await client.wait(job.jobId, { timeoutMs: JOB_TIMEOUT_MS });
     assert.equal(failed.state, "failed");
     assert.equal(failed.lastErrorStage, "chunk");
@@ -161,7 +206,7 @@ describe(`the client against the gateway at ${GATEWAY ?? "(RAGLINE_GATEWAY unset
     assert.equal(await client.requeueDeadLetters("chunk", first), 1);
     // The requeued task fails again and comes back under a new id.
     let again: string[] = [];
-    for (const stop = Date.now() + JOB_TIMEOUT_MS; again.length === 0 && Date.now() < stop; ) {
+    for (const stop = Date.now() + JOB_TIMEOUT_MS; again.length === 0 && Date.now() < stop;) {
       await new Promise((r) => setTimeout(r, 300));
       again = await ours();
     }

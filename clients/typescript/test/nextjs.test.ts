@@ -25,20 +25,32 @@ function parseEvents(body: string): { event: string; data: unknown }[] {
     .split("\n\n")
     .filter((block) => block.trim())
     .map((block) => {
-      const fields = Object.fromEntries(block.split("\n").map((line) => [line.slice(0, line.indexOf(":")), line.slice(line.indexOf(":") + 2)]));
+      const fields = Object.fromEntries(
+        block
+          .split("\n")
+          .map((line) => [line.slice(0, line.indexOf(":")), line.slice(line.indexOf(":") + 2)]),
+      );
       return { event: fields.event ?? "message", data: JSON.parse(fields.data ?? "null") };
     });
 }
 
 describe("the Next.js example's route handlers", () => {
   const run = randomUUID().slice(0, 8);
-  before(() => assert.ok(process.env.RAGLINE_GATEWAY, "set RAGLINE_GATEWAY to a running gateway's host:port"));
+  before(() =>
+    assert.ok(process.env.RAGLINE_GATEWAY, "set RAGLINE_GATEWAY to a running gateway's host:port"),
+  );
 
   test("an upload answers 202 with the job at once, and the event stream follows it to completed", async () => {
     const name = `ts-next-${run}.md`;
-    const response = await POST(upload(name, `# Harbour rules ${run}\n\nNo anchoring in the channel.\n`, "text/markdown"));
+    const response = await POST(
+      upload(name, `# Harbour rules ${run}\n\nNo anchoring in the channel.\n`, "text/markdown"),
+    );
     assert.equal(response.status, 202);
-    const accepted = (await response.json()) as { jobId: string; documentId: string; state: string };
+    const accepted = (await response.json()) as {
+      jobId: string;
+      documentId: string;
+      state: string;
+    };
     assert.equal(accepted.documentId, name);
     assert.equal(accepted.state, "accepted");
 
@@ -48,7 +60,10 @@ describe("the Next.js example's route handlers", () => {
     assert.equal(events.headers.get("content-type"), "text/event-stream");
     const received = parseEvents(await events.text());
     assert.ok(received.length >= 1);
-    assert.ok(received.every((e) => e.event === "job"), JSON.stringify(received));
+    assert.ok(
+      received.every((e) => e.event === "job"),
+      JSON.stringify(received),
+    );
     const last = received.at(-1)!.data as JobEvent;
     assert.equal(last.jobId, accepted.jobId);
     assert.equal(last.state, "completed");
@@ -56,7 +71,9 @@ describe("the Next.js example's route handlers", () => {
   });
 
   test("bad uploads get 400 naming the problem, an unknown job an error event", async () => {
-    const missing = await POST(new Request("http://localhost/api/documents", { method: "POST", body: new FormData() }));
+    const missing = await POST(
+      new Request("http://localhost/api/documents", { method: "POST", body: new FormData() }),
+    );
     assert.equal(missing.status, 400);
     assert.match(((await missing.json()) as { error: string }).error, /field 'file'/);
 
@@ -64,7 +81,9 @@ describe("the Next.js example's route handlers", () => {
     assert.equal(picture.status, 400);
     assert.equal(((await picture.json()) as { field: string }).field, "content_type");
 
-    const unknown = await GET(new Request("http://localhost/api/jobs/nope/events"), { params: Promise.resolve({ id: `nope-${run}` }) });
+    const unknown = await GET(new Request("http://localhost/api/jobs/nope/events"), {
+      params: Promise.resolve({ id: `nope-${run}` }),
+    });
     const received = parseEvents(await unknown.text());
     assert.equal(received.length, 1);
     assert.equal(received[0]!.event, "error");

@@ -46,7 +46,11 @@ function jobMessage(state: JobState): JobMessage {
     documentId: "doc-1",
     documentVersion: 1,
     state,
-    progress: { chunksTotal: 2, chunksEmbedded: 2, chunksIndexed: state === JobState.JOB_STATE_COMPLETED ? 2 : 0 },
+    progress: {
+      chunksTotal: 2,
+      chunksEmbedded: 2,
+      chunksIndexed: state === JobState.JOB_STATE_COMPLETED ? 2 : 0,
+    },
     lastError: "",
     lastErrorStage: 0,
     attempts: 1,
@@ -59,16 +63,27 @@ function jobMessage(state: JobState): JobMessage {
 }
 
 /** A failed status carrying `details` in grpc-status-details-bin, as grpcio-status sends them. */
-function richError(code: status, message: string, details: { typeUrl: string; value: Uint8Array }[]): ServerErrorResponse {
+function richError(
+  code: status,
+  message: string,
+  details: { typeUrl: string; value: Uint8Array }[],
+): ServerErrorResponse {
   const trailers = new Metadata();
-  const body = Status.encode({ code, message, details: details.map((d) => ({ typeUrl: d.typeUrl, value: Buffer.from(d.value) })) });
+  const body = Status.encode({
+    code,
+    message,
+    details: details.map((d) => ({ typeUrl: d.typeUrl, value: Buffer.from(d.value) })),
+  });
   trailers.set("grpc-status-details-bin", Buffer.from(body.finish()));
   return Object.assign(new Error(message), { code, details: message, metadata: trailers });
 }
 
 function retryInfo(ms: number): { typeUrl: string; value: Uint8Array } {
   const retryDelay: Duration = { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 };
-  return { typeUrl: "type.googleapis.com/google.rpc.RetryInfo", value: RetryInfo.encode({ retryDelay }).finish() };
+  return {
+    typeUrl: "type.googleapis.com/google.rpc.RetryInfo",
+    value: RetryInfo.encode({ retryDelay }).finish(),
+  };
 }
 
 class FakeGateway {
@@ -85,7 +100,10 @@ class FakeGateway {
 
   async start(): Promise<void> {
     const handlers = {
-      ingest: (call: ServerUnaryCall<IngestRequest, IngestResponse>, callback: sendUnaryData<IngestResponse>) => {
+      ingest: (
+        call: ServerUnaryCall<IngestRequest, IngestResponse>,
+        callback: sendUnaryData<IngestResponse>,
+      ) => {
         const step = this.next(call.request, call.metadata);
         if (step === "ok") {
           callback(null, { job: jobMessage(JobState.JOB_STATE_ACCEPTED) });
@@ -93,7 +111,10 @@ class FakeGateway {
           callback(step.fail, null);
         }
       },
-      getJob: (call: ServerUnaryCall<GetJobRequest, GetJobResponse>, callback: sendUnaryData<GetJobResponse>) => {
+      getJob: (
+        call: ServerUnaryCall<GetJobRequest, GetJobResponse>,
+        callback: sendUnaryData<GetJobResponse>,
+      ) => {
         const step = this.next(call.request, call.metadata);
         if (step === "ok") {
           callback(null, { job: jobMessage(JobState.JOB_STATE_ACTIVE) });
@@ -113,9 +134,14 @@ class FakeGateway {
         call.end();
       },
     };
-    this.server.addService(IngestServiceService, handlers as unknown as UntypedServiceImplementation);
+    this.server.addService(
+      IngestServiceService,
+      handlers as unknown as UntypedServiceImplementation,
+    );
     const port = await new Promise<number>((resolve, reject) => {
-      this.server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+      this.server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, bound) =>
+        err ? reject(err) : resolve(bound),
+      );
     });
     this.address = `127.0.0.1:${port}`;
   }
@@ -129,7 +155,10 @@ describe("retries against a local gRPC server", () => {
   const gateway = new FakeGateway();
   const clients: RaglineClient[] = [];
   const connect = (options: ClientOptions = {}): RaglineClient => {
-    const client = new RaglineClient(gateway.address, { retry: { initialBackoffMs: 20, maxBackoffMs: 50 }, ...options });
+    const client = new RaglineClient(gateway.address, {
+      retry: { initialBackoffMs: 20, maxBackoffMs: 50 },
+      ...options,
+    });
     clients.push(client);
     return client;
   };
@@ -146,7 +175,10 @@ describe("retries against a local gRPC server", () => {
   });
 
   test("RESOURCE_EXHAUSTED with a RetryInfo delay is retried after that delay", async () => {
-    gateway.script = [{ fail: richError(status.RESOURCE_EXHAUSTED, "the chunk queue is full", [retryInfo(400)]) }, "ok"];
+    gateway.script = [
+      { fail: richError(status.RESOURCE_EXHAUSTED, "the chunk queue is full", [retryInfo(400)]) },
+      "ok",
+    ];
     const job = await connect().getJob("job-1");
     assert.equal(job.state, "active");
     assert.equal(gateway.calls.length, 2);
@@ -156,10 +188,15 @@ describe("retries against a local gRPC server", () => {
   });
 
   test("without retries the error carries the delay the gateway asked for", async () => {
-    gateway.script = [{ fail: richError(status.RESOURCE_EXHAUSTED, "the chunk queue is full", [retryInfo(1500)]) }];
+    gateway.script = [
+      { fail: richError(status.RESOURCE_EXHAUSTED, "the chunk queue is full", [retryInfo(1500)]) },
+    ];
     const err = await connect({ retry: false })
       .getJob("job-1")
-      .then(() => assert.fail("the call should have failed"), (e: unknown) => e);
+      .then(
+        () => assert.fail("the call should have failed"),
+        (e: unknown) => e,
+      );
     assert.ok(err instanceof ResourceExhaustedError, String(err));
     assert.equal(err.retryAfterMs, 1500);
     assert.equal(err.code, "RESOURCE_EXHAUSTED");
@@ -168,15 +205,23 @@ describe("retries against a local gRPC server", () => {
   });
 
   test("a RetryInfo delay past the call's deadline fails at once instead of waiting", async () => {
-    gateway.script = [{ fail: richError(status.RESOURCE_EXHAUSTED, "busy", [retryInfo(10_000)]) }, "ok"];
+    gateway.script = [
+      { fail: richError(status.RESOURCE_EXHAUSTED, "busy", [retryInfo(10_000)]) },
+      "ok",
+    ];
     const started = Date.now();
     await assert.rejects(connect({ timeoutMs: 2000 }).getJob("job-1"), ResourceExhaustedError);
-    assert.ok(Date.now() - started < 1500, "the client waited although the deadline would pass first");
+    assert.ok(
+      Date.now() - started < 1500,
+      "the client waited although the deadline would pass first",
+    );
     assert.equal(gateway.calls.length, 1);
   });
 
   test("UNAVAILABLE is retried with backoff until the attempts run out", async () => {
-    const down = (): Step => ({ fail: { code: status.UNAVAILABLE, details: "restarting", name: "", message: "" } });
+    const down = (): Step => ({
+      fail: { code: status.UNAVAILABLE, details: "restarting", name: "", message: "" },
+    });
     gateway.script = [down(), down(), "ok"];
     assert.equal((await connect().getJob("job-1")).jobId, "job-1");
     assert.equal(gateway.calls.length, 3);
@@ -192,9 +237,15 @@ describe("retries against a local gRPC server", () => {
   });
 
   test("other errors are not retried; BadRequest names the field", async () => {
-    const violation = BadRequest.encode({ fieldViolations: [{ field: "document_id", description: "must not be empty" }] }).finish();
+    const violation = BadRequest.encode({
+      fieldViolations: [{ field: "document_id", description: "must not be empty" }],
+    }).finish();
     gateway.script = [
-      { fail: richError(status.INVALID_ARGUMENT, "document_id: must not be empty", [{ typeUrl: "type.googleapis.com/google.rpc.BadRequest", value: violation }]) },
+      {
+        fail: richError(status.INVALID_ARGUMENT, "document_id: must not be empty", [
+          { typeUrl: "type.googleapis.com/google.rpc.BadRequest", value: violation },
+        ]),
+      },
     ];
     const err = await connect()
       .ingest("hello", { documentId: "" })
@@ -205,13 +256,21 @@ describe("retries against a local gRPC server", () => {
     assert.equal(gateway.calls.length, 1);
 
     gateway.calls = [];
-    gateway.script = [{ fail: { code: status.NOT_FOUND, details: "job nope not found", name: "", message: "" } }];
-    await assert.rejects(connect().getJob("nope"), (e: unknown) => e instanceof NotFoundError && e.message === "job nope not found");
+    gateway.script = [
+      { fail: { code: status.NOT_FOUND, details: "job nope not found", name: "", message: "" } },
+    ];
+    await assert.rejects(
+      connect().getJob("nope"),
+      (e: unknown) => e instanceof NotFoundError && e.message === "job nope not found",
+    );
     assert.equal(gateway.calls.length, 1);
   });
 
   test("a retried ingest keeps one request id, so the gateway makes one job", async () => {
-    gateway.script = [{ fail: { code: status.UNAVAILABLE, details: "restarting", name: "", message: "" } }, "ok"];
+    gateway.script = [
+      { fail: { code: status.UNAVAILABLE, details: "restarting", name: "", message: "" } },
+      "ok",
+    ];
     await connect().ingest("hello", { documentId: "doc-1" });
     const ids = gateway.calls.map((c) => (c.request as IngestRequest).requestId);
     assert.equal(ids.length, 2);
@@ -242,11 +301,17 @@ describe("retries against a local gRPC server", () => {
   });
 
   test("an AbortSignal cancels a wait between retries", async () => {
-    gateway.script = [{ fail: richError(status.RESOURCE_EXHAUSTED, "busy", [retryInfo(5000)]) }, "ok"];
+    gateway.script = [
+      { fail: richError(status.RESOURCE_EXHAUSTED, "busy", [retryInfo(5000)]) },
+      "ok",
+    ];
     const controller = new AbortController();
     setTimeout(() => controller.abort(new Error("the user left")), 100);
     const started = Date.now();
-    await assert.rejects(connect({ timeoutMs: 20_000 }).getJob("job-1", { signal: controller.signal }), { name: "CancelledError", code: "CANCELLED" });
+    await assert.rejects(
+      connect({ timeoutMs: 20_000 }).getJob("job-1", { signal: controller.signal }),
+      { name: "CancelledError", code: "CANCELLED" },
+    );
     assert.ok(Date.now() - started < 2000);
   });
 });
@@ -255,9 +320,23 @@ describe("the backoff", () => {
   test("grows exponentially up to its ceiling, with full jitter", () => {
     const policy = retryPolicy({ initialBackoffMs: 100, maxBackoffMs: 1000, backoffMultiplier: 2 });
     const error = new UnavailableError("down", { code: "UNAVAILABLE" });
-    assert.deepEqual([1, 2, 3, 4, 5].map((n) => retryDelayMs(policy, n, error, () => 1)), [100, 200, 400, 800, 1000]);
-    assert.equal(retryDelayMs(policy, 3, error, () => 0), 0);
-    assert.equal(retryDelayMs(policy, 3, new ResourceExhaustedError("busy", { retryAfterMs: 3000 }), () => 0.5), 3000);
+    assert.deepEqual(
+      [1, 2, 3, 4, 5].map((n) => retryDelayMs(policy, n, error, () => 1)),
+      [100, 200, 400, 800, 1000],
+    );
+    assert.equal(
+      retryDelayMs(policy, 3, error, () => 0),
+      0,
+    );
+    assert.equal(
+      retryDelayMs(
+        policy,
+        3,
+        new ResourceExhaustedError("busy", { retryAfterMs: 3000 }),
+        () => 0.5,
+      ),
+      3000,
+    );
   });
 
   test("rejects settings that make no sense", () => {

@@ -13,13 +13,18 @@ import {
 export const runtime = "nodejs"; // gRPC needs Node's runtime, not the Edge one
 
 // One client per server process: its channel is shared by every request.
-const ragline = new RaglineClient(process.env.RAGLINE_GATEWAY, { apiKey: process.env.RAGLINE_API_KEY });
+const ragline = new RaglineClient(process.env.RAGLINE_GATEWAY, {
+  apiKey: process.env.RAGLINE_API_KEY,
+});
 
 export async function POST(request: Request): Promise<Response> {
   const form = await request.formData();
   const file = form.get("file");
   if (file === null || typeof file === "string") {
-    return Response.json({ error: "send the document as the multipart form field 'file'" }, { status: 400 });
+    return Response.json(
+      { error: "send the document as the multipart form field 'file'" },
+      { status: 400 },
+    );
   }
   try {
     const job = await ragline.ingest(new Uint8Array(await file.arrayBuffer()), {
@@ -28,7 +33,10 @@ export async function POST(request: Request): Promise<Response> {
       metadata: { originalFilename: file.name, uploadedBy: "web" },
       signal: request.signal,
     });
-    return Response.json({ jobId: job.jobId, documentId: job.documentId, state: job.state }, { status: 202 });
+    return Response.json(
+      { jobId: job.jobId, documentId: job.documentId, state: job.state },
+      { status: 202 },
+    );
   } catch (err) {
     return errorResponse(err);
   }
@@ -39,7 +47,10 @@ function errorResponse(err: unknown): Response {
     return Response.json({ error: err.message, field: err.field }, { status: 400 });
   }
   if (err instanceof ResourceExhaustedError) {
-    const headers = err.retryAfterMs === undefined ? undefined : { "retry-after": String(Math.ceil(err.retryAfterMs / 1000)) };
+    const headers =
+      err.retryAfterMs === undefined
+        ? undefined
+        : { "retry-after": String(Math.ceil(err.retryAfterMs / 1000)) };
     return Response.json({ error: err.message }, { status: 429, headers });
   }
   if (err instanceof RaglineClientError) {

@@ -7,9 +7,14 @@ import { RaglineClient, RaglineClientError } from "ragline-client";
 export const runtime = "nodejs"; // gRPC needs Node's runtime, not the Edge one
 export const dynamic = "force-dynamic"; // a stream, never cached
 
-const ragline = new RaglineClient(process.env.RAGLINE_GATEWAY, { apiKey: process.env.RAGLINE_API_KEY });
+const ragline = new RaglineClient(process.env.RAGLINE_GATEWAY, {
+  apiKey: process.env.RAGLINE_API_KEY,
+});
 
-export async function GET(request: Request, { params }: { params: Promise<{ id: string }> }): Promise<Response> {
+export async function GET(
+  request: Request,
+  { params }: { params: Promise<{ id: string }> },
+): Promise<Response> {
   const { id } = await params;
   const stop = new AbortController(); // the browser went away: stop watching the job
   request.signal.addEventListener("abort", () => stop.abort(), { once: true });
@@ -20,8 +25,16 @@ export async function GET(request: Request, { params }: { params: Promise<{ id: 
       const send = (event: string, data: unknown): void =>
         controller.enqueue(encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`));
       try {
-        for await (const job of ragline.watch(id, { signal: stop.signal, timeoutMs: 30 * 60_000 })) {
-          send("job", { jobId: job.jobId, state: job.state, progress: job.progress, lastError: job.lastError });
+        for await (const job of ragline.watch(id, {
+          signal: stop.signal,
+          timeoutMs: 30 * 60_000,
+        })) {
+          send("job", {
+            jobId: job.jobId,
+            state: job.state,
+            progress: job.progress,
+            lastError: job.lastError,
+          });
         }
       } catch (err) {
         if (stop.signal.aborted) {
