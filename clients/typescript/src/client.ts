@@ -4,6 +4,7 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
+import { inspect } from "node:util";
 import {
   type CallOptions as GrpcCallOptions,
   type ChannelCredentials,
@@ -153,11 +154,11 @@ type Unary<Req, Resp> = (
 export class RaglineClient {
   /** The gateway's `host:port`. */
   readonly address: string;
-  private readonly stub: IngestServiceClient;
-  private readonly metadata: Metadata;
-  private readonly timeoutMs: number | null;
-  private readonly retry: RetryPolicy;
-  private readonly tls: boolean;
+  readonly #stub: IngestServiceClient;
+  readonly #metadata: Metadata;
+  readonly #timeoutMs: number | null;
+  readonly #retry: RetryPolicy;
+  readonly #tls: boolean;
 
   /**
    * Opens a channel to the gateway at `address` (it connects on the first call). Throws
@@ -166,23 +167,28 @@ export class RaglineClient {
    */
   constructor(address: string = DEFAULT_GATEWAY, options: ClientOptions = {}) {
     this.address = address;
-    this.metadata = callMetadata(options.metadata ?? {}, options.apiKey);
-    this.timeoutMs = checkTimeout(
+    this.#metadata = callMetadata(options.metadata ?? {}, options.apiKey);
+    this.#timeoutMs = checkTimeout(
       options.timeoutMs === undefined ? DEFAULT_TIMEOUT_MS : options.timeoutMs,
     );
-    this.retry = retryPolicy(options.retry);
+    this.#retry = retryPolicy(options.retry);
     const { credentials, tls } = channelCredentials(options);
-    this.tls = tls;
-    this.stub = new IngestServiceClient(address, credentials, {
+    this.#tls = tls;
+    this.#stub = new IngestServiceClient(address, credentials, {
       "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
       "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
       ...options.channelOptions,
     });
   }
 
+  /** What console.log and util.inspect show: never the metadata, which holds the API key. */
+  [inspect.custom](): string {
+    return `RaglineClient { address: ${JSON.stringify(this.address)}, tls: ${this.#tls} }`;
+  }
+
   /** Closes the channel; calls in flight are cancelled. */
   close(): void {
-    this.stub.close();
+    this.#stub.close();
   }
 
   /**
@@ -192,7 +198,7 @@ export class RaglineClient {
    */
   async ingest(content: Uint8Array | string, options: IngestOptions): Promise<Job> {
     const request = documentToProto(withRequestId({ ...options, content }));
-    const response = await this.unary(this.stub.ingest.bind(this.stub), request, options);
+    const response = await this.unary(this.#stub.ingest.bind(this.#stub), request, options);
     return jobFromProto(response.job);
   }
 
@@ -233,13 +239,13 @@ export class RaglineClient {
    */
   async ingestMany(documents: readonly Document[], options: CallOptions = {}): Promise<Job[]> {
     const request = { documents: documents.map((doc) => documentToProto(withRequestId(doc))) };
-    const response = await this.unary(this.stub.ingestBatch.bind(this.stub), request, options);
+    const response = await this.unary(this.#stub.ingestBatch.bind(this.#stub), request, options);
     return response.jobs.map(jobFromProto);
   }
 
   /** The job's current state and progress. NotFoundError for an unknown job id. */
   async getJob(jobId: string, options: CallOptions = {}): Promise<Job> {
-    const response = await this.unary(this.stub.getJob.bind(this.stub), { jobId }, options);
+    const response = await this.unary(this.#stub.getJob.bind(this.#stub), { jobId }, options);
     return jobFromProto(response.job);
   }
 
@@ -259,9 +265,9 @@ export class RaglineClient {
       if (signal?.aborted) {
         throw cancelled(signal);
       }
-      const stream = this.stub.watchJob(
+      const stream = this.#stub.watchJob(
         { jobId },
-        this.metadata.clone(),
+        this.#metadata.clone(),
         deadline === undefined ? {} : { deadline },
       );
       // grpc-js emits the status of a cancelled stream as an 'error' event after the iterator has
@@ -286,12 +292,12 @@ export class RaglineClient {
         if (!isServiceError(err)) {
           throw err;
         }
-        const error = fromServiceError(err, this.address, this.tls);
+        const error = fromServiceError(err, this.address, this.#tls);
         failures += 1;
-        if (!error.retryable || failures >= this.retry.maxAttempts) {
+        if (!error.retryable || failures >= this.#retry.maxAttempts) {
           throw error;
         }
-        const delay = retryDelayMs(this.retry, failures, error);
+        const delay = retryDelayMs(this.#retry, failures, error);
         if (deadline !== undefined && Date.now() + delay >= deadline) {
           throw error;
         }
@@ -332,7 +338,7 @@ export class RaglineClient {
       }
       const job = await this.getJob(jobId, {
         signal: options.signal,
-        timeoutMs: left ?? this.timeoutMs,
+        timeoutMs: left ?? this.#timeoutMs,
       });
       if (isTerminal(job.state)) {
         return job;
@@ -351,14 +357,14 @@ export class RaglineClient {
       topK: options.topK ?? 10,
       documentIds: [...(options.documentIds ?? [])],
     };
-    const response = await this.unary(this.stub.search.bind(this.stub), request, options);
+    const response = await this.unary(this.#stub.search.bind(this.#stub), request, options);
     return response.hits.map(hitFromProto);
   }
 
   /** Which version of the document is searchable and how many chunks it has. */
   async getDocument(documentId: string, options: CallOptions = {}): Promise<DocumentInfo> {
     const response = await this.unary(
-      this.stub.getDocument.bind(this.stub),
+      this.#stub.getDocument.bind(this.#stub),
       { documentId },
       options,
     );
@@ -368,7 +374,7 @@ export class RaglineClient {
   /** Removes every chunk of the document from the index; resolves to how many were removed. */
   async delete(documentId: string, options: CallOptions = {}): Promise<number> {
     const response = await this.unary(
-      this.stub.deleteDocument.bind(this.stub),
+      this.#stub.deleteDocument.bind(this.#stub),
       { documentId },
       options,
     );
@@ -381,7 +387,7 @@ export class RaglineClient {
    * NotFoundError for an unknown job; FailedPreconditionError for a job that already completed.
    */
   async cancel(jobId: string, options: CallOptions = {}): Promise<Job> {
-    const response = await this.unary(this.stub.cancelJob.bind(this.stub), { jobId }, options);
+    const response = await this.unary(this.#stub.cancelJob.bind(this.#stub), { jobId }, options);
     return jobFromProto(response.job);
   }
 
@@ -398,7 +404,11 @@ export class RaglineClient {
       pageSize: options.pageSize ?? 100,
       pageToken: options.pageToken ?? "",
     };
-    const response = await this.unary(this.stub.listDeadLetters.bind(this.stub), request, options);
+    const response = await this.unary(
+      this.#stub.listDeadLetters.bind(this.#stub),
+      request,
+      options,
+    );
     return deadLetterPageFromProto(response);
   }
 
@@ -426,7 +436,7 @@ export class RaglineClient {
   ): Promise<number> {
     const request = { stage: stageToProto(stage), deadLetterIds: checkIds(ids) };
     const response = await this.unary(
-      this.stub.requeueDeadLetters.bind(this.stub),
+      this.#stub.requeueDeadLetters.bind(this.#stub),
       request,
       options,
     );
@@ -443,7 +453,11 @@ export class RaglineClient {
     options: CallOptions = {},
   ): Promise<number> {
     const request = { stage: stageToProto(stage), deadLetterIds: checkIds(ids) };
-    const response = await this.unary(this.stub.purgeDeadLetters.bind(this.stub), request, options);
+    const response = await this.unary(
+      this.#stub.purgeDeadLetters.bind(this.#stub),
+      request,
+      options,
+    );
     return response.purged;
   }
 
@@ -454,10 +468,10 @@ export class RaglineClient {
     options: CallOptions,
   ): Promise<Resp> {
     const timeoutMs =
-      options.timeoutMs === undefined ? this.timeoutMs : checkTimeout(options.timeoutMs);
+      options.timeoutMs === undefined ? this.#timeoutMs : checkTimeout(options.timeoutMs);
     const deadline = deadlineOf(timeoutMs);
     const { signal } = options;
-    return withRetries(this.retry, { deadline, signal }, () =>
+    return withRetries(this.#retry, { deadline, signal }, () =>
       this.attempt(method, request, deadline, signal),
     );
   }
@@ -476,7 +490,7 @@ export class RaglineClient {
       const stop = (): void => call.cancel();
       const call = method(
         request,
-        this.metadata.clone(),
+        this.#metadata.clone(),
         deadline === undefined ? {} : { deadline },
         (err, response) => {
           signal?.removeEventListener("abort", stop);
@@ -484,7 +498,7 @@ export class RaglineClient {
             resolve(response);
           } else {
             reject(
-              signal?.aborted ? cancelled(signal) : fromServiceError(err, this.address, this.tls),
+              signal?.aborted ? cancelled(signal) : fromServiceError(err, this.address, this.#tls),
             );
           }
         },

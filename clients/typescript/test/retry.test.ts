@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, test } from "node:test";
+import { inspect } from "node:util";
 import {
   Metadata,
   Server,
@@ -32,6 +33,7 @@ import {
   NotFoundError,
   RaglineClient,
   ResourceExhaustedError,
+  UnauthenticatedError,
   UnavailableError,
   type ClientOptions,
 } from "../src/index.js";
@@ -284,6 +286,18 @@ describe("retries against a local gRPC server", () => {
     assert.deepEqual(sent.get("authorization"), ["Bearer rl_test_secret"]);
     assert.deepEqual(sent.get("x-trace"), ["t1"]);
     assert.throws(() => connect({ apiKey: "has space" }), /apiKey holds spaces/);
+  });
+
+  test("the API key shows neither in a logged client nor in an error", async () => {
+    const client = connect({ apiKey: "rl_test_secret" });
+    assert.doesNotMatch(inspect(client, { showHidden: true, depth: 10 }), /rl_test_secret/);
+    assert.match(inspect(client), /RaglineClient \{ address: "127\.0\.0\.1:\d+", tls: false \}/);
+    gateway.script = [
+      { fail: { code: status.UNAUTHENTICATED, details: "unknown API key", name: "", message: "" } },
+    ];
+    const err = await client.getJob("job-1").catch((e: unknown) => e);
+    assert.ok(err instanceof UnauthenticatedError, String(err));
+    assert.doesNotMatch(inspect(err, { depth: 10 }), /rl_test_secret/);
   });
 
   test("watch opens a dropped stream again and ends at the terminal state", async () => {
