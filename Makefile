@@ -9,14 +9,15 @@ PIP := $(PY) -m pip
 TORCH_INSTALL ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: help install services demo test test-as-avx2 test-unit test-integration test-e2e test-faults lint protos protos-check bench soak clean
+.PHONY: help install services ts-client demo test test-as-avx2 test-unit test-integration test-e2e test-faults lint protos protos-check bench soak clean
 
 help:
 	@echo "make demo   - install, start the stack, ingest the project's docs, search them, stop"
 	@echo "make test   - install and run the whole test suite (starts Redis/RabbitMQ if needed)"
 	@echo "make test-as-avx2 - the CPU-dependent tests as on a CPU without bf16 (part of make test)"
-	@echo "make lint   - ruff, mypy --strict, buf lint, buf breaking (against the previous commit) and the generated-code check"
-	@echo "make protos - regenerate services/ragline/v1 from protos/"
+	@echo "make lint   - ruff, mypy --strict, prettier and tsc, buf lint, buf breaking (against the previous commit) and the generated-code check"
+	@echo "make protos - regenerate services/ragline/v1, clients/python/ragline_client/v1 and clients/typescript/src/gen from protos/"
+	@echo "make ts-client - install (npm ci) and build the TypeScript client in clients/typescript"
 	@echo "make bench  - throughput and latency figures (make bench after make test's set-up)"
 	@echo "make soak   - the stack under kill -9, SIGTERM and server restarts; checks nothing is lost"
 
@@ -36,6 +37,20 @@ install: $(STAMP)
 services:
 	@bash scripts/ensure_services.sh
 
+# The TypeScript client: its dependencies from the committed lock file, then its build. Its tests
+# (npm test) run under pytest, against a stack: tests/e2e/test_typescript_client.py. No install
+# scripts: no dependency needs one (buf and tsc come as platform packages).
+TS_CLIENT := clients/typescript
+TS_STAMP := $(TS_CLIENT)/node_modules/.installed
+
+$(TS_STAMP): $(TS_CLIENT)/package-lock.json $(TS_CLIENT)/package.json
+	@bash scripts/ensure_node.sh
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund --ignore-scripts
+	cd $(TS_CLIENT) && npm run build
+	touch $(TS_STAMP)
+
+ts-client: $(TS_STAMP)
+
 demo: install services
 	@bash scripts/demo.sh
 
@@ -44,7 +59,7 @@ demo: install services
 # with bf16 this checks the fp32 fallback; on an AVX2-only one it repeats what it just ran.
 AS_AVX2 := ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
 
-test: install services
+test: install services ts-client
 	$(PY) -m pytest -p no:cacheprovider
 	$(MAKE) --no-print-directory test-as-avx2
 
@@ -57,26 +72,30 @@ test-unit: install
 test-integration: install services
 	$(PY) -m pytest -p no:cacheprovider -m integration
 
-test-e2e: install services
+test-e2e: install services ts-client
 	$(PY) -m pytest -p no:cacheprovider -m e2e
 
 test-faults: install services
 	$(PY) -m pytest -p no:cacheprovider -m faults
 
-lint: install
+lint: install ts-client
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy services clients/python
+	cd $(TS_CLIENT) && npm run lint
 	npx --yes @bufbuild/buf lint
 	bash scripts/proto_breaking.sh
 	$(MAKE) protos-check
 
-protos: install
+protos: install ts-client
 	PYTHON=$(PY) bash scripts/gen_protos.sh
+	cd $(TS_CLIENT) && npm run gen
 
-protos-check: install
+protos-check: install ts-client
 	PYTHON=$(PY) bash scripts/gen_protos.sh
-	git diff --exit-code -- services/ragline/v1 clients/python/ragline_client/v1 || { echo "generated code is stale: run 'make protos' and commit"; exit 1; }
+	cd $(TS_CLIENT) && npm run gen
+	git diff --exit-code -- services/ragline/v1 clients/python/ragline_client/v1 $(TS_CLIENT)/src/gen || { echo "generated code is stale: run 'make protos' and commit"; exit 1; }
+	test -z "$$(git status --porcelain -- clients/python/ragline_client/v1 $(TS_CLIENT)/src/gen)" || { echo "new generated files: run 'make protos' and commit"; exit 1; }
 
 bench: install services
 	$(PY) -m bench
@@ -87,3 +106,4 @@ soak: install services
 
 clean:
 	rm -rf $(VENV) ragline-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(TS_CLIENT)/node_modules $(TS_CLIENT)/dist $(TS_CLIENT)/dist-test
