@@ -1,19 +1,28 @@
 """The client's errors. Every failed call raises one of these, never a bare grpc.RpcError.
 
 RaglineClientError               .code: the gRPC status name; .details: the server's words
-├── InvalidArgumentError         INVALID_ARGUMENT: a request field is malformed
+├── InvalidArgumentError         INVALID_ARGUMENT: a request field is malformed (.field names it)
 ├── NotFoundError                NOT_FOUND: an unknown job or document
 ├── UnauthenticatedError         UNAUTHENTICATED: no API key, a malformed one, or an unknown one
 ├── PermissionDeniedError        PERMISSION_DENIED: the API key lacks the scope the call needs
 ├── ResourceExhaustedError       RESOURCE_EXHAUSTED: too large, or the pipeline is busy
+│                                (.retry_after: the seconds the gateway asked to wait, if it did)
 ├── FailedPreconditionError      FAILED_PRECONDITION: not possible in the current state
 ├── UnavailableError             UNAVAILABLE: the gateway cannot be reached
 └── DeadlineExceededError        DEADLINE_EXCEEDED: no answer in time (also a TimeoutError)
+
+The gateway names the bad field (google.rpc.BadRequest) and the delay to wait (google.rpc.RetryInfo)
+in the status details it sends along; `from_rpc_error` reads both, for the sync and async clients.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import grpc
+from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2, status_pb2
 
 
 class RaglineClientError(Exception):
@@ -26,7 +35,14 @@ class RaglineClientError(Exception):
 
 
 class InvalidArgumentError(RaglineClientError):
-    """The request was malformed; `details` names the field, e.g. ``documents[3].content_type``."""
+    """The request was malformed. `field` names the bad field, e.g. ``documents[3].content_type``
+    ("" when the gateway did not say); `details` is the gateway's sentence about it."""
+
+    def __init__(
+        self, message: str, *, code: str = "INVALID_ARGUMENT", details: str = "", field: str = ""
+    ) -> None:
+        super().__init__(message, code=code, details=details)
+        self.field = field
 
 
 class NotFoundError(RaglineClientError):
@@ -43,7 +59,22 @@ class PermissionDeniedError(RaglineClientError):
 
 
 class ResourceExhaustedError(RaglineClientError):
-    """The document is over the size limit or the pipeline's queue is full; retry later."""
+    """The document is over the size limit or the pipeline's queue is full; retry later.
+
+    `retry_after` is how many seconds the gateway asked the client to wait before retrying (its
+    queue is full), or None when it did not ask (a size limit: retrying the same call cannot help).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "RESOURCE_EXHAUSTED",
+        details: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, code=code, details=details)
+        self.retry_after = retry_after
 
 
 class FailedPreconditionError(RaglineClientError):
@@ -95,7 +126,63 @@ def from_rpc_error(exc: grpc.RpcError, address: str, *, tls: bool = False) -> Ra
     details = raw_details if isinstance(raw_details, str) else ""
     cls = _BY_CODE.get(code, RaglineClientError)
     message = _tls_message(details, address, tls) if code == "UNAVAILABLE" else None
-    return cls(message or _message(code, details, address), code=code, details=details)
+    message = message or _message(code, details, address)
+    if cls is InvalidArgumentError:
+        return InvalidArgumentError(
+            message, details=details, field=_bad_field(exc) or _field_in(details)
+        )
+    if cls is ResourceExhaustedError:
+        return ResourceExhaustedError(message, details=details, retry_after=_retry_delay(exc))
+    return cls(message, code=code, details=details)
+
+
+# Where gRPC carries a google.rpc.Status with the structured details, in the trailing metadata.
+_STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+
+def _status_details(exc: grpc.RpcError) -> list[Any]:
+    """The structured details (BadRequest, RetryInfo, ...) the failed call's status carried."""
+    trailing_fn = getattr(exc, "trailing_metadata", None)
+    trailing: Iterable[tuple[str, str | bytes]] | None = (
+        trailing_fn() if callable(trailing_fn) else None
+    )
+    for key, value in trailing or ():
+        if key != _STATUS_DETAILS_KEY or not isinstance(value, bytes):
+            continue
+        try:
+            status = status_pb2.Status.FromString(value)
+        except DecodeError:
+            return []  # garbled details: the code and the words still say what happened
+        found: list[Any] = []
+        for packed in status.details:
+            for kind in (error_details_pb2.BadRequest, error_details_pb2.RetryInfo):
+                if packed.Is(kind.DESCRIPTOR):
+                    detail = kind()
+                    packed.Unpack(detail)
+                    found.append(detail)
+        return found
+    return []
+
+
+def _bad_field(exc: grpc.RpcError) -> str:
+    for detail in _status_details(exc):
+        if isinstance(detail, error_details_pb2.BadRequest) and detail.field_violations:
+            return str(detail.field_violations[0].field)
+    return ""
+
+
+def _field_in(details: str) -> str:
+    """The field an INVALID_ARGUMENT's words begin with ("field: problem"), from a gateway that
+    sent no BadRequest; "" when they name none."""
+    field, sep, _ = details.partition(": ")
+    return field if sep and field and " " not in field else ""
+
+
+def _retry_delay(exc: grpc.RpcError) -> float | None:
+    for detail in _status_details(exc):
+        if isinstance(detail, error_details_pb2.RetryInfo) and detail.HasField("retry_delay"):
+            return max(0.0, float(detail.retry_delay.ToNanoseconds()) / 1e9)
+    return None
 
 
 def _tls_message(details: str, address: str, tls: bool) -> str | None:
