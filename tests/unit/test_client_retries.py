@@ -32,7 +32,7 @@ from tests.client_flavours import FLAVOURS, AwaitedClient, connected
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(30)]
 
 # Short, exact waits (no jitter) so the cases can check each one.
-FAST = RetryPolicy(max_attempts=3, initial_backoff_s=0.05, multiplier=4.0, jitter=0.0)
+FAST = RetryPolicy(maximum_attempts=3, initial_interval_s=0.05, backoff_coefficient=4.0, jitter=0.0)
 
 
 @dataclass
@@ -134,7 +134,7 @@ async def test_unavailable_is_retried_with_growing_backoff_up_to_the_limit(
     with pytest.raises(UnavailableError, match="draining") as caught:
         await client.get_job("j-1")
     assert isinstance(caught.value.__cause__, grpc.RpcError)
-    assert len(service.arrivals) == FAST.max_attempts
+    assert len(service.arrivals) == FAST.maximum_attempts
     first, second = service.gaps()
     assert 0.05 <= first < 0.2, first
     assert 0.2 <= second < 0.4, second  # 4x the first
@@ -180,7 +180,7 @@ async def test_the_gateways_delay_is_on_the_error_when_no_retry_is_left(
     flavour: str, service: ScriptedService
 ) -> None:
     service.failures = [Failure(grpc.StatusCode.RESOURCE_EXHAUSTED, "full", [_retry_info(2.5)])]
-    async with connected(flavour, service.address, retry=RetryPolicy(max_attempts=1)) as c:
+    async with connected(flavour, service.address, retry=RetryPolicy(maximum_attempts=1)) as c:
         with pytest.raises(ResourceExhaustedError) as caught:
             await c.get_job("j-1")
     assert caught.value.retry_after == 2.5
@@ -207,7 +207,9 @@ async def test_the_api_key_travels_with_every_attempt(
 
 
 def test_policy_delays() -> None:
-    policy = RetryPolicy(max_attempts=5, initial_backoff_s=1.0, max_backoff_s=3.0, jitter=0.5)
+    policy = RetryPolicy(
+        maximum_attempts=5, initial_interval_s=1.0, maximum_interval_s=3.0, jitter=0.5
+    )
     unavailable = UnavailableError("down", code="UNAVAILABLE")
     assert [policy.delay(n, unavailable, rand=lambda: 0.0) for n in (1, 2, 3, 4, 5)] == [
         1.0,
@@ -217,8 +219,9 @@ def test_policy_delays() -> None:
         None,  # the fifth attempt was the last
     ]
     assert policy.delay(1, unavailable, rand=lambda: 1.0) == 0.5  # jitter shortens, by half here
-    full = ResourceExhaustedError("full", retry_after=7.0)
-    assert policy.delay(1, full) == 7.0  # the gateway's delay, past max_backoff_s
+    full = ResourceExhaustedError("full", retry_after=2.5)
+    assert policy.delay(1, full) == 2.5  # the gateway's delay, exactly
+    assert policy.delay(1, ResourceExhaustedError("full", retry_after=7.0)) is None  # too long
     assert policy.delay(1, ResourceExhaustedError("too big")) is None
     for final in ("NOT_FOUND", "DEADLINE_EXCEEDED", "INTERNAL"):
         assert policy.delay(1, RaglineClientError("no", code=final)) is None
@@ -227,10 +230,10 @@ def test_policy_delays() -> None:
 @pytest.mark.parametrize(
     "bad",
     [
-        {"max_attempts": 0},
-        {"initial_backoff_s": -1.0},
-        {"initial_backoff_s": 2.0, "max_backoff_s": 1.0},
-        {"multiplier": 0.5},
+        {"maximum_attempts": 0},
+        {"initial_interval_s": -1.0},
+        {"initial_interval_s": 2.0, "maximum_interval_s": 1.0},
+        {"backoff_coefficient": 0.5},
         {"jitter": 1.5},
     ],
 )

@@ -12,37 +12,41 @@ from ragline_client._errors import RaglineClientError, ResourceExhaustedError, U
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Retries for calls the gateway could not serve right now.
+    """Retries for calls the gateway could not serve right now (the names are those of
+    ragline.retry.RetryPolicy, the stages' own, and of Temporal's).
 
     A call is retried when it fails with UNAVAILABLE (the gateway is restarting or unreachable) or
-    with RESOURCE_EXHAUSTED carrying the gateway's RetryInfo (its queue is full: the gateway says
-    how long to wait, and that delay is honoured). RESOURCE_EXHAUSTED without a delay is a size
-    limit, and every other error is an answer: neither is retried. Between attempts the client
-    waits `initial_backoff_s`, then `multiplier` times longer each time, at most `max_backoff_s`,
-    each wait shortened by up to `jitter` (a fraction) at random so that many clients do not retry
-    in step. Each attempt gets the client's whole `timeout`.
+    with RESOURCE_EXHAUSTED carrying the gateway's RetryInfo (its queue is full). After UNAVAILABLE
+    the client waits `initial_interval_s`, then `backoff_coefficient` times longer each time, at
+    most `maximum_interval_s`, each wait shortened by up to `jitter` (a fraction) at random so that
+    many clients do not retry in step. After RESOURCE_EXHAUSTED it waits the delay the gateway
+    asked for; a delay over `maximum_interval_s` is not waited out but raised, with the delay as
+    the error's `retry_after`. RESOURCE_EXHAUSTED without a delay is a size limit, and every other
+    error is an answer: neither is retried. Each attempt gets the client's whole `timeout`.
 
-    ``RetryPolicy(max_attempts=1)`` turns retries off.
+    ``RetryPolicy(maximum_attempts=1)`` turns retries off.
     """
 
-    max_attempts: int = 4
-    initial_backoff_s: float = 0.1
-    max_backoff_s: float = 5.0
-    multiplier: float = 2.0
+    maximum_attempts: int = 4
+    initial_interval_s: float = 0.1
+    maximum_interval_s: float = 5.0
+    backoff_coefficient: float = 2.0
     jitter: float = 0.2
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
+        if self.maximum_attempts < 1:
             raise ValueError(
-                f"max_attempts must be at least 1 (1: no retries), not {self.max_attempts}"
+                f"maximum_attempts must be at least 1 (1: no retries), not {self.maximum_attempts}"
             )
-        if self.initial_backoff_s < 0 or self.max_backoff_s < self.initial_backoff_s:
+        if self.initial_interval_s < 0 or self.maximum_interval_s < self.initial_interval_s:
             raise ValueError(
-                "backoff must satisfy 0 <= initial_backoff_s <= max_backoff_s, not "
-                f"{self.initial_backoff_s} and {self.max_backoff_s}"
+                "backoff must satisfy 0 <= initial_interval_s <= maximum_interval_s, not "
+                f"{self.initial_interval_s} and {self.maximum_interval_s}"
             )
-        if self.multiplier < 1:
-            raise ValueError(f"multiplier must be at least 1, not {self.multiplier}")
+        if self.backoff_coefficient < 1:
+            raise ValueError(
+                f"backoff_coefficient must be at least 1, not {self.backoff_coefficient}"
+            )
         if not 0 <= self.jitter <= 1:
             raise ValueError(f"jitter is a fraction from 0 to 1, not {self.jitter}")
 
@@ -58,13 +62,17 @@ class RetryPolicy:
     ) -> float | None:
         """Seconds to wait before trying again after `error` ended attempt number `attempt`
         (counting from 1), or None to give up and raise `error`."""
-        if attempt >= self.max_attempts:
+        if attempt >= self.maximum_attempts:
             return None
         if isinstance(error, ResourceExhaustedError):
-            return error.retry_after  # None: a size limit, which no retry can fix
+            after = error.retry_after  # None: a size limit, which no retry can fix
+            return after if after is not None and after <= self.maximum_interval_s else None
         if not isinstance(error, UnavailableError):
             return None
-        backoff = min(self.max_backoff_s, self.initial_backoff_s * self.multiplier ** (attempt - 1))
+        backoff = min(
+            self.maximum_interval_s,
+            self.initial_interval_s * self.backoff_coefficient ** (attempt - 1),
+        )
         return backoff * (1 - self.jitter * rand())
 
 
