@@ -86,10 +86,6 @@ class AsyncRaglineClient:
             )
         self._stub = pb_grpc.IngestServiceStub(self._channel)
 
-    @property
-    def _metadata(self) -> tuple[tuple[str, str], ...]:
-        return self._connection.metadata
-
     async def __aenter__(self) -> Self:
         return self
 

@@ -17,12 +17,9 @@ in the status details it sends along; `from_rpc_error` reads both, for the sync 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
-
 import grpc
-from google.protobuf.message import DecodeError
-from google.rpc import error_details_pb2, status_pb2
+
+from ragline_client._status_details import bad_field, retry_delay
 
 
 class RaglineClientError(Exception):
@@ -129,46 +126,11 @@ def from_rpc_error(exc: grpc.RpcError, address: str, *, tls: bool = False) -> Ra
     message = message or _message(code, details, address)
     if cls is InvalidArgumentError:
         return InvalidArgumentError(
-            message, details=details, field=_bad_field(exc) or _field_in(details)
+            message, details=details, field=bad_field(exc) or _field_in(details)
         )
     if cls is ResourceExhaustedError:
-        return ResourceExhaustedError(message, details=details, retry_after=_retry_delay(exc))
+        return ResourceExhaustedError(message, details=details, retry_after=retry_delay(exc))
     return cls(message, code=code, details=details)
-
-
-# Where gRPC carries a google.rpc.Status with the structured details, in the trailing metadata.
-_STATUS_DETAILS_KEY = "grpc-status-details-bin"
-
-
-def _status_details(exc: grpc.RpcError) -> list[Any]:
-    """The structured details (BadRequest, RetryInfo, ...) the failed call's status carried."""
-    trailing_fn = getattr(exc, "trailing_metadata", None)
-    trailing: Iterable[tuple[str, str | bytes]] | None = (
-        trailing_fn() if callable(trailing_fn) else None
-    )
-    for key, value in trailing or ():
-        if key != _STATUS_DETAILS_KEY or not isinstance(value, bytes):
-            continue
-        try:
-            status = status_pb2.Status.FromString(value)
-        except DecodeError:
-            return []  # garbled details: the code and the words still say what happened
-        found: list[Any] = []
-        for packed in status.details:
-            for kind in (error_details_pb2.BadRequest, error_details_pb2.RetryInfo):
-                if packed.Is(kind.DESCRIPTOR):
-                    detail = kind()
-                    packed.Unpack(detail)
-                    found.append(detail)
-        return found
-    return []
-
-
-def _bad_field(exc: grpc.RpcError) -> str:
-    for detail in _status_details(exc):
-        if isinstance(detail, error_details_pb2.BadRequest) and detail.field_violations:
-            return str(detail.field_violations[0].field)
-    return ""
 
 
 def _field_in(details: str) -> str:
@@ -176,13 +138,6 @@ def _field_in(details: str) -> str:
     sent no BadRequest; "" when they name none."""
     field, sep, _ = details.partition(": ")
     return field if sep and field and " " not in field else ""
-
-
-def _retry_delay(exc: grpc.RpcError) -> float | None:
-    for detail in _status_details(exc):
-        if isinstance(detail, error_details_pb2.RetryInfo) and detail.HasField("retry_delay"):
-            return max(0.0, float(detail.retry_delay.ToNanoseconds()) / 1e9)
-    return None
 
 
 def _tls_message(details: str, address: str, tls: bool) -> str | None:
