@@ -1,24 +1,15 @@
 """The clients' retry policy, against a tiny real grpc.aio IngestService in this process that fails
-as told before it answers. Every case runs for RaglineClient and AsyncRaglineClient."""
+as told before it answers (tests/scripted_gateway.py). Every case runs for RaglineClient and
+AsyncRaglineClient."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import any_pb2, duration_pb2
-from google.protobuf.message import Message
-from google.rpc import error_details_pb2, status_pb2
-from grpc import aio
-from grpc_status import rpc_status
 
-from ragline.v1 import ingest_service_pb2 as pb
-from ragline.v1 import ingest_service_pb2_grpc as pb_grpc
-from ragline.v1 import job_pb2
 from ragline_client import (
     InvalidArgumentError,
     JobState,
@@ -28,6 +19,13 @@ from ragline_client import (
 )
 from ragline_client._errors import RaglineClientError
 from tests.client_flavours import FLAVOURS, AwaitedClient, connected
+from tests.scripted_gateway import (
+    Failure,
+    ScriptedGateway,
+    bad_request,
+    retry_info,
+    scripted_gateway,
+)
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(30)]
 
@@ -35,175 +33,104 @@ pytestmark = [pytest.mark.unit, pytest.mark.timeout(30)]
 FAST = RetryPolicy(maximum_attempts=3, initial_interval_s=0.05, backoff_coefficient=4.0, jitter=0.0)
 
 
-@dataclass
-class Failure:
-    code: grpc.StatusCode
-    message: str
-    details: list[Message] = field(default_factory=list)
-
-
-@dataclass
-class ScriptedService(pb_grpc.IngestServiceServicer):
-    """Fails each call with the next of `failures`, then answers; notes when each call arrived
-    and with which metadata."""
-
-    address: str = ""
-    failures: list[Failure] = field(default_factory=list)
-    arrivals: list[float] = field(default_factory=list)
-    metadata: list[dict[str, str]] = field(default_factory=list)
-
-    async def _arrive(self, context: aio.ServicerContext[Any, Any]) -> None:
-        self.arrivals.append(time.monotonic())
-        self.metadata.append({k: str(v) for k, v in context.invocation_metadata() or ()})
-        if not self.failures:
-            return
-        failure = self.failures.pop(0)
-        packed = []
-        for detail in failure.details:
-            holder = any_pb2.Any()
-            holder.Pack(detail)
-            packed.append(holder)
-        status = rpc_status.to_status(
-            status_pb2.Status(code=failure.code.value[0], message=failure.message, details=packed)
-        )
-        await context.abort(status.code, status.details, status.trailing_metadata)
-
-    async def GetJob(
-        self, request: pb.GetJobRequest, context: aio.ServicerContext[Any, Any]
-    ) -> pb.GetJobResponse:
-        await self._arrive(context)
-        return pb.GetJobResponse(job=_job(request.job_id, job_pb2.JOB_STATE_ACTIVE))
-
-    async def WatchJob(
-        self, request: pb.WatchJobRequest, context: aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[pb.WatchJobResponse]:
-        await self._arrive(context)
-        for state in (job_pb2.JOB_STATE_ACTIVE, job_pb2.JOB_STATE_COMPLETED):
-            yield pb.WatchJobResponse(job=_job(request.job_id, state))
-
-    def gaps(self) -> list[float]:
-        return [b - a for a, b in zip(self.arrivals, self.arrivals[1:], strict=False)]
-
-
-def _job(job_id: str, state: job_pb2.JobState.ValueType) -> job_pb2.Job:
-    return job_pb2.Job(job_id=job_id, document_id="d", document_version=1, state=state)
-
-
-def _retry_info(seconds: float) -> error_details_pb2.RetryInfo:
-    delay = duration_pb2.Duration()
-    delay.FromNanoseconds(int(seconds * 1e9))
-    return error_details_pb2.RetryInfo(retry_delay=delay)
-
-
 @pytest.fixture
-async def service() -> AsyncIterator[ScriptedService]:
-    scripted = ScriptedService()
-    server = aio.server()
-    pb_grpc.add_IngestServiceServicer_to_server(scripted, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    scripted.address = f"127.0.0.1:{port}"
-    yield scripted
-    await server.stop(grace=None)
+async def gateway() -> AsyncIterator[ScriptedGateway]:
+    async with scripted_gateway() as running:
+        yield running
 
 
 @pytest.fixture(params=FLAVOURS)
 async def client(
-    request: pytest.FixtureRequest, service: ScriptedService
+    request: pytest.FixtureRequest, gateway: ScriptedGateway
 ) -> AsyncIterator[AwaitedClient]:
-    async with connected(request.param, service.address, timeout=5, retry=FAST) as c:
+    async with connected(request.param, gateway.address, timeout=5, retry=FAST) as c:
         yield c
 
 
 async def test_resource_exhausted_with_retry_info_waits_that_long_then_succeeds(
-    client: AwaitedClient, service: ScriptedService
+    client: AwaitedClient, gateway: ScriptedGateway
 ) -> None:
-    service.failures = [
-        Failure(grpc.StatusCode.RESOURCE_EXHAUSTED, "queue full", [_retry_info(0.4)])
+    gateway.failures = [
+        Failure(grpc.StatusCode.RESOURCE_EXHAUSTED, "queue full", [retry_info(0.4)])
     ]
     job = await client.get_job("j-1")
     assert (job.job_id, job.state) == ("j-1", JobState.ACTIVE)
-    (gap,) = service.gaps()
+    (gap,) = gateway.gaps()
     assert 0.4 <= gap < 0.7, gap  # the gateway's delay, not FAST's 0.05 s
 
 
 async def test_unavailable_is_retried_with_growing_backoff_up_to_the_limit(
-    client: AwaitedClient, service: ScriptedService
+    client: AwaitedClient, gateway: ScriptedGateway
 ) -> None:
-    service.failures = [Failure(grpc.StatusCode.UNAVAILABLE, "draining")] * 5
+    gateway.failures = [Failure(grpc.StatusCode.UNAVAILABLE, "draining")] * 5
     with pytest.raises(UnavailableError, match="draining") as caught:
         await client.get_job("j-1")
     assert isinstance(caught.value.__cause__, grpc.RpcError)
-    assert len(service.arrivals) == FAST.maximum_attempts
-    first, second = service.gaps()
+    assert len(gateway.arrivals) == FAST.maximum_attempts
+    first, second = gateway.gaps()
     assert 0.05 <= first < 0.2, first
     assert 0.2 <= second < 0.4, second  # 4x the first
 
 
 async def test_unavailable_then_an_answer_returns_the_answer(
-    client: AwaitedClient, service: ScriptedService
+    client: AwaitedClient, gateway: ScriptedGateway
 ) -> None:
-    service.failures = [Failure(grpc.StatusCode.UNAVAILABLE, "restarting")] * 2
+    gateway.failures = [Failure(grpc.StatusCode.UNAVAILABLE, "restarting")] * 2
     assert (await client.get_job("j-2")).job_id == "j-2"
-    assert len(service.arrivals) == 3
+    assert len(gateway.arrivals) == 3
 
 
 async def test_invalid_argument_is_not_retried_and_names_the_field(
-    client: AwaitedClient, service: ScriptedService
+    client: AwaitedClient, gateway: ScriptedGateway
 ) -> None:
-    violation = error_details_pb2.BadRequest.FieldViolation(field="job_id", description="empty")
-    service.failures = [
-        Failure(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            "job_id: empty",
-            [error_details_pb2.BadRequest(field_violations=[violation])],
-        )
+    gateway.failures = [
+        Failure(grpc.StatusCode.INVALID_ARGUMENT, "job_id: empty", [bad_request("job_id", "empty")])
     ]
     with pytest.raises(InvalidArgumentError) as caught:
         await client.get_job("")
     assert (caught.value.field, caught.value.details) == ("job_id", "job_id: empty")
-    assert len(service.arrivals) == 1
+    assert len(gateway.arrivals) == 1
 
 
 async def test_resource_exhausted_without_a_delay_is_a_limit_and_not_retried(
-    client: AwaitedClient, service: ScriptedService
+    client: AwaitedClient, gateway: ScriptedGateway
 ) -> None:
-    service.failures = [Failure(grpc.StatusCode.RESOURCE_EXHAUSTED, "content: over 64 MiB")]
+    gateway.failures = [Failure(grpc.StatusCode.RESOURCE_EXHAUSTED, "content: over 64 MiB")]
     with pytest.raises(ResourceExhaustedError) as caught:
         await client.get_job("j-1")
     assert caught.value.retry_after is None
-    assert len(service.arrivals) == 1
+    assert len(gateway.arrivals) == 1
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
 async def test_the_gateways_delay_is_on_the_error_when_no_retry_is_left(
-    flavour: str, service: ScriptedService
+    flavour: str, gateway: ScriptedGateway
 ) -> None:
-    service.failures = [Failure(grpc.StatusCode.RESOURCE_EXHAUSTED, "full", [_retry_info(2.5)])]
-    async with connected(flavour, service.address, retry=RetryPolicy(maximum_attempts=1)) as c:
+    gateway.failures = [Failure(grpc.StatusCode.RESOURCE_EXHAUSTED, "full", [retry_info(2.5)])]
+    async with connected(flavour, gateway.address, retry=RetryPolicy(maximum_attempts=1)) as c:
         with pytest.raises(ResourceExhaustedError) as caught:
             await c.get_job("j-1")
     assert caught.value.retry_after == 2.5
-    assert len(service.arrivals) == 1
+    assert len(gateway.arrivals) == 1
 
 
-async def test_opening_a_watch_is_retried(client: AwaitedClient, service: ScriptedService) -> None:
-    service.failures = [Failure(grpc.StatusCode.UNAVAILABLE, "restarting")]
+async def test_opening_a_watch_is_retried(client: AwaitedClient, gateway: ScriptedGateway) -> None:
+    gateway.failures = [Failure(grpc.StatusCode.UNAVAILABLE, "restarting")]
     jobs = await client.collect("watch", "j-3")
     assert [job.state for job in jobs] == [JobState.ACTIVE, JobState.COMPLETED]
-    assert len(service.arrivals) == 2
+    assert len(gateway.arrivals) == 2
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
 async def test_the_api_key_travels_with_every_attempt(
-    flavour: str, service: ScriptedService
+    flavour: str, gateway: ScriptedGateway
 ) -> None:
     key = "rl_0123456789ab_" + "k" * 32
-    service.failures = [Failure(grpc.StatusCode.UNAVAILABLE, "restarting")]
-    async with connected(flavour, service.address, api_key=key, retry=FAST) as c:
+    gateway.failures = [Failure(grpc.StatusCode.UNAVAILABLE, "restarting")]
+    async with connected(flavour, gateway.address, api_key=key, retry=FAST) as c:
         await c.get_job("j-1")
         assert key not in repr(c.client) and key not in repr(c.client._connection)
-    assert [m.get("authorization") for m in service.metadata] == [f"Bearer {key}"] * 2
+    assert [m.get("authorization") for m in gateway.metadata] == [f"Bearer {key}"] * 2
 
 
 def test_policy_delays() -> None:
