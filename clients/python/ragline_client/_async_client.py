@@ -179,9 +179,12 @@ class AsyncRaglineClient:
         """Yields the job each time it changes, starting with its current state, until a terminal
         state; see RaglineClient.watch."""
         attempts = self._connection.retry.attempts()
+        deadline = calls.deadline_after(timeout)
         while True:
             stream = self._stub.WatchJob(
-                calls.watch_request(job_id), timeout=timeout, metadata=self._connection.metadata
+                calls.watch_request(job_id),
+                timeout=timeout,
+                metadata=self._connection.metadata,
             )
             received = False
             delay: float | None = None
@@ -198,6 +201,7 @@ class AsyncRaglineClient:
             finally:
                 stream.cancel()
             await asyncio.sleep(delay)
+            timeout = calls.time_left(deadline)  # a reopened stream gets what is left
 
     async def wait(self, job_id: str, timeout: float | None = None) -> Job:  # noqa: ASYNC109
         """Returns the job once it is completed, failed or cancelled; DeadlineExceededError (also

@@ -128,6 +128,16 @@ def ingest_batches(documents: Sequence[Document]) -> list[list[Document]]:
     return batches
 
 
+def deadline_after(timeout: float | None) -> float | None:
+    """The monotonic time `timeout` seconds from now; None for no timeout."""
+    return None if timeout is None else time.monotonic() + timeout
+
+
+def time_left(deadline: float | None) -> float | None:
+    """Seconds until `deadline` (never below 0, so the call fails at once); None for no deadline."""
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
 class WaitDeadline:
     """The end of one `wait` for a job, for its polling once the job's stream has ended."""
 

@@ -211,9 +211,12 @@ class RaglineClient:
         terminal state. `timeout` bounds the whole stream (DeadlineExceededError). Opening the
         stream is retried as a unary call is; a stream that fails later raises."""
         attempts = self._connection.retry.attempts()
+        deadline = calls.deadline_after(timeout)
         while True:
             stream = self._stub.WatchJob(
-                calls.watch_request(job_id), timeout=timeout, metadata=self._connection.metadata
+                calls.watch_request(job_id),
+                timeout=timeout,
+                metadata=self._connection.metadata,
             )
             received = False
             delay: float | None = None
@@ -230,6 +233,7 @@ class RaglineClient:
             finally:
                 stream.cancel()  # type: ignore[no-untyped-call]  # grpc-stubs leaves it untyped
             time.sleep(delay)
+            timeout = calls.time_left(deadline)  # a reopened stream gets what is left
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
         """Blocks until the job is completed, failed or cancelled, and returns it.
