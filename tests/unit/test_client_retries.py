@@ -150,6 +150,8 @@ def test_policy_delays() -> None:
     assert policy.delay(1, full) == 2.5  # the gateway's delay, exactly
     assert policy.delay(1, ResourceExhaustedError("full", retry_after=7.0)) is None  # too long
     assert policy.delay(1, ResourceExhaustedError("too big")) is None
+    tls = UnavailableError("not signed by the CA you gave", retryable=False)
+    assert policy.delay(1, tls) is None  # the settings are wrong: no retry can fix them
     for final in ("NOT_FOUND", "DEADLINE_EXCEEDED", "INTERNAL"):
         assert policy.delay(1, RaglineClientError("no", code=final)) is None
 

@@ -1,6 +1,7 @@
 """The client's errors. Every failed call raises one of these, never a bare grpc.RpcError.
 
-RaglineClientError               .code: the gRPC status name; .details: the server's words
+RaglineClientError               .code: the gRPC status name; .details: the server's words;
+│                                .retryable: whether the same call may succeed later
 ├── InvalidArgumentError         INVALID_ARGUMENT: a request field is malformed (.field names it)
 ├── NotFoundError                NOT_FOUND: an unknown job or document
 ├── UnauthenticatedError         UNAUTHENTICATED: no API key, a malformed one, or an unknown one
@@ -23,7 +24,12 @@ from ragline_client._status_details import bad_field, retry_delay
 
 
 class RaglineClientError(Exception):
-    """Base of every error the client raises. `str(err)` is a sentence a person can act on."""
+    """Base of every error the client raises. `str(err)` is a sentence a person can act on.
+
+    `retryable` says whether the same call may succeed if made again later; the clients' retry
+    policy retries only those."""
+
+    retryable = False
 
     def __init__(self, message: str, *, code: str = "UNKNOWN", details: str = "") -> None:
         super().__init__(message)
@@ -72,6 +78,7 @@ class ResourceExhaustedError(RaglineClientError):
     ) -> None:
         super().__init__(message, code=code, details=details)
         self.retry_after = retry_after
+        self.retryable = retry_after is not None
 
 
 class FailedPreconditionError(RaglineClientError):
@@ -80,7 +87,15 @@ class FailedPreconditionError(RaglineClientError):
 
 
 class UnavailableError(RaglineClientError):
-    """The gateway could not be reached or could not serve the call right now."""
+    """The gateway could not be reached or could not serve the call right now. Retryable, unless
+    the cause is the TLS settings (a CA that did not sign the gateway's certificate, TLS against
+    a plaintext port, a missing client certificate): trying again cannot fix those."""
+
+    def __init__(
+        self, message: str, *, code: str = "UNAVAILABLE", details: str = "", retryable: bool = True
+    ) -> None:
+        super().__init__(message, code=code, details=details)
+        self.retryable = retryable
 
 
 class DeadlineExceededError(RaglineClientError, TimeoutError):
@@ -122,8 +137,11 @@ def from_rpc_error(exc: grpc.RpcError, address: str, *, tls: bool = False) -> Ra
     raw_details = details_fn() if callable(details_fn) else None
     details = raw_details if isinstance(raw_details, str) else ""
     cls = _BY_CODE.get(code, RaglineClientError)
-    message = _tls_message(details, address, tls) if code == "UNAVAILABLE" else None
-    message = message or _message(code, details, address)
+    if cls is UnavailableError:
+        tls_problem = _tls_message(details, address, tls)
+        message = tls_problem or _message(code, details, address)
+        return UnavailableError(message, details=details, retryable=tls_problem is None)
+    message = _message(code, details, address)
     if cls is InvalidArgumentError:
         return InvalidArgumentError(
             message, details=details, field=bad_field(exc) or _field_in(details)

@@ -7,7 +7,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ragline_client._errors import RaglineClientError, ResourceExhaustedError, UnavailableError
+from ragline_client._errors import RaglineClientError, ResourceExhaustedError
 
 
 @dataclass(frozen=True)
@@ -15,10 +15,11 @@ class RetryPolicy:
     """Retries for calls the gateway could not serve right now (the names are those of
     ragline.retry.RetryPolicy, the stages' own, and of Temporal's).
 
-    A call is retried when it fails with UNAVAILABLE (the gateway is restarting or unreachable) or
-    with RESOURCE_EXHAUSTED carrying the gateway's RetryInfo (its queue is full). After UNAVAILABLE
-    the client waits `initial_interval_s`, then `backoff_coefficient` times longer each time, at
-    most `maximum_interval_s`, each wait shortened by up to `jitter` (a fraction) at random so that
+    A call is retried when its error is `retryable`: UNAVAILABLE (the gateway is restarting or
+    unreachable; not when the TLS settings are the cause) or RESOURCE_EXHAUSTED carrying the
+    gateway's RetryInfo (its queue is full). After UNAVAILABLE the client waits
+    `initial_interval_s`, then `backoff_coefficient` times longer each time, at most
+    `maximum_interval_s`, each wait shortened by up to `jitter` (a fraction) at random so that
     many clients do not retry in step. After RESOURCE_EXHAUSTED it waits the delay the gateway
     asked for; a delay over `maximum_interval_s` is not waited out but raised, with the delay as
     the error's `retry_after`. RESOURCE_EXHAUSTED without a delay is a size limit, and every other
@@ -62,13 +63,11 @@ class RetryPolicy:
     ) -> float | None:
         """Seconds to wait before trying again after `error` ended attempt number `attempt`
         (counting from 1), or None to give up and raise `error`."""
-        if attempt >= self.maximum_attempts:
+        if attempt >= self.maximum_attempts or not error.retryable:
             return None
         if isinstance(error, ResourceExhaustedError):
-            after = error.retry_after  # None: a size limit, which no retry can fix
+            after = error.retry_after
             return after if after is not None and after <= self.maximum_interval_s else None
-        if not isinstance(error, UnavailableError):
-            return None
         backoff = min(
             self.maximum_interval_s,
             self.initial_interval_s * self.backoff_coefficient ** (attempt - 1),
