@@ -143,7 +143,7 @@ class WaitDeadline:
 
     def __init__(self, job_id: str, timeout: float | None) -> None:
         self.job_id, self.timeout = job_id, timeout
-        self._end = None if timeout is None else time.monotonic() + timeout
+        self._end = deadline_after(timeout)
 
     def next_poll(self) -> float:
         """Seconds to sleep before asking for the job again; DeadlineExceededError when the next
@@ -153,17 +153,13 @@ class WaitDeadline:
         return POLL_INTERVAL_S
 
     def exceeded(self) -> DeadlineExceededError:
-        return wait_timeout(self.job_id, self.timeout)
-
-
-def wait_timeout(job_id: str, timeout: float | None) -> DeadlineExceededError:
-    """The error `wait` raises when the job did not finish in `timeout` seconds."""
-    within = "in time" if timeout is None else f"within {timeout:g} s"
-    return DeadlineExceededError(
-        f"job {job_id} did not finish {within}; it continues in the background "
-        f"(check it with `ragline job {job_id}`)",
-        code="DEADLINE_EXCEEDED",
-    )
+        """The error `wait` raises when the job did not finish in time."""
+        within = "in time" if self.timeout is None else f"within {self.timeout:g} s"
+        return DeadlineExceededError(
+            f"job {self.job_id} did not finish {within}; it continues in the background "
+            f"(check it with `ragline job {self.job_id}`)",
+            code="DEADLINE_EXCEEDED",
+        )
 
 
 def _stage(stage: Stage | str | job_pb2.Stage.ValueType) -> job_pb2.Stage.ValueType:
