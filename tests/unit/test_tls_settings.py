@@ -4,7 +4,6 @@ machine's loopback between a GrpcServer and the channels and clients ragline bui
 from __future__ import annotations
 
 import argparse
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from ragline.grpc_status import error_from_rpc
 from ragline.tls import MUTUAL_TLS, PLAINTEXT, TLS, channel_credentials, server_security
 from ragline_client import RaglineClient, RaglineClientError, UnavailableError
 from ragline_client._errors import from_rpc_error
+from tests.client_flavours import FLAVOURS, connected
 from tests.tls_certs import CertificateAuthority
 
 pytestmark = pytest.mark.unit
@@ -209,20 +209,23 @@ async def test_mutual_tls_wants_a_client_certificate_its_ca_signed(
 # --- the Python client: its files and what a failed handshake tells a person ------------------
 
 
-def client_error(address: str, **tls: str | Path) -> str:
+async def client_error(flavour: str, address: str, **tls: str | Path) -> str:
     """The message of the client's failure calling GetJob, or UNIMPLEMENTED's when the
     handshake succeeded (the test servers have no IngestService)."""
-    with RaglineClient(address, timeout=10, **tls) as client:  # type: ignore[arg-type]
+    async with connected(flavour, address, timeout=10, **tls) as client:
         try:
-            client.get_job("j")
+            await client.get_job("j")
         except UnavailableError as exc:
+            assert not exc.retryable, exc  # the TLS settings are wrong: no retry can fix them
             return str(exc)
         except RaglineClientError as exc:  # the handshake worked; the call was refused
             return f"handshake ok: {exc.code}"
     raise AssertionError("GetJob answered a server that has no IngestService")
 
 
+@pytest.mark.parametrize("flavour", FLAVOURS)
 async def test_client_messages_say_what_to_check(
+    flavour: str,
     tls_server: GrpcServer,
     mtls_server: GrpcServer,
     ca: CertificateAuthority,
@@ -231,27 +234,23 @@ async def test_client_messages_say_what_to_check(
     tls_at, mtls_at = f"127.0.0.1:{tls_server.port}", f"127.0.0.1:{mtls_server.port}"
     me, stranger = ca.client(), other_ca.client("stranger")
 
-    def run(address: str, **tls: str | Path) -> str:
-        return client_error(address, **tls)
+    async def run(address: str, **tls: str | Path) -> str:
+        return await client_error(flavour, address, **tls)
 
-    said = await asyncio.to_thread(run, tls_at, ca_file=ca.cert)
+    said = await run(tls_at, ca_file=ca.cert)
     assert said == "handshake ok: UNIMPLEMENTED"
-    said = await asyncio.to_thread(run, tls_at)
+    said = await run(tls_at)
     assert "closed the connection" in said and "--ca" in said
-    said = await asyncio.to_thread(run, tls_at, ca_file=other_ca.cert)
+    said = await run(tls_at, ca_file=other_ca.cert)
     assert "not signed by the CA you gave" in said, said
-    said = await asyncio.to_thread(run, f"localhost:{tls_server.port}", ca_file=ca.cert)
+    said = await run(f"localhost:{tls_server.port}", ca_file=ca.cert)
     assert said == "handshake ok: UNIMPLEMENTED"  # the certificate names localhost too
 
-    said = await asyncio.to_thread(run, mtls_at, ca_file=ca.cert)
+    said = await run(mtls_at, ca_file=ca.cert)
     assert "requires mutual TLS" in said and "--cert" in said, said
-    said = await asyncio.to_thread(
-        run, mtls_at, ca_file=ca.cert, cert_file=stranger.cert, key_file=stranger.key
-    )
+    said = await run(mtls_at, ca_file=ca.cert, cert_file=stranger.cert, key_file=stranger.key)
     assert "requires mutual TLS" in said, said
-    said = await asyncio.to_thread(
-        run, mtls_at, ca_file=ca.cert, cert_file=me.cert, key_file=me.key
-    )
+    said = await run(mtls_at, ca_file=ca.cert, cert_file=me.cert, key_file=me.key)
     assert said == "handshake ok: UNIMPLEMENTED"
 
 
@@ -259,7 +258,7 @@ async def test_a_tls_client_of_a_plaintext_port_is_told_so(ca: CertificateAuthor
     server = GrpcServer("127.0.0.1:0", [], "test")
     await server.start()
     try:
-        said = await asyncio.to_thread(client_error, f"127.0.0.1:{server.port}", ca_file=ca.cert)
+        said = await client_error("sync", f"127.0.0.1:{server.port}", ca_file=ca.cert)
     finally:
         await server.stop(0)
     assert "does not speak TLS" in said, said
@@ -273,7 +272,7 @@ async def test_a_certificate_for_another_name_is_told_so(
     server = GrpcServer("127.0.0.1:0", [], "test", server_security(settings))
     await server.start()
     try:
-        said = await asyncio.to_thread(client_error, f"127.0.0.1:{server.port}", ca_file=ca.cert)
+        said = await client_error("sync", f"127.0.0.1:{server.port}", ca_file=ca.cert)
     finally:
         await server.stop(0)
     assert "does not name 127.0.0.1" in said, said

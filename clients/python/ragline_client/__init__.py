@@ -8,10 +8,18 @@
         for hit in client.search("what did we decide?", top_k=5):
             print(f"{hit.score:.3f}", hit.document_id, hit.text[:80])
 
+The same from asyncio code, on grpc.aio, with the same options and methods, each awaited:
+
+    async with AsyncRaglineClient("127.0.0.1:50051") as client:
+        job = await client.ingest_file("notes.md")
+        async for update in client.watch(job.job_id):
+            print(update.state, update.progress.chunks_indexed)
+
 Calls return the plain frozen dataclasses below, never protobuf messages, and raise a
 `RaglineClientError` subclass, never a bare grpc.RpcError.
 """
 
+from ragline_client._async_client import AsyncRaglineClient
 from ragline_client._client import DEFAULT_GATEWAY, RaglineClient
 from ragline_client._errors import (
     DeadlineExceededError,
@@ -24,6 +32,7 @@ from ragline_client._errors import (
     UnauthenticatedError,
     UnavailableError,
 )
+from ragline_client._retry import RetryPolicy
 from ragline_client._types import (
     CONTENT_TYPES,
     DeadLetter,
@@ -42,6 +51,7 @@ from ragline_client._types import (
 __all__ = [
     "CONTENT_TYPES",
     "DEFAULT_GATEWAY",
+    "AsyncRaglineClient",
     "DeadLetter",
     "DeadLetterPage",
     "DeadlineExceededError",
@@ -59,6 +69,7 @@ __all__ = [
     "RaglineClient",
     "RaglineClientError",
     "ResourceExhaustedError",
+    "RetryPolicy",
     "Stage",
     "UnauthenticatedError",
     "UnavailableError",

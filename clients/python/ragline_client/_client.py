@@ -1,25 +1,23 @@
-"""RaglineClient: a small synchronous facade over the generated IngestService stubs."""
+"""RaglineClient: a small synchronous facade over the generated IngestService stubs.
+
+It only sends: the calls are built and read in ragline_client._calls, the connection settings and
+retry decisions come from _connection and _retry, shared with AsyncRaglineClient.
+"""
 
 from __future__ import annotations
 
 import os
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
 
 import grpc
 
-from ragline_client._convert import (
-    dead_letter_page_from_proto,
-    document_info_from_proto,
-    document_to_proto,
-    hit_from_proto,
-    job_from_proto,
-    stage_to_proto,
-)
-from ragline_client._errors import DeadlineExceededError, RaglineClientError, from_rpc_error
+from ragline_client import _calls as calls
+from ragline_client._connection import CHANNEL_OPTIONS, DEFAULT_GATEWAY, connection
+from ragline_client._errors import DeadlineExceededError, RaglineClientError
+from ragline_client._retry import RetryPolicy
 from ragline_client._types import (
     DeadLetter,
     DeadLetterPage,
@@ -30,22 +28,12 @@ from ragline_client._types import (
     Metadata,
     Stage,
 )
-from ragline_client.v1 import ingest_service_pb2 as pb
 from ragline_client.v1 import ingest_service_pb2_grpc as pb_grpc
 from ragline_client.v1 import job_pb2
 
-DEFAULT_GATEWAY = "127.0.0.1:50051"
+__all__ = ["DEFAULT_GATEWAY", "RaglineClient"]
 
-# Documents may be up to 64 MiB; leave room for the rest of the request.
-_MAX_MESSAGE_BYTES = 80 * 1024 * 1024
-_CHANNEL_OPTIONS = [
-    ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
-]
-_POLL_INTERVAL_S = 0.5
-
-_Req = TypeVar("_Req")
-_Resp = TypeVar("_Resp")
+T = TypeVar("T")
 
 
 class RaglineClient:
@@ -83,7 +71,10 @@ class RaglineClient:
             ``grpc.ssl_channel_credentials()`` for a gateway whose certificate the system trusts.
             None and no files open a plaintext channel.
         metadata: ``(key, value)`` pairs sent with every call.
-        timeout: seconds each unary call may take; None waits forever.
+        timeout: seconds each unary call (each attempt of it) may take; None waits forever.
+        retry: which failures are tried again, and how long to wait first; None is the default
+            RetryPolicy (UNAVAILABLE, and RESOURCE_EXHAUSTED after the delay the gateway asks
+            for, up to 4 attempts). ``RetryPolicy(maximum_attempts=1)`` turns retries off.
     """
 
     def __init__(
@@ -97,20 +88,31 @@ class RaglineClient:
         credentials: grpc.ChannelCredentials | None = None,
         metadata: Sequence[tuple[str, str]] = (),
         timeout: float | None = 30.0,
+        retry: RetryPolicy | None = None,
     ) -> None:
+        self._connection = connection(
+            address,
+            api_key=api_key,
+            ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
+            credentials=credentials,
+            metadata=metadata,
+            timeout=timeout,
+            retry=retry,
+        )
         self.address = address
-        self._metadata = tuple(metadata) + _authorization(api_key, metadata)
-        self._timeout = timeout
-        if ca_file is not None or cert_file is not None or key_file is not None:
-            if credentials is not None:
-                raise ValueError("give credentials or ca_file/cert_file/key_file, not both")
-            credentials = _tls_credentials(ca_file, cert_file, key_file)
-        self._tls = credentials is not None
-        if credentials is None:
-            self._channel = grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        if self._connection.credentials is None:
+            self._channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
         else:
-            self._channel = grpc.secure_channel(address, credentials, options=_CHANNEL_OPTIONS)
+            self._channel = grpc.secure_channel(
+                address, self._connection.credentials, options=CHANNEL_OPTIONS
+            )
         self._stub = pb_grpc.IngestServiceStub(self._channel)
+
+    @property
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._connection.metadata
 
     def __enter__(self) -> Self:
         return self
@@ -154,7 +156,7 @@ class RaglineClient:
             embedding_model=embedding_model,
             request_id=request_id,
         )
-        return self._ingest(doc)
+        return self._unary(calls.ingest(doc))
 
     def ingest_file(
         self,
@@ -179,7 +181,7 @@ class RaglineClient:
             embedding_model=embedding_model,
             request_id=request_id,
         )
-        return self._ingest(doc)
+        return self._unary(calls.ingest(doc))
 
     def ingest_batch(self, documents: Sequence[Document]) -> list[Job]:
         """Queues many documents in one call and returns their jobs in the same order.
@@ -187,66 +189,83 @@ class RaglineClient:
         The gateway validates the batch whole: if one document is invalid, none is queued. One call
         carries at most 80 MiB and the gateway's batch limit (1000 documents by default).
         """
-        request = pb.IngestBatchRequest(documents=[document_to_proto(d) for d in documents])
-        response = self._unary(self._stub.IngestBatch, request)
-        return [job_from_proto(job) for job in response.jobs]
+        return self._unary(calls.ingest_batch(documents))
+
+    def ingest_many(self, documents: Sequence[Document]) -> list[Job]:
+        """Queues any number of documents, in as many IngestBatch calls as their count and size
+        need (64 documents or 32 MiB each), and returns their jobs in the same order.
+
+        Each call is validated whole; when one fails, the calls before it stay queued and their
+        jobs go on.
+        """
+        return [
+            job for batch in calls.ingest_batches(documents) for job in self.ingest_batch(batch)
+        ]
 
     def get_job(self, job_id: str) -> Job:
         """The job's current state and progress. NotFoundError for an unknown job id."""
-        return job_from_proto(self._unary(self._stub.GetJob, pb.GetJobRequest(job_id=job_id)).job)
+        return self._unary(calls.get_job(job_id))
 
     def watch(self, job_id: str, *, timeout: float | None = None) -> Iterator[Job]:
         """Yields the job each time it changes, starting with its current state; ends after a
-        terminal state. `timeout` bounds the whole stream (DeadlineExceededError)."""
-        stream = self._stub.WatchJob(
-            pb.WatchJobRequest(job_id=job_id), timeout=timeout, metadata=self._metadata
-        )
-        try:
-            for response in stream:
-                yield job_from_proto(response.job)
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc, self.address, tls=self._tls) from exc
-        finally:
-            stream.cancel()  # type: ignore[no-untyped-call]  # grpc-stubs leaves it untyped
+        terminal state. `timeout` bounds the whole stream (DeadlineExceededError). Opening the
+        stream is retried as a unary call is; a stream that fails later raises."""
+        attempts = self._connection.retry.attempts()
+        deadline = calls.deadline_after(timeout)
+        while True:
+            stream = self._stub.WatchJob(
+                calls.watch_request(job_id),
+                timeout=timeout,
+                metadata=self._connection.metadata,
+            )
+            received = False
+            delay: float | None = None
+            try:
+                for response in stream:
+                    received = True
+                    yield calls.watched_job(response)
+                return
+            except grpc.RpcError as exc:
+                error = self._connection.error(exc)
+                delay = None if received else attempts.after(error)
+                if delay is None:
+                    raise error from exc
+            finally:
+                stream.cancel()  # type: ignore[no-untyped-call]  # grpc-stubs leaves it untyped
+            time.sleep(delay)
+            timeout = calls.time_left(deadline)  # a reopened stream gets what is left
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
         """Blocks until the job is completed, failed or cancelled, and returns it.
 
         Raises DeadlineExceededError (also a TimeoutError) when `timeout` seconds pass first.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = calls.WaitDeadline(job_id, timeout)
         try:
             for job in self.watch(job_id, timeout=timeout):
                 if job.state.is_terminal:
                     return job
         except DeadlineExceededError as exc:
-            raise self._wait_timeout(job_id, timeout) from exc
+            raise deadline.exceeded() from exc
         except RaglineClientError as exc:
             if exc.code != "UNIMPLEMENTED":
                 raise
         # The stream ended early or the gateway cannot stream: poll instead.
-        while True:
-            job = self.get_job(job_id)
-            if job.state.is_terminal:
-                return job
-            if deadline is not None and time.monotonic() + _POLL_INTERVAL_S > deadline:
-                raise self._wait_timeout(job_id, timeout)
-            time.sleep(_POLL_INTERVAL_S)
+        while not (job := self.get_job(job_id)).state.is_terminal:
+            time.sleep(deadline.next_poll())
+        return job
 
     def search(self, query: str, *, top_k: int = 10, document_ids: Sequence[str] = ()) -> list[Hit]:
         """The `top_k` chunks closest to `query`, best first, optionally only from `document_ids`."""
-        request = pb.SearchRequest(query=query, top_k=top_k, document_ids=list(document_ids))
-        return [hit_from_proto(hit) for hit in self._unary(self._stub.Search, request).hits]
+        return self._unary(calls.search(query, top_k, document_ids))
 
     def get_document(self, document_id: str) -> DocumentInfo:
         """Which version of the document is searchable and how many chunks it has."""
-        request = pb.GetDocumentRequest(document_id=document_id)
-        return document_info_from_proto(self._unary(self._stub.GetDocument, request))
+        return self._unary(calls.get_document(document_id))
 
     def delete(self, document_id: str) -> int:
         """Removes every chunk of the document from the index; returns how many were removed."""
-        request = pb.DeleteDocumentRequest(document_id=document_id)
-        return self._unary(self._stub.DeleteDocument, request).chunks_deleted
+        return self._unary(calls.delete(document_id))
 
     def cancel(self, job_id: str) -> Job:
         """Stops all further work on the job and removes the vectors it already wrote; returns the
@@ -255,9 +274,7 @@ class RaglineClient:
         Cancelling a cancelled job returns it unchanged. NotFoundError for an unknown job id;
         FailedPreconditionError for a job that already completed.
         """
-        return job_from_proto(
-            self._unary(self._stub.CancelJob, pb.CancelJobRequest(job_id=job_id)).job
-        )
+        return self._unary(calls.cancel(job_id))
 
     def list_dead_letters(
         self, stage: Stage | str, *, page_size: int = 100, page_token: str = ""
@@ -267,10 +284,7 @@ class RaglineClient:
         `stage` is "chunk", "embed" or "index" (ValueError otherwise); `page_size` is 1 to 1000.
         Pass the page's `next_page_token` as `page_token` for the next page; it is empty on the last.
         """
-        request = pb.ListDeadLettersRequest(
-            stage=stage_to_proto(stage), page_size=page_size, page_token=page_token
-        )
-        return dead_letter_page_from_proto(self._unary(self._stub.ListDeadLetters, request))
+        return self._unary(calls.list_dead_letters(stage, page_size, page_token))
 
     def iter_dead_letters(
         self, stage: Stage | str, *, page_size: int = 100
@@ -279,97 +293,43 @@ class RaglineClient:
 
         A bad `stage` raises ValueError here, not at the first ``next()``.
         """
-        return self._follow_pages(stage_to_proto(stage), page_size)
+        return self._follow_pages(calls.checked_stage(stage), page_size)
 
     def requeue_dead_letters(self, stage: Stage | str, ids: Sequence[str] = ()) -> int:
         """Puts dead letters back on the stage's queue with a fresh attempt count and reopens their
         jobs; returns how many were requeued. No `ids` requeues the whole dead-letter queue."""
-        request = pb.RequeueDeadLettersRequest(
-            stage=stage_to_proto(stage), dead_letter_ids=_ids(ids)
-        )
-        return self._unary(self._stub.RequeueDeadLetters, request).requeued
+        return self._unary(calls.requeue_dead_letters(stage, ids))
 
     def purge_dead_letters(self, stage: Stage | str, ids: Sequence[str] = ()) -> int:
         """Deletes dead letters for good (their jobs stay failed); returns how many were deleted.
         No `ids` empties the stage's dead-letter queue."""
-        request = pb.PurgeDeadLettersRequest(stage=stage_to_proto(stage), dead_letter_ids=_ids(ids))
-        return self._unary(self._stub.PurgeDeadLetters, request).purged
+        return self._unary(calls.purge_dead_letters(stage, ids))
 
     def _follow_pages(self, stage: job_pb2.Stage.ValueType, page_size: int) -> Iterator[DeadLetter]:
         token = ""
         while True:
-            request = pb.ListDeadLettersRequest(stage=stage, page_size=page_size, page_token=token)
-            page = dead_letter_page_from_proto(self._unary(self._stub.ListDeadLetters, request))
+            page = self._unary(calls.list_dead_letters(stage, page_size, token))
             yield from page.dead_letters
             if not page.next_page_token:
                 return
             token = page.next_page_token
 
-    def _ingest(self, doc: Document) -> Job:
-        response = self._unary(self._stub.Ingest, document_to_proto(doc))
-        return job_from_proto(response.job)
-
-    def _unary(self, method: grpc.UnaryUnaryMultiCallable[_Req, _Resp], request: _Req) -> _Resp:
-        try:
-            return method(request, timeout=self._timeout, metadata=self._metadata)
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc, self.address, tls=self._tls) from exc
-
-    def _wait_timeout(self, job_id: str, timeout: float | None) -> DeadlineExceededError:
-        within = "in time" if timeout is None else f"within {timeout:g} s"
-        return DeadlineExceededError(
-            f"job {job_id} did not finish {within}; it continues in the background "
-            f"(check it with `ragline job {job_id}`)",
-            code="DEADLINE_EXCEEDED",
-        )
-
-
-def _authorization(
-    api_key: str | None, metadata: Sequence[tuple[str, str]]
-) -> tuple[tuple[str, str], ...]:
-    """The metadata entry that carries `api_key`. The errors never quote the key."""
-    if api_key is None:
-        return ()
-    if not isinstance(api_key, str) or not api_key:
-        raise TypeError("api_key must be a non-empty str (the key `ragline keys create` printed)")
-    if not (api_key.isascii() and api_key.isprintable()) or any(c.isspace() for c in api_key):
-        raise ValueError(
-            "api_key holds spaces or characters a key never has; pass the key exactly as "
-            "`ragline keys create` printed it (not shown here, as it may be a secret)"
-        )
-    if any(key.lower() == "authorization" for key, _ in metadata):
-        raise ValueError("pass the key as api_key or as authorization metadata, not both")
-    return (("authorization", f"Bearer {api_key}"),)
-
-
-def _tls_credentials(
-    ca_file: str | os.PathLike[str] | None,
-    cert_file: str | os.PathLike[str] | None,
-    key_file: str | os.PathLike[str] | None,
-) -> grpc.ChannelCredentials:
-    if (cert_file is None) != (key_file is None):
-        raise ValueError("cert_file and key_file go together: give both for mutual TLS, or neither")
-    return grpc.ssl_channel_credentials(
-        root_certificates=(
-            None if ca_file is None else _read_pem(ca_file, "ca_file", b"CERTIFICATE-----")
-        ),
-        private_key=None if key_file is None else _read_pem(key_file, "key_file", b"KEY-----"),
-        certificate_chain=(
-            None if cert_file is None else _read_pem(cert_file, "cert_file", b"CERTIFICATE-----")
-        ),
-    )
-
-
-def _read_pem(path: str | os.PathLike[str], name: str, marker: bytes) -> bytes:
-    data = Path(path).read_bytes()  # OSError names the path
-    if b"-----BEGIN " not in data or marker not in data:
-        what = "private key" if marker == b"KEY-----" else "certificate"
-        raise ValueError(f"{name} {os.fspath(path)!r} holds no PEM {what} (a '-----BEGIN' block)")
-    return data
-
-
-def _ids(ids: Sequence[str]) -> list[str]:
-    # A lone str is a Sequence[str] too: sending its characters as ids would be a silent mistake.
-    if isinstance(ids, str):
-        raise TypeError("ids must be a sequence of dead-letter ids, not a single str")
-    return list(ids)
+    def _unary(self, call: calls.Unary[T]) -> T:
+        """Sends `call`, retrying as the connection's policy says, and reads its answer."""
+        method = getattr(self._stub, call.method)
+        attempts = self._connection.retry.attempts()
+        while True:
+            try:
+                response = method(
+                    call.request,
+                    timeout=self._connection.timeout,
+                    metadata=self._connection.metadata,
+                )
+            except grpc.RpcError as exc:
+                error = self._connection.error(exc)
+                delay = attempts.after(error)
+                if delay is None:
+                    raise error from exc
+                time.sleep(delay)
+            else:
+                return call.read(response)

@@ -1,23 +1,35 @@
 """The client's errors. Every failed call raises one of these, never a bare grpc.RpcError.
 
-RaglineClientError               .code: the gRPC status name; .details: the server's words
-├── InvalidArgumentError         INVALID_ARGUMENT: a request field is malformed
+RaglineClientError               .code: the gRPC status name; .details: the server's words;
+│                                .retryable: whether the same call may succeed later
+├── InvalidArgumentError         INVALID_ARGUMENT: a request field is malformed (.field names it)
 ├── NotFoundError                NOT_FOUND: an unknown job or document
 ├── UnauthenticatedError         UNAUTHENTICATED: no API key, a malformed one, or an unknown one
 ├── PermissionDeniedError        PERMISSION_DENIED: the API key lacks the scope the call needs
 ├── ResourceExhaustedError       RESOURCE_EXHAUSTED: too large, or the pipeline is busy
+│                                (.retry_after: the seconds the gateway asked to wait, if it did)
 ├── FailedPreconditionError      FAILED_PRECONDITION: not possible in the current state
 ├── UnavailableError             UNAVAILABLE: the gateway cannot be reached
 └── DeadlineExceededError        DEADLINE_EXCEEDED: no answer in time (also a TimeoutError)
+
+The gateway names the bad field (google.rpc.BadRequest) and the delay to wait (google.rpc.RetryInfo)
+in the status details it sends along; `from_rpc_error` reads both, for the sync and async clients.
 """
 
 from __future__ import annotations
 
 import grpc
 
+from ragline_client._status_details import bad_field, retry_delay
+
 
 class RaglineClientError(Exception):
-    """Base of every error the client raises. `str(err)` is a sentence a person can act on."""
+    """Base of every error the client raises. `str(err)` is a sentence a person can act on.
+
+    `retryable` says whether the same call may succeed if made again later; the clients' retry
+    policy retries only those."""
+
+    retryable = False
 
     def __init__(self, message: str, *, code: str = "UNKNOWN", details: str = "") -> None:
         super().__init__(message)
@@ -26,7 +38,14 @@ class RaglineClientError(Exception):
 
 
 class InvalidArgumentError(RaglineClientError):
-    """The request was malformed; `details` names the field, e.g. ``documents[3].content_type``."""
+    """The request was malformed. `field` names the bad field, e.g. ``documents[3].content_type``
+    ("" when the gateway did not say); `details` is the gateway's sentence about it."""
+
+    def __init__(
+        self, message: str, *, code: str = "INVALID_ARGUMENT", details: str = "", field: str = ""
+    ) -> None:
+        super().__init__(message, code=code, details=details)
+        self.field = field
 
 
 class NotFoundError(RaglineClientError):
@@ -43,7 +62,23 @@ class PermissionDeniedError(RaglineClientError):
 
 
 class ResourceExhaustedError(RaglineClientError):
-    """The document is over the size limit or the pipeline's queue is full; retry later."""
+    """The document is over the size limit or the pipeline's queue is full; retry later.
+
+    `retry_after` is how many seconds the gateway asked the client to wait before retrying (its
+    queue is full), or None when it did not ask (a size limit: retrying the same call cannot help).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "RESOURCE_EXHAUSTED",
+        details: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, code=code, details=details)
+        self.retry_after = retry_after
+        self.retryable = retry_after is not None
 
 
 class FailedPreconditionError(RaglineClientError):
@@ -52,7 +87,15 @@ class FailedPreconditionError(RaglineClientError):
 
 
 class UnavailableError(RaglineClientError):
-    """The gateway could not be reached or could not serve the call right now."""
+    """The gateway could not be reached or could not serve the call right now. Retryable, unless
+    the cause is the TLS settings (a CA that did not sign the gateway's certificate, TLS against
+    a plaintext port, a missing client certificate): trying again cannot fix those."""
+
+    def __init__(
+        self, message: str, *, code: str = "UNAVAILABLE", details: str = "", retryable: bool = True
+    ) -> None:
+        super().__init__(message, code=code, details=details)
+        self.retryable = retryable
 
 
 class DeadlineExceededError(RaglineClientError, TimeoutError):
@@ -94,8 +137,25 @@ def from_rpc_error(exc: grpc.RpcError, address: str, *, tls: bool = False) -> Ra
     raw_details = details_fn() if callable(details_fn) else None
     details = raw_details if isinstance(raw_details, str) else ""
     cls = _BY_CODE.get(code, RaglineClientError)
-    message = _tls_message(details, address, tls) if code == "UNAVAILABLE" else None
-    return cls(message or _message(code, details, address), code=code, details=details)
+    if cls is UnavailableError:
+        tls_problem = _tls_message(details, address, tls)
+        message = tls_problem or _message(code, details, address)
+        return UnavailableError(message, details=details, retryable=tls_problem is None)
+    message = _message(code, details, address)
+    if cls is InvalidArgumentError:
+        return InvalidArgumentError(
+            message, details=details, field=bad_field(exc) or _field_in(details)
+        )
+    if cls is ResourceExhaustedError:
+        return ResourceExhaustedError(message, details=details, retry_after=retry_delay(exc))
+    return cls(message, code=code, details=details)
+
+
+def _field_in(details: str) -> str:
+    """The field an INVALID_ARGUMENT's words begin with ("field: problem"), from a gateway that
+    sent no BadRequest; "" when they name none."""
+    field, sep, _ = details.partition(": ")
+    return field if sep and field and " " not in field else ""
 
 
 def _tls_message(details: str, address: str, tls: bool) -> str | None:

@@ -132,8 +132,8 @@ class Document:
                 raise InvalidArgumentError(
                     f"{os.fspath(path)}: unsupported file type; use one of "
                     f"{', '.join(CONTENT_TYPES)} or pass content_type",
-                    code="INVALID_ARGUMENT",
                     details="content_type",
+                    field="content_type",
                 )
         metadata = metadata or Metadata()
         if not metadata.original_filename:
