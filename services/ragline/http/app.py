@@ -19,6 +19,7 @@ from typing import Any
 
 import grpc
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from google.protobuf.message import Message
 
 from ragline.access.policy import REFUSALS, Authenticate, admit, calling_as
@@ -226,16 +227,20 @@ class HttpGateway:
 async def _upload(request: web.Request) -> Message:
     try:
         form = await request.post()
-    except (ValueError, AssertionError) as exc:
+    except (ValueError, AssertionError, HttpProcessingError) as exc:
+        # aiohttp's parser refuses a malformed part (a control character in its headers) with
+        # an HttpProcessingError; the client sent it, so it is a 400 like any bad body.
+        problem = getattr(exc, "message", None) or str(exc)
         raise InvalidArgument(
-            "body", f"is not a valid multipart/form-data upload ({exc})"
+            "body", f"is not a valid multipart/form-data upload ({problem})"
         ) from None
     files = [v for k, v in form.items() if k == "file"]
     if len(files) != 1 or not isinstance(files[0], web.FileField):
+        kind = "" if not files or isinstance(files[0], web.FileField) else ", not a file"
         raise InvalidArgument(
             "file",
             "an upload carries exactly one `file` part holding the document "
-            f"(this one has {len(files)}{'' if not files or isinstance(files[0], web.FileField) else ', not a file'})",
+            f"(this one has {len(files)}{kind})",
         )
     (upload,) = files
     assert isinstance(upload, web.FileField)
