@@ -255,14 +255,12 @@ async def _upload(request: web.Request) -> Message:
 
 
 def _aiohttp_path(route: Route) -> str:
-    """The route's path for aiohttp's router: a segment stops at `/`, and at `:` when a custom
-    verb follows it (`/v1/jobs/{jobId}:watch`)."""
+    """The route's path for aiohttp's router: a segment is anything up to the next `/`; before a
+    custom verb (`/v1/jobs/{jobId}:watch`) the shortest such, so an id may hold a `:` too."""
     path = route.path
     for name in route.path_fields:
-        verb_follows = f"{{{name}}}:" in path
-        path = path.replace(
-            f"{{{name}}}", f"{{{name}:[^/:]+}}" if verb_follows else f"{{{name}:[^/]+}}"
-        )
+        lazy = f"{{{name}}}:" in path
+        path = path.replace(f"{{{name}}}", f"{{{name}:[^/]+?}}" if lazy else f"{{{name}:[^/]+}}")
     return path
 
 
