@@ -123,6 +123,8 @@ class Stack:
         # The gateway's HTTP/JSON port, and the origin of a page a test may serve to call it
         # cross-origin (allowed by CORS).
         self.http_address = f"127.0.0.1:{free_port()}"
+        # Other gateway processes (replicas, a second gateway in a test) get HTTP ports of their own.
+        self.http_addresses: dict[str, str] = {"gateway": self.http_address}
         self.web_origin = f"http://127.0.0.1:{free_port()}"
         self.env = {
             **os.environ,
@@ -173,6 +175,10 @@ class Stack:
             # Kept across restarts: a restarted process serves its metrics where it did.
             address = self.metrics_addresses.setdefault(name, f"127.0.0.1:{free_port()}")
             env = {**env, "RAGLINE_METRICS_ADDRESS": address}
+        if stage == "gateway" and env.get("RAGLINE_HTTP_ADDRESS") == self.http_address:
+            # Kept across restarts, like the metrics address.
+            address = self.http_addresses.setdefault(name, f"127.0.0.1:{free_port()}")
+            env = {**env, "RAGLINE_HTTP_ADDRESS": address}
         self.launched[name] = (stage, env)
         with open(self.log_path(name), "ab") as log:
             self.processes[name] = subprocess.Popen(
