@@ -116,6 +116,18 @@ async def test_a_quiet_stream_gets_keepalives_and_ends_when_the_gateway_stops(
         await asyncio.wait_for(reply.read(), 5)  # the server ended the stream
 
 
+async def test_a_client_leaving_a_stream_is_no_error(
+    gateway: tuple[HttpGateway, Scripted, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    _, _, url = gateway
+    async with ClientSession() as http:
+        reply = await http.get(f"{url}/v1/jobs/quiet:watch")
+        await reply.content.readuntil(b"\n\n")
+        reply.close()  # as a closed browser tab does
+    await asyncio.sleep(0.5)  # keepalives find the connection gone
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+
+
 async def test_refusals_and_unknown_jobs_come_before_a_stream_starts(
     gateway: tuple[HttpGateway, Scripted, str],
 ) -> None:

@@ -56,6 +56,9 @@ async def stream(
             await response.write(event("job", to_json(first.job)))
             await _rest(response, updates, closing, keepalive_s)
         await response.write_eof()
+    except ConnectionResetError:
+        # The client went away (a closed browser tab): nothing to answer, nothing to log.
+        log.debug("an event stream's client went away")
     finally:
         with contextlib.suppress(Exception):
             await updates.aclose()  # type: ignore[attr-defined]
