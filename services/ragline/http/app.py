@@ -24,7 +24,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from google.protobuf.message import Message
 
 from ragline import metrics
-from ragline.access.policy import REFUSALS, Authenticate, admit, calling_as
+from ragline.access.policy import REFUSALS, Authenticate, Caller, admit, calling_as
 from ragline.config import Settings
 from ragline.errors import ConfigurationError, InvalidArgument
 from ragline.http import sse
@@ -41,8 +41,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Room in a request body for a largest document, base64-encoded (4 bytes per 3) inside its
 # JSON or multipart envelope: the rest of the request is small.
 _ENVELOPE_BYTES = 1024 * 1024
-
-
 BODY_LIMIT = web.AppKey("body_limit", int)
 
 
@@ -117,7 +115,8 @@ class HttpGateway:
             self.app, access_log=None, handle_signals=False, shutdown_timeout=self._grace_s
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host or None, int(port), ssl_context=self._ssl)
+        # "[::]:8080" listens on every IPv6 (and, where the system maps them, IPv4) address.
+        site = web.TCPSite(self._runner, host.strip("[]") or None, int(port), ssl_context=self._ssl)
         try:
             await site.start()
         except OSError as exc:
@@ -159,7 +158,7 @@ class HttpGateway:
 
         return handle
 
-    def _admit(self, request: web.Request, route: Route) -> Any:
+    def _admit(self, request: web.Request, route: Route) -> Caller:
         try:
             return admit(self._authenticate, request.headers.getall("Authorization", []), route.rpc)
         except REFUSALS as exc:
