@@ -195,6 +195,8 @@ def test_ragline_up_serves_then_stops_cleanly_on_sigterm(tmp_path: Path, broker:
         "PYTHONUNBUFFERED": "1",
         # Metrics on: the gateway on this port, the chunker, embedder and indexer on the next three.
         "RAGLINE_METRICS_ADDRESS": f"127.0.0.1:{(metrics_port := free_port_run(4))}",
+        # HTTP on a free port (unset, `up` would take the port after the indexer's).
+        "RAGLINE_HTTP_ADDRESS": (http_address := f"127.0.0.1:{free_port()}"),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "ragline.cli.main", "up", "--no-redis-start", "--broker", broker],
@@ -222,6 +224,10 @@ def test_ragline_up_serves_then_stops_cleanly_on_sigterm(tmp_path: Path, broker:
             wanted = "ragline_grpc_server_handled" if stage == "gateway" else "ragline_tasks_total"
             assert f"# TYPE {wanted}" in page, (stage, page[:300])
 
+        assert f"ragline: HTTP/JSON API: http://{http_address} (docs/http.md)" in reader.lines
+        with urllib.request.urlopen(f"http://{http_address}/healthz", timeout=10) as reply:
+            assert json.loads(reply.read()) == {"status": "SERVING"}
+
         with RaglineClient(addresses["gateway"], timeout=60) as client:
             job = client.ingest(
                 "Glassblowers gather molten glass on a blowpipe and shape it while turning.",
@@ -238,6 +244,9 @@ def test_ragline_up_serves_then_stops_cleanly_on_sigterm(tmp_path: Path, broker:
         assert reader.lines[-1] == "ragline: stopped", reader.tail()
         for stage, address in addresses.items():
             assert not port_open(address), f"the {stage} still answers at {address}"
+        assert not port_open(http_address), (
+            f"the gateway's HTTP port still answers at {http_address}"
+        )
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)

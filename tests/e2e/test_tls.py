@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 
 from ragline.config import Settings
@@ -171,6 +173,32 @@ def test_mutual_tls_with_the_right_certificate_ingests_and_searches(tls: TlsStac
         )
 
 
+def https_context(ca: CertificateAuthority, identity: Identity | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(ca.cert))
+    if identity is not None:
+        context.load_cert_chain(str(identity.cert), str(identity.key))
+    return context
+
+
+def test_the_http_port_serves_https_with_the_same_certificate(tls: TlsStack) -> None:
+    mtls = f"https://{tls.stack.http_address}"
+    with_cert = httpx.get(f"{mtls}/v1/jobs/no-such-job", verify=https_context(tls.ca, tls.client))
+    assert with_cert.status_code == 404 and with_cert.json()["error"]["status"] == "NOT_FOUND"
+    # Mutual TLS there too: no client certificate, or one from another CA, and no answer.
+    for identity in (None, tls.stranger):
+        with pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)):
+            httpx.get(f"{mtls}/healthz", verify=https_context(tls.ca, identity))
+
+    only_tls = tls.stack.http_addresses["gateway-tls"]
+    assert httpx.get(f"https://{only_tls}/healthz", verify=https_context(tls.ca)).json() == {
+        "status": "SERVING"
+    }
+    with pytest.raises(httpx.ConnectError):  # a client trusting another CA
+        httpx.get(f"https://{only_tls}/healthz", verify=https_context(tls.other_ca))
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):  # plaintext to a TLS port
+        httpx.get(f"http://{only_tls}/healthz")
+
+
 def test_the_stages_themselves_require_mutual_tls(tls: TlsStack) -> None:
     """The gateway's searches above reached the embedder and indexer with its certificate; here,
     anything without one is turned away from their ports."""
@@ -269,6 +297,7 @@ def test_ragline_up_serves_a_whole_stack_over_mutual_tls(tmp_path: Path) -> None
         "RAGLINE_TLS_CLIENT_KEY_FILE": str(identity.key),
         "HF_HUB_OFFLINE": "1",
         "PYTHONUNBUFFERED": "1",
+        "RAGLINE_HTTP_ADDRESS": (http_address := f"127.0.0.1:{free_port()}"),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "ragline.cli.main", "up", "--no-redis-start"],
@@ -284,6 +313,9 @@ def test_ragline_up_serves_a_whole_stack_over_mutual_tls(tmp_path: Path) -> None
         assert reader.ready.wait(180), f"no 'ready' line within 180 s:\n{reader.tail()}"
         ready = next(line for line in reader.lines if line.startswith("ragline: ready"))
         assert f"gateway at {addresses['gateway']} over mutual TLS" in ready
+        assert f"ragline: HTTP/JSON API: https://{http_address} (docs/http.md)" in reader.lines
+        health = httpx.get(f"https://{http_address}/healthz", verify=https_context(ca, identity))
+        assert health.json() == {"status": "SERVING"}
         with RaglineClient(
             addresses["gateway"],
             ca_file=ca.cert,
