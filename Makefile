@@ -9,7 +9,7 @@ PIP := $(PY) -m pip
 TORCH_INSTALL ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: help install services demo test test-as-avx2 test-unit test-integration test-e2e test-faults lint protos protos-check bench soak clean
+.PHONY: help install services browser demo test test-as-avx2 test-unit test-integration test-e2e test-faults lint protos protos-check bench soak clean
 
 help:
 	@echo "make demo   - install, start the stack, ingest the project's docs, search them, stop"
@@ -34,6 +34,10 @@ install: $(STAMP)
 services:
 	@bash scripts/ensure_services.sh
 
+# Debian's chromium, which Playwright drives in the browser example's test; installs it where missing.
+browser:
+	@bash scripts/ensure_browser.sh
+
 demo: install services
 	@bash scripts/demo.sh
 
@@ -42,7 +46,7 @@ demo: install services
 # with bf16 this checks the fp32 fallback; on an AVX2-only one it repeats what it just ran.
 AS_AVX2 := ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
 
-test: install services
+test: install services browser
 	$(PY) -m pytest -p no:cacheprovider
 	$(MAKE) --no-print-directory test-as-avx2
 
@@ -55,7 +59,7 @@ test-unit: install
 test-integration: install services
 	$(PY) -m pytest -p no:cacheprovider -m integration
 
-test-e2e: install services
+test-e2e: install services browser
 	$(PY) -m pytest -p no:cacheprovider -m e2e
 
 test-faults: install services
