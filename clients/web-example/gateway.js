@@ -1,0 +1,156 @@
+// The few calls of the gateway's HTTP/JSON API that the page makes, and its errors in words.
+// Nothing here touches the page: app.js does.
+
+import { readEvents } from "./sse.js";
+
+export const TERMINAL_STATES = new Set([
+  "JOB_STATE_COMPLETED",
+  "JOB_STATE_FAILED",
+  "JOB_STATE_CANCELLED",
+]);
+
+// Statuses worth another try; anything else would only fail the same way again.
+const RETRYABLE = new Set(["UNAVAILABLE", "DEADLINE_EXCEEDED", "ABORTED", "RESOURCE_EXHAUSTED"]);
+
+// What a person can do about each kind of refusal, added after the gateway's own message.
+const ADVICE = {
+  UNAUTHENTICATED: "Check the API key field: the gateway needs a valid key (rl_...).",
+  PERMISSION_DENIED: "This API key lacks the scope for this call; use a key that has it.",
+  UNAVAILABLE: "The gateway or a service behind it is down or starting; try again shortly.",
+};
+
+// Browsers leave the type empty for extensions they do not know; the gateway then sees
+// application/octet-stream and refuses it. These are the types the gateway accepts.
+const TYPES_BY_EXTENSION = {
+  txt: "text/plain",
+  text: "text/plain",
+  md: "text/markdown",
+  markdown: "text/markdown",
+  html: "text/html",
+  htm: "text/html",
+  pdf: "application/pdf",
+};
+
+/** A refusal or failure, with a message meant for a person. */
+export class GatewayError extends Error {
+  constructor(message, { status = "", retryable = false } = {}) {
+    super(message);
+    this.name = "GatewayError";
+    this.status = status;
+    this.retryable = retryable;
+  }
+}
+
+/** The gateway's JSON error body (`{"error": {...}}`) in words. */
+export function describeError(error, httpStatus) {
+  if (!error || typeof error !== "object") {
+    return new GatewayError(`The gateway answered HTTP ${httpStatus} without saying why.`, {
+      retryable: httpStatus >= 500,
+    });
+  }
+  const status = error.status || "";
+  const parts = [error.message || `HTTP ${error.code || httpStatus}`];
+  for (const detail of error.details || []) {
+    for (const v of detail.fieldViolations || []) {
+      const said = `${v.field}: ${v.description}`;
+      if (!parts[0].includes(v.description)) parts.push(said);
+    }
+    if (detail.retryDelay) parts.push(`Try again in ${detail.retryDelay}.`);
+  }
+  if (ADVICE[status]) parts.push(ADVICE[status]);
+  const label = status ? `${error.code || httpStatus} ${status}` : `${httpStatus}`;
+  return new GatewayError(`The gateway refused this (${label}): ${parts.join(" ")}`, {
+    status,
+    retryable: RETRYABLE.has(status),
+  });
+}
+
+export class Gateway {
+  /** `baseUrl` like "http://127.0.0.1:8080"; `apiKey` may be empty when auth is off. */
+  constructor(baseUrl, apiKey) {
+    this.baseUrl = baseUrl.replace(/\/+$/, "");
+    this.apiKey = apiKey;
+  }
+
+  /** Uploads a file as a document named after it; resolves to the accepted Job. */
+  async upload(file) {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    form.append("documentId", file.name);
+    if (!file.type) {
+      const ext = file.name.includes(".") ? file.name.split(".").pop().toLowerCase() : "";
+      if (TYPES_BY_EXTENSION[ext]) form.append("contentType", TYPES_BY_EXTENSION[ext]);
+    }
+    const body = await this.#call("POST", "/v1/documents", form);
+    return body.job;
+  }
+
+  async getJob(jobId) {
+    return this.#call("GET", `/v1/jobs/${encodeURIComponent(jobId)}`);
+  }
+
+  async search(query, { topK = 5, documentIds = [] } = {}) {
+    const request = { query, topK };
+    if (documentIds.length) request.documentIds = documentIds;
+    const body = await this.#call("POST", "/v1/search", JSON.stringify(request), {
+      "content-type": "application/json",
+    });
+    return body.hits || [];
+  }
+
+  /**
+   * Yields each update of the job from the gateway's event stream; the stream ends after a
+   * terminal state. Throws GatewayError when the gateway refuses or reports an error mid-stream.
+   */
+  async *watch(jobId, signal) {
+    const response = await this.#fetch(
+      "GET",
+      `/v1/jobs/${encodeURIComponent(jobId)}:watch`,
+      undefined,
+      { accept: "text/event-stream" },
+      signal,
+    );
+    if (!response.ok) throw await errorFrom(response);
+    for await (const event of readEvents(response.body)) {
+      if (event.type === "job") yield JSON.parse(event.data);
+      else if (event.type === "error") throw describeError(parseJson(event.data)?.error, 200);
+    }
+  }
+
+  async #call(method, path, body, headers = {}) {
+    const response = await this.#fetch(method, path, body, headers);
+    if (!response.ok) throw await errorFrom(response);
+    return response.json();
+  }
+
+  async #fetch(method, path, body, headers = {}, signal = undefined) {
+    const all = { ...headers };
+    if (this.apiKey) all.authorization = `Bearer ${this.apiKey}`;
+    try {
+      return await fetch(this.baseUrl + path, { method, body, headers: all, signal });
+    } catch (err) {
+      if (err.name === "AbortError") throw err;
+      // fetch() says only "Failed to fetch": the gateway is down, or its answer was withheld
+      // because CORS does not allow this origin (a simple POST may still have reached it).
+      throw new GatewayError(
+        `No answer from the gateway at ${this.baseUrl} that this page may read. Check that it runs with ` +
+          `RAGLINE_HTTP_ADDRESS set and that RAGLINE_HTTP_CORS_ORIGINS allows this page's ` +
+          `origin (${location.origin}).`,
+        { status: "UNREACHABLE", retryable: true },
+      );
+    }
+  }
+}
+
+async function errorFrom(response) {
+  const body = parseJson(await response.text().catch(() => ""));
+  return describeError(body?.error, response.status);
+}
+
+function parseJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
