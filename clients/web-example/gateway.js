@@ -19,18 +19,6 @@ const ADVICE = {
   UNAVAILABLE: "The gateway or a service behind it is down or starting; try again shortly.",
 };
 
-// Browsers leave the type empty for extensions they do not know; the gateway then sees
-// application/octet-stream and refuses it. These are the types the gateway accepts.
-const TYPES_BY_EXTENSION = {
-  txt: "text/plain",
-  text: "text/plain",
-  md: "text/markdown",
-  markdown: "text/markdown",
-  html: "text/html",
-  htm: "text/html",
-  pdf: "application/pdf",
-};
-
 /** A refusal or failure, with a message meant for a person. */
 export class GatewayError extends Error {
   constructor(message, { status = "", retryable = false } = {}) {
@@ -76,17 +64,11 @@ export class Gateway {
   async upload(file) {
     const form = new FormData();
     form.append("file", file, file.name);
+    // A type the browser does not know goes as application/octet-stream; the gateway then
+    // takes the type from the file name's extension.
     form.append("documentId", file.name);
-    if (!file.type) {
-      const ext = file.name.includes(".") ? file.name.split(".").pop().toLowerCase() : "";
-      if (TYPES_BY_EXTENSION[ext]) form.append("contentType", TYPES_BY_EXTENSION[ext]);
-    }
     const body = await this.#call("POST", "/v1/documents", form);
     return body.job;
-  }
-
-  async getJob(jobId) {
-    return this.#call("GET", `/v1/jobs/${encodeURIComponent(jobId)}`);
   }
 
   async search(query, { topK = 5, documentIds = [] } = {}) {
