@@ -120,6 +120,10 @@ class Stack:
         self.metrics_addresses: dict[str, str] = {}
         self.namespace = f"test-{uuid.uuid4().hex[:10]}"
         self.addresses = {s: f"127.0.0.1:{free_port()}" for s in STAGES}
+        # The gateway's HTTP/JSON port, and the origin of a page a test may serve to call it
+        # cross-origin (allowed by CORS).
+        self.http_address = f"127.0.0.1:{free_port()}"
+        self.web_origin = f"http://127.0.0.1:{free_port()}"
         self.env = {
             **os.environ,
             "RAGLINE_REDIS_URL": redis_url,
@@ -131,6 +135,8 @@ class Stack:
             "RAGLINE_CHUNKER_ADDRESS": self.addresses["chunker"],
             "RAGLINE_EMBEDDER_ADDRESS": self.addresses["embedder"],
             "RAGLINE_INDEXER_ADDRESS": self.addresses["indexer"],
+            "RAGLINE_HTTP_ADDRESS": self.http_address,
+            "RAGLINE_HTTP_CORS_ORIGINS": self.web_origin,
             "RAGLINE_TORCH_THREADS": TORCH_THREADS,
             "HF_HUB_OFFLINE": "1",
             "PYTHONUNBUFFERED": "1",
@@ -143,6 +149,12 @@ class Stack:
     @property
     def gateway(self) -> str:
         return self.addresses["gateway"]
+
+    @property
+    def http_url(self) -> str:
+        """The gateway's HTTP/JSON API, e.g. http://127.0.0.1:PORT (https with TLS on)."""
+        scheme = "https" if self.env.get("RAGLINE_TLS_CERT_FILE") else "http"
+        return f"{scheme}://{self.http_address}"
 
     def log_path(self, stage: str) -> Path:
         return self.workdir / f"{stage}.log"

@@ -140,6 +140,12 @@ class Settings:
     keys_file: str = ""
     # How often (seconds) the gateway checks the keys file for changes and reloads it.
     keys_reload_s: float = 2.0
+    # Where the gateway also serves HTTP/JSON with server-sent events (host:port, e.g.
+    # 0.0.0.0:8080; docs/http.md), HTTPS with the gRPC port's certificate; empty serves none.
+    http_address: str = ""
+    # The origins (comma-separated, exact, e.g. http://127.0.0.1:5173) whose pages may call the
+    # HTTP API cross-origin, or `*` for any; empty sends no CORS headers.
+    http_cors_origins: str = ""
     # Where this process serves Prometheus metrics at /metrics (host:port, e.g. 0.0.0.0:9464);
     # empty serves none. `ragline up` gives its four services this port and the three after it.
     metrics_address: str = ""
@@ -205,12 +211,8 @@ class Settings:
         for name in ("commit_interval_ms", "embed_gather_ms", "embed_batch_tokens", "max_repairs"):
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"RAGLINE_{name.upper()} must not be negative.")
-        _, sep, port = self.metrics_address.rpartition(":")
-        if self.metrics_address and not (sep and port.isdigit() and int(port) < 65536):
-            raise ConfigurationError(
-                f"RAGLINE_METRICS_ADDRESS is {self.metrics_address!r}; use host:port, e.g. "
-                "0.0.0.0:9464, or leave it empty to serve no metrics."
-            )
+        _check_address("RAGLINE_METRICS_ADDRESS", self.metrics_address, "9464", "metrics")
+        _check_address("RAGLINE_HTTP_ADDRESS", self.http_address, "8080", "HTTP")
         wrong = self.retry_policy().problems()
         if wrong:
             raise ConfigurationError(
@@ -265,6 +267,16 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
+
+
+def _check_address(var: str, address: str, example_port: str, what: str) -> None:
+    """An optional host:port setting."""
+    _, sep, port = address.rpartition(":")
+    if address and not (sep and port.isdigit() and int(port) < 65536):
+        raise ConfigurationError(
+            f"{var} is {address!r}; use host:port, e.g. 0.0.0.0:{example_port}, or leave it "
+            f"empty to serve no {what}."
+        )
 
 
 _TRUE = frozenset({"1", "true", "yes", "on"})

@@ -10,7 +10,7 @@ import gc
 import logging
 import signal
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from grpc import aio
@@ -99,14 +99,27 @@ class GrpcServer:
         await self.server.stop(grace_s)
 
 
+class Companion(Protocol):
+    """Another server in the same process, started and drained with the gRPC one (the gateway's
+    HTTP server)."""
+
+    async def start(self) -> None: ...
+
+    async def set_serving(self, serving: bool) -> None: ...
+
+    async def stop(self, grace_s: float) -> None: ...
+
+
 async def run_until_signalled(
     server: GrpcServer,
     *,
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
     on_stop: Callable[[], None] | None = None,
     grace_s: float = 30.0,
+    companions: Sequence[Companion] = (),
 ) -> None:
     """Serves, and runs `background` loops, until SIGTERM or SIGINT; then drains and returns.
+    `companions` start after the gRPC server and drain beside it.
 
     On a signal: health flips to NOT_SERVING (so load balancers stop sending), `on_stop` asks the
     loops to finish the batch in hand, and the loops and in-flight RPCs drain side by side within
@@ -118,19 +131,29 @@ async def run_until_signalled(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await server.start()
+    try:
+        for companion in companions:
+            await companion.start()
+    except BaseException:
+        await server.stop(0)
+        raise
     tasks = [asyncio.create_task(fn()) for fn in background]
     freeze_startup_objects()
     await server.set_serving(True)
+    for companion in companions:
+        await companion.set_serving(True)
     log.info("%s serving on %s (%s)", server.service_name, server.address, server.security.mode)
     waiter = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
     failed = [t for t in tasks if t in done and t.exception() is not None]
     log.info("%s stopping: draining in-flight work (up to %.0fs)", server.service_name, grace_s)
     await server.set_serving(False)
+    for companion in companions:
+        await companion.set_serving(False)
     if on_stop is not None:
         on_stop()
     # New RPCs are refused from here; those in flight get the same grace as the loops.
-    rpcs = asyncio.create_task(server.stop(grace_s))
+    rpcs = asyncio.gather(server.stop(grace_s), *(c.stop(grace_s) for c in companions))
     try:
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), grace_s)
     except TimeoutError:

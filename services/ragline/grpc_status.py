@@ -77,7 +77,7 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, f"internal error (ref {ref}); the service log has the details"
 
 
-def _details(exc: BaseException) -> list[Message]:
+def details_for(exc: BaseException) -> list[Message]:
     """The structured details that go with `exc`'s status."""
     if isinstance(exc, errors.InvalidArgument):
         violation = error_details_pb2.BadRequest.FieldViolation(
@@ -93,7 +93,7 @@ def _details(exc: BaseException) -> list[Message]:
 
 async def _abort(context: aio.ServicerContext[Any, Any], exc: BaseException) -> None:
     code, message = status_for(exc)
-    details = _details(exc)
+    details = details_for(exc)
     if not details:
         await context.abort(code, message)
         return

@@ -55,6 +55,23 @@ def server_security(settings: Settings) -> ServerSecurity:
     return ServerSecurity(credentials, server_mode(settings))
 
 
+def http_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context of the gateway's HTTP port: the gRPC port's certificate and key (and its
+    client CA, which makes it mutual TLS there too); None, plaintext, without them."""
+    if not settings.tls_cert_file:
+        return None
+    cert = ("RAGLINE_TLS_CERT_FILE", settings.tls_cert_file)
+    key = ("RAGLINE_TLS_KEY_FILE", settings.tls_key_file)
+    read_key_pair(cert, key)  # the checks that say what is wrong with a file
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file, password=b"")
+    if settings.tls_client_ca_file:
+        ca = read_certificates("RAGLINE_TLS_CLIENT_CA_FILE", settings.tls_client_ca_file)
+        context.load_verify_locations(cadata=ca.decode())
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
 def channel_credentials(settings: Settings) -> grpc.ChannelCredentials | None:
     """The credentials for the channels a service opens to the others; None means plaintext."""
     if not settings.tls_ca_file:

@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
+from ragline.http.errors import HTTP_STATUS
+from ragline.http.routes import ROUTES, Route
 from ragline.v1 import ingest_service_pb2 as pb
 from ragline.v1 import job_pb2
 from ragline_client import (
@@ -205,6 +208,75 @@ def test_auth_matrix(channel: grpc.Channel, keys: dict[str, str], rpc: str) -> N
     else:
         denied = call(channel, rpc, bearer(keys["operator"]))
         assert code_of(denied) == grpc.StatusCode.PERMISSION_DENIED, "operator is not every scope"
+
+
+# The same dummy requests over HTTP: the body (or query) of each route, its path's ids unknown.
+HTTP_BODIES: dict[str, dict[str, Any]] = {
+    "Ingest": {},
+    "IngestBatch": {},
+    "Search": {"query": ""},
+    "RequeueDeadLetters": {},
+    "PurgeDeadLetters": {},
+}
+HTTP_QUERIES = {"ListDeadLetters": {"stage": "STAGE_CHUNK"}}
+PATH_IDS = {"jobId": "no-such-job", "documentId": "no-such-document"}
+
+
+def http_call(url: str, route: Route, authorization: str | None) -> httpx.Response:
+    path = route.path
+    for name in route.path_fields:
+        path = path.replace(f"{{{name}}}", PATH_IDS[name])
+    headers = {"authorization": authorization} if authorization else {}
+    return httpx.request(
+        route.method,
+        url + path,
+        headers=headers,
+        json=HTTP_BODIES.get(route.rpc),
+        params=HTTP_QUERIES.get(route.rpc),
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.rpc)
+def test_http_auth_matrix(auth_stack: Stack, keys: dict[str, str], route: Route) -> None:
+    """HTTP admits calls as gRPC does: the same keys, the same scope table, the same words."""
+    needed = NEEDS[route.rpc]
+    right = keys[needed]
+    cases = [
+        ("no key", None, 401, "UNAUTHENTICATED", "carries no API key"),
+        ("malformed", "Bearer not-a-ragline-key", 401, "UNAUTHENTICATED", "malformed"),
+        (
+            "no scope",
+            f"Bearer {keys[LACKING[needed]]}",
+            403,
+            "PERMISSION_DENIED",
+            f"needs the `{needed}` scope",
+        ),
+    ]
+    for name, authorization, status, code, words in cases:
+        reply = http_call(auth_stack.http_url, route, authorization)
+        assert reply.status_code == status, f"{route.rpc} with {name}: {reply.text}"
+        error = reply.json()["error"]
+        assert error["status"] == code and words in error["message"], f"{route.rpc} with {name}"
+        assert right[16:] not in reply.text
+    _, expected = DUMMY[route.rpc]
+    reply = http_call(auth_stack.http_url, route, f"Bearer {right}")
+    assert reply.status_code == HTTP_STATUS[expected], (
+        f"{route.rpc} with the right key: {reply.text}"
+    )
+
+
+def test_http_health_and_openapi_answer_without_a_key_and_refusals_log_no_key(
+    auth_stack: Stack, keys: dict[str, str]
+) -> None:
+    assert httpx.get(auth_stack.http_url + "/healthz").json() == {"status": "SERVING"}
+    assert httpx.get(auth_stack.http_url + "/openapi.json").status_code == 200
+    wrong = keys["read"][:16] + "E" * 43
+    (get_job,) = [r for r in ROUTES if r.rpc == "GetJob"]
+    assert http_call(auth_stack.http_url, get_job, f"Bearer {wrong}").status_code == 401
+    log = auth_stack.log_path("gateway").read_text()
+    assert "refused GET /v1/jobs/{jobId}" in log
+    assert "E" * 43 not in log and all(key[16:] not in log for key in keys.values())
 
 
 def test_health_and_reflection_answer_without_a_key(channel: grpc.Channel) -> None:

@@ -10,14 +10,13 @@ peer and the key's public id at most: never the key.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 from grpc import aio
 
-from ragline.access.policy import Caller, authorize, bind_caller
-from ragline.errors import PermissionDenied, Unauthenticated
+from ragline.access.policy import REFUSALS, Authenticate, Caller, admit, bind_caller
 from ragline.grpc_status import status_for
 
 log = logging.getLogger(__name__)
@@ -33,8 +32,6 @@ OPEN_SERVICES = frozenset(
         "grpc.reflection.v1.ServerReflection",
     }
 )
-
-Authenticate = Callable[[Sequence[str | bytes]], Caller]
 
 
 class AccessInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
@@ -57,9 +54,12 @@ class AccessInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
             return handler
         metadata = handler_call_details.invocation_metadata or ()
         try:
-            caller = self._authenticate([v for k, v in metadata if k == "authorization"])
-            authorize(caller, rpc if service == INGEST_SERVICE else method)
-        except (Unauthenticated, PermissionDenied) as exc:
+            caller = admit(
+                self._authenticate,
+                [v for k, v in metadata if k == "authorization"],
+                rpc if service == INGEST_SERVICE else method,
+            )
+        except REFUSALS as exc:
             return _refusing(handler, method, exc)
         return _binding(handler, caller)
 

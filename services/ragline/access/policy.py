@@ -3,13 +3,14 @@ the check that the caller may make it. Pure logic: no gRPC here (see access.inte
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
-from ragline.errors import ConfigurationError, PermissionDenied
+from ragline.errors import ConfigurationError, PermissionDenied, Unauthenticated
 
 
 class Scope(StrEnum):
@@ -107,6 +108,22 @@ def authorize(caller: Caller, rpc: str) -> None:
         )
 
 
+# Who sent a call, from its `authorization` values (the gRPC metadata's, or the HTTP header):
+# the keys file's check, or AUTH_OFF_CALLER with auth off. Raises Unauthenticated.
+Authenticate = Callable[[Sequence[str | bytes]], Caller]
+
+
+def admit(authenticate: Authenticate, authorization: Sequence[str | bytes], rpc: str) -> Caller:
+    """The caller of a call to the IngestService RPC `rpc` carrying `authorization`, if it may
+    make it; Unauthenticated or PermissionDenied otherwise. Both transports (the gRPC access
+    interceptor and the HTTP gateway) admit calls through this one function."""
+    caller = authenticate(authorization)
+    authorize(caller, rpc)
+    return caller
+
+
+REFUSALS = (Unauthenticated, PermissionDenied)
+
 # The caller of the RPC being served, set by access.interceptor for each call it lets through.
 _CURRENT: ContextVar[Caller] = ContextVar("ragline_caller")
 
@@ -127,3 +144,14 @@ def bind_caller(caller: Caller) -> None:
     """Makes `caller` the current caller for the rest of this task (grpc.aio serves each RPC in
     an asyncio task of its own, whose copy of the context ends with the call)."""
     _CURRENT.set(caller)
+
+
+@contextlib.contextmanager
+def calling_as(caller: Caller) -> Iterator[None]:
+    """`caller` is the current caller inside the block, and no longer after it (the HTTP gateway
+    serves many requests of one connection in the same task)."""
+    token = _CURRENT.set(caller)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)

@@ -48,6 +48,8 @@ def run_up(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     if getattr(args, "broker", None):
         env["RAGLINE_BROKER"] = args.broker
+    if "RAGLINE_HTTP_ADDRESS" not in env:
+        env["RAGLINE_HTTP_ADDRESS"] = http_address(env)
     settings = Settings.from_env(env)
     problem = _tls_problem(settings)
     if problem:
@@ -115,7 +117,10 @@ def run_up(args: argparse.Namespace) -> int:
             time.sleep(0.3)
         if stopping:
             return 0
-        if metrics:  # before `ready`, which is the line scripts wait for
+        if settings.http_address:  # before `ready`, which is the line scripts wait for
+            scheme = "https" if settings.tls_cert_file else "http"
+            say(f"HTTP/JSON API: {scheme}://{settings.http_address} (docs/http.md)")
+        if metrics:
             say("metrics: " + ", ".join(f"{n} http://{a}/metrics" for n, a in metrics.items()))
         say(
             f"ready: gateway at {settings.gateway_address} over {server_mode(settings)} "
@@ -139,6 +144,15 @@ def run_up(args: argparse.Namespace) -> int:
             redis_child.wait(10)
         if children:
             say("stopped")
+
+
+def http_address(env: dict[str, str]) -> str:
+    """Where the gateway serves HTTP under `ragline up` when RAGLINE_HTTP_ADDRESS is unset: its
+    gRPC host, on the port after the last stage's (127.0.0.1:50055 with the defaults), so the
+    four gRPC ports and this one are consecutive."""
+    defaults = Settings()
+    host, _, port = env.get("RAGLINE_GATEWAY_ADDRESS", defaults.gateway_address).rpartition(":")
+    return f"{host}:{int(port) + len(STAGES)}" if port.isdigit() else ""
 
 
 def metrics_addresses(address: str) -> dict[str, str]:

@@ -6,9 +6,9 @@ import asyncio
 import logging
 
 from ragline import metrics
-from ragline.access.interceptor import AccessInterceptor, Authenticate
+from ragline.access.interceptor import AccessInterceptor
 from ragline.access.keys_file import KeysFile
-from ragline.access.policy import AUTH_OFF_CALLER
+from ragline.access.policy import AUTH_OFF_CALLER, Authenticate
 from ragline.broker.factory import make_broker
 from ragline.config import Settings
 from ragline.faults import Faults
@@ -18,12 +18,13 @@ from ragline.gateway.outbox import FaultyOutbox, chunk_outbox
 from ragline.gateway.service import IngestServicer
 from ragline.grpc_metrics import RpcMetricsInterceptor
 from ragline.grpc_server import GrpcServer, channel, run_until_signalled
+from ragline.http.app import HttpGateway
 from ragline.jobs.repair import Repairer
 from ragline.jobs.store import JobStore
 from ragline.jobs.versions import VersionStore
 from ragline.model_info import resolve_model
 from ragline.redis_checks import check_redis_durability
-from ragline.tls import channel_credentials, server_security
+from ragline.tls import channel_credentials, http_ssl_context, server_security
 from ragline.v1 import ingest_service_pb2, ingest_service_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ def _access(settings: Settings, address: str) -> tuple[Authenticate, KeysFile | 
 async def run(settings: Settings) -> None:
     # The TLS files are read first, so a bad one stops the start before anything connects.
     security = server_security(settings)
+    http_tls = http_ssl_context(settings) if settings.http_address else None
     peers = channel_credentials(settings)
     address = settings.listen_address or settings.gateway_address
     authenticate, keys = _access(settings, address)
@@ -94,6 +96,11 @@ async def run(settings: Settings) -> None:
         outer_interceptors=[RpcMetricsInterceptor()],
         services=[ingest_service_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name],
     )
+    companions = []
+    if settings.http_address:
+        http = HttpGateway(settings.http_address, servicer, authenticate, settings, http_tls)
+        companions.append(http)
+        log.info("HTTP/JSON API on %s://%s", http.scheme, settings.http_address)
     stuck = metrics.StuckJobsCollector(
         asyncio.get_running_loop(), lambda: jobs.count_stuck(settings.stuck_after_s)
     )
@@ -128,6 +135,7 @@ async def run(settings: Settings) -> None:
             ],
             on_stop=stop_background,
             grace_s=settings.shutdown_grace_s,
+            companions=companions,
         )
     finally:
         if exporter is not None:
