@@ -30,11 +30,10 @@ export class GatewayError extends Error {
 }
 
 /** The gateway's JSON error body (`{"error": {...}}`) in words. */
-export function describeError(error, httpStatus) {
+export function describeError(error, httpStatus, action = "the call") {
   if (!error || typeof error !== "object") {
-    return new GatewayError(`The gateway answered HTTP ${httpStatus} without saying why.`, {
-      retryable: httpStatus >= 500,
-    });
+    const text = `The gateway answered ${action} with HTTP ${httpStatus} without saying why.`;
+    return new GatewayError(text, { retryable: httpStatus >= 500 });
   }
   const status = error.status || "";
   const parts = [error.message || `HTTP ${error.code || httpStatus}`];
@@ -47,7 +46,7 @@ export function describeError(error, httpStatus) {
   }
   if (ADVICE[status]) parts.push(ADVICE[status]);
   const label = status ? `${error.code || httpStatus} ${status}` : `${httpStatus}`;
-  return new GatewayError(`The gateway refused this (${label}): ${parts.join(" ")}`, {
+  return new GatewayError(`The gateway refused ${action} (${label}): ${parts.join(" ")}`, {
     status,
     retryable: RETRYABLE.has(status),
   });
@@ -67,14 +66,14 @@ export class Gateway {
     // A type the browser does not know goes as application/octet-stream; the gateway then
     // takes the type from the file name's extension.
     form.append("documentId", file.name);
-    const body = await this.#call("POST", "/v1/documents", form);
+    const body = await this.#call("the upload", "POST", "/v1/documents", form);
     return body.job;
   }
 
   async search(query, { topK = 5, documentIds = [] } = {}) {
     const request = { query, topK };
     if (documentIds.length) request.documentIds = documentIds;
-    const body = await this.#call("POST", "/v1/search", JSON.stringify(request), {
+    const body = await this.#call("the search", "POST", "/v1/search", JSON.stringify(request), {
       "content-type": "application/json",
     });
     return body.hits || [];
@@ -92,16 +91,17 @@ export class Gateway {
       { accept: "text/event-stream" },
       signal,
     );
-    if (!response.ok) throw await errorFrom(response);
+    const action = "the job's event stream";
+    if (!response.ok) throw await errorFrom(response, action);
     for await (const event of readEvents(response.body)) {
       if (event.type === "job") yield JSON.parse(event.data);
-      else if (event.type === "error") throw describeError(parseJson(event.data)?.error, 200);
+      else if (event.type === "error") throw describeError(parseJson(event.data)?.error, 200, action);
     }
   }
 
-  async #call(method, path, body, headers = {}) {
+  async #call(action, method, path, body, headers = {}) {
     const response = await this.#fetch(method, path, body, headers);
-    if (!response.ok) throw await errorFrom(response);
+    if (!response.ok) throw await errorFrom(response, action);
     return response.json();
   }
 
@@ -124,9 +124,9 @@ export class Gateway {
   }
 }
 
-async function errorFrom(response) {
+async function errorFrom(response, action) {
   const body = parseJson(await response.text().catch(() => ""));
-  return describeError(body?.error, response.status);
+  return describeError(body?.error, response.status, action);
 }
 
 function parseJson(text) {

@@ -172,8 +172,9 @@ def test_an_empty_file_shows_the_gateways_error_in_words(
     page.get_by_test_id("upload-button").click()
 
     message = page.get_by_test_id("message")
-    expect(message).to_contain_text("The gateway refused this (400 INVALID_ARGUMENT)")
-    expect(message).to_contain_text("empty")
+    expect(message).to_have_text(
+        "The gateway refused the upload (400 INVALID_ARGUMENT): content: is empty"
+    )
     expect(row_of(page, doc.name).get_by_test_id("doc-status")).to_have_text("not accepted")
 
 
