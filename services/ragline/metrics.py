@@ -177,6 +177,21 @@ RPC_SECONDS = Histogram(
     buckets=_DURATION_BUCKETS,
     registry=None,
 )
+# The same calls over HTTP/JSON (ragline.http), apart: their codes are HTTP statuses.
+HTTP_REQUESTS = Counter(
+    "ragline_http_server_requests",
+    "HTTP requests the gateway answered, by the IngestService RPC the route maps to (`none` for "
+    "no route, health and the OpenAPI document) and the HTTP status.",
+    ["rpc", "status"],
+    registry=None,
+)
+HTTP_SECONDS = Histogram(
+    "ragline_http_server_request_seconds",
+    "Time the gateway took to answer each HTTP request (an event stream: until it ended).",
+    ["rpc"],
+    buckets=_DURATION_BUCKETS,
+    registry=None,
+)
 DOCUMENTS_ACCEPTED = Counter(
     "ragline_documents_accepted",
     "Documents the gateway accepted (Ingest and IngestBatch).",
@@ -190,7 +205,14 @@ DOCUMENTS_REFUSED = Counter(
     ["tenant", "reason"],
     registry=None,
 )
-GATEWAY: tuple[Collector, ...] = (RPCS, RPC_SECONDS, DOCUMENTS_ACCEPTED, DOCUMENTS_REFUSED)
+GATEWAY: tuple[Collector, ...] = (
+    RPCS,
+    RPC_SECONDS,
+    HTTP_REQUESTS,
+    HTTP_SECONDS,
+    DOCUMENTS_ACCEPTED,
+    DOCUMENTS_REFUSED,
+)
 
 
 def refusal_reason(exc: BaseException) -> str:

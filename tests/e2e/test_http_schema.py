@@ -10,6 +10,7 @@ ids, so each operation is one parametrized test that draws its cases with hypoth
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -27,7 +28,8 @@ pytestmark = [
     pytest.mark.parametrize("stack", ["redis"], indirect=True),
 ]
 
-EXAMPLES_PER_OPERATION = 20
+# A deeper run: RAGLINE_TEST_HTTP_EXAMPLES=200 (20 keeps `make test` quick).
+EXAMPLES_PER_OPERATION = int(os.environ.get("RAGLINE_TEST_HTTP_EXAMPLES", "20"))
 CHECKS = [
     checks.not_a_server_error,
     checks.status_code_conformance,

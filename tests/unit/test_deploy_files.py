@@ -26,6 +26,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 
 STAGES = {"gateway": 50051, "chunker": 50052, "embedder": 50053, "indexer": 50054}
 METRICS_PORT = 9464
+HTTP_PORT = 8080
 GRAFANA = ROOT / "deploy" / "grafana"
 CONFIGMAP = "ragline-config"
 DRAIN_GRACE_S = 60
@@ -135,8 +136,12 @@ def test_stage_has_deployment_and_matching_service(stage: str) -> None:
     (container,) = containers(deployment)
     assert container["args"] == ["serve", stage]
     ports = {p.get("name", str(p["containerPort"])): p["containerPort"] for p in container["ports"]}
-    assert ports == {"grpc": port, "metrics": METRICS_PORT}
-    (service_port,) = service["spec"]["ports"]
+    # The gateway also serves the HTTP/JSON API, on a port of its own.
+    http = {"http": HTTP_PORT} if stage == "gateway" else {}
+    assert ports == {"grpc": port, "metrics": METRICS_PORT, **http}
+    service_ports = {p["name"]: p for p in service["spec"]["ports"]}
+    assert set(service_ports) == {"grpc", *http}
+    service_port = service_ports["grpc"]
     assert service_port["port"] == port
     target = service_port.get("targetPort", port)
     assert ports.get(target, target) == port, "the Service's targetPort is not the container port"
@@ -144,6 +149,10 @@ def test_stage_has_deployment_and_matching_service(stage: str) -> None:
     env = env_of(container)
     assert env["RAGLINE_LISTEN_ADDRESS"] == f"0.0.0.0:{port}"
     assert {"configMapRef": {"name": CONFIGMAP}} in container["envFrom"]
+    if http:
+        assert service_ports["http"]["port"] == HTTP_PORT
+        assert ports[service_ports["http"]["targetPort"]] == HTTP_PORT
+        assert env["RAGLINE_HTTP_ADDRESS"] == f"0.0.0.0:{HTTP_PORT}"
 
 
 @pytest.mark.parametrize("deployment", deployments(), ids=lambda d: d["metadata"]["name"])
@@ -336,6 +345,12 @@ def test_compose_stages_share_one_image_and_build() -> None:
         for peer, peer_port in STAGES.items():
             assert env[f"RAGLINE_{peer.upper()}_ADDRESS"] == f"{peer}:{peer_port}"
     assert stages["embedder"]["deploy"]["replicas"] == 1
+
+
+def test_compose_publishes_the_gateway_http_api() -> None:
+    gateway = compose()["services"]["gateway"]
+    assert gateway["environment"]["RAGLINE_HTTP_ADDRESS"] == f"0.0.0.0:{HTTP_PORT}"
+    assert f"{HTTP_PORT}:{HTTP_PORT}" in gateway["ports"]
 
 
 def test_compose_redis_is_durable_and_never_evicts() -> None:

@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,6 +23,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from google.protobuf.message import Message
 
+from ragline import metrics
 from ragline.access.policy import REFUSALS, Authenticate, admit, calling_as
 from ragline.config import Settings
 from ragline.errors import ConfigurationError, InvalidArgument
@@ -92,13 +94,15 @@ class HttpGateway:
         self._closing = asyncio.Event()  # set on stop: open event streams end
         self._openapi = json.dumps(build_document(), indent=2).encode()
         self.app = web.Application(
-            middlewares=[self._answer_errors, self._preflight],
+            middlewares=[_counted, self._answer_errors, self._preflight],
             client_max_size=body_limit(settings),
         )
         self.app[BODY_LIMIT] = body_limit(settings)
         self.app.on_response_prepare.append(self._add_cors_headers)
         for route in ROUTES:
-            self.app.router.add_route(route.method, _aiohttp_path(route), self._handler(route))
+            self.app.router.add_route(
+                route.method, _aiohttp_path(route), self._handler(route), name=route.rpc
+            )
         self.app.router.add_get(HEALTH_PATH, self._health)
         self.app.router.add_get(OPENAPI_PATH, self._openapi_document)
         self._runner: web.AppRunner | None = None
@@ -224,6 +228,23 @@ class HttpGateway:
             response.headers.update(self._cors.response_headers(request.headers.get("Origin")))
 
 
+@web.middleware
+async def _counted(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Counts and times every answer (ragline.metrics.HTTP_REQUESTS) by the RPC its route maps
+    to: a bounded label, unlike the path."""
+    rpc = request.match_info.route.name if request.method != "OPTIONS" else None
+    label = rpc or "none"
+    start = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        metrics.HTTP_SECONDS.labels(label).observe(time.perf_counter() - start)
+        metrics.HTTP_REQUESTS.labels(label, str(status)).inc()
+
+
 async def _upload(request: web.Request) -> Message:
     try:
         form = await request.post()
@@ -255,14 +276,12 @@ async def _upload(request: web.Request) -> Message:
 
 
 def _aiohttp_path(route: Route) -> str:
-    """The route's path for aiohttp's router: a segment stops at `/`, and at `:` when a custom
-    verb follows it (`/v1/jobs/{jobId}:watch`)."""
+    """The route's path for aiohttp's router: a segment is anything up to the next `/`; before a
+    custom verb (`/v1/jobs/{jobId}:watch`) the shortest such, so an id may hold a `:` too."""
     path = route.path
     for name in route.path_fields:
-        verb_follows = f"{{{name}}}:" in path
-        path = path.replace(
-            f"{{{name}}}", f"{{{name}:[^/:]+}}" if verb_follows else f"{{{name}:[^/]+}}"
-        )
+        lazy = f"{{{name}}}:" in path
+        path = path.replace(f"{{{name}}}", f"{{{name}:[^/]+?}}" if lazy else f"{{{name}:[^/]+}}")
     return path
 
 
