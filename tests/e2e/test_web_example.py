@@ -208,3 +208,50 @@ def test_a_page_from_an_origin_the_gateway_does_not_allow_says_what_to_check(
             "that it runs with RAGLINE_HTTP_ADDRESS set and that RAGLINE_HTTP_CORS_ORIGINS "
             f"allows this page's origin ({origin})."
         )
+
+
+# Server-sent events as a network may cut them: a CRLF split between two reads, a comment, an
+# event of two data lines, an event without a type, a field without a value, a character split
+# between two reads (as bytes), a final event the server closed without a blank line after
+# (dropped, as the SSE specification says).
+SSE_CHUNKS: list[str | list[int]] = [
+    "event: job\r",
+    '\ndata: {"state":"JOB_STATE_ACTIVE"}\r\n\r\n: keepalive\n\n',
+    "event: job\ndata: line one\nda",
+    "ta: line two\n\ndata:plain\n\nevent\ndata\n\n",
+    # "data: café": the read ends after the first of é's two bytes.
+    list("data: café\n\n".encode()[:10]),
+    list("data: café\n\n".encode()[10:]),
+    "event: job\ndata: cut off",
+]
+
+
+def test_the_pages_event_reader_splits_events_as_the_sse_specification_does(
+    page: Page, page_origin: str
+) -> None:
+    open_page(page, page_origin, "http://127.0.0.1:9")
+    events = page.evaluate(
+        """async (chunks) => {
+            const { readEvents } = await import("./sse.js");
+            const bytes = new TextEncoder();
+            const body = new ReadableStream({
+                start(controller) {
+                    for (const c of chunks) {
+                        controller.enqueue(typeof c === "string" ? bytes.encode(c) : new Uint8Array(c));
+                    }
+                    controller.close();
+                },
+            });
+            const seen = [];
+            for await (const e of readEvents(body)) seen.push([e.type, e.data]);
+            return seen;
+        }""",
+        SSE_CHUNKS,
+    )
+    assert events == [
+        ["job", '{"state":"JOB_STATE_ACTIVE"}'],
+        ["job", "line one\nline two"],
+        ["message", "plain"],
+        ["message", ""],
+        ["message", "café"],
+    ]
