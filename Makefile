@@ -9,7 +9,7 @@ PIP := $(PY) -m pip
 TORCH_INSTALL ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: help install services ts-client demo test test-as-avx2 test-unit test-integration test-e2e test-faults lint protos protos-check bench soak clean
+.PHONY: help install services ts-client browser demo test test-as-avx2 test-unit test-integration test-e2e test-faults lint protos protos-check bench soak clean
 
 help:
 	@echo "make demo   - install, start the stack, ingest the project's docs, search them, stop"
@@ -51,6 +51,10 @@ $(TS_STAMP): $(TS_CLIENT)/package-lock.json $(TS_CLIENT)/package.json
 
 ts-client: $(TS_STAMP)
 
+# Debian's chromium, which Playwright drives in the browser example's test; installs it where missing.
+browser:
+	@bash scripts/ensure_browser.sh
+
 demo: install services
 	@bash scripts/demo.sh
 
@@ -59,7 +63,7 @@ demo: install services
 # with bf16 this checks the fp32 fallback; on an AVX2-only one it repeats what it just ran.
 AS_AVX2 := ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
 
-test: install services ts-client
+test: install services ts-client browser
 	$(PY) -m pytest -p no:cacheprovider
 	$(MAKE) --no-print-directory test-as-avx2
 
@@ -72,7 +76,7 @@ test-unit: install
 test-integration: install services
 	$(PY) -m pytest -p no:cacheprovider -m integration
 
-test-e2e: install services ts-client
+test-e2e: install services ts-client browser
 	$(PY) -m pytest -p no:cacheprovider -m e2e
 
 test-faults: install services
