@@ -56,6 +56,12 @@ class ScriptedGateway(pb_grpc.IngestServiceServicer):
     requests: list[Message] = field(default_factory=list)
     metadata: list[dict[str, str]] = field(default_factory=list)
     time_left: list[float | None] = field(default_factory=list)
+    server: aio.Server | None = None
+
+    async def stop(self) -> None:
+        """Stops serving at once, as a crashed gateway does."""
+        assert self.server is not None
+        await self.server.stop(grace=None)
 
     def gaps(self) -> list[float]:
         """Seconds between one call's arrival and the next's."""
@@ -123,13 +129,16 @@ def bad_request(field_path: str, description: str) -> error_details_pb2.BadReque
 
 
 @asynccontextmanager
-async def scripted_gateway() -> AsyncIterator[ScriptedGateway]:
-    """A ScriptedGateway serving on a free local port (its `address`) until the block ends."""
+async def scripted_gateway(address: str = "127.0.0.1:0") -> AsyncIterator[ScriptedGateway]:
+    """A ScriptedGateway serving on `address` (a free local port by default; its `address`)
+    until the block ends."""
     gateway = ScriptedGateway()
     server = aio.server()
     pb_grpc.add_IngestServiceServicer_to_server(gateway, server)
-    gateway.address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    host = address.rsplit(":", 1)[0]
+    gateway.address = f"{host}:{server.add_insecure_port(address)}"
     await server.start()
+    gateway.server = server
     try:
         yield gateway
     finally:

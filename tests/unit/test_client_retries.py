@@ -169,3 +169,23 @@ def test_policy_delays() -> None:
 def test_a_policy_that_makes_no_sense_is_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=next(iter(bad))):
         RetryPolicy(**bad)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("flavour", FLAVOURS)
+async def test_a_gateway_back_from_an_outage_is_reached_within_the_default_retries(
+    flavour: str,
+) -> None:
+    """While the gateway is down gRPC waits ever longer between reconnects, failing calls at once
+    meanwhile; the clients cap that wait, so the default retries reach a gateway that is back
+    even after an outage long enough for gRPC's own waits to outgrow them."""
+    async with scripted_gateway() as first:
+        address = first.address
+        async with connected(flavour, address, timeout=5) as client:
+            assert (await client.get_job("j-1")).state is JobState.ACTIVE
+            await first.stop()
+            for _ in range(2):  # an app calling on through the outage
+                with pytest.raises(UnavailableError):
+                    await client.get_job("j-1")
+            async with scripted_gateway(address):  # back, on the same port
+                assert (await client.get_job("j-1")).state is JobState.ACTIVE

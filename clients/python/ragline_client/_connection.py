@@ -21,6 +21,10 @@ _MAX_MESSAGE_BYTES = 80 * 1024 * 1024
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+    # gRPC waits ever longer between reconnects to a gateway that is down (up to 120 s), and
+    # fails calls at once meanwhile: a restarted gateway would stay unreachable long after it
+    # is back. Capped at 1 s, the default retries (about 3 s) outlast a reconnect's wait.
+    ("grpc.max_reconnect_backoff_ms", 1000),
 ]
 
 

@@ -28,8 +28,8 @@ class RetryPolicy:
     ``RetryPolicy(maximum_attempts=1)`` turns retries off.
     """
 
-    maximum_attempts: int = 4
-    initial_interval_s: float = 0.1
+    maximum_attempts: int = 5
+    initial_interval_s: float = 0.2
     maximum_interval_s: float = 5.0
     backoff_coefficient: float = 2.0
     jitter: float = 0.2

@@ -177,6 +177,9 @@ export class RaglineClient {
     this.#stub = new IngestServiceClient(address, credentials, {
       "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
       "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+      // grpc-js waits ever longer between reconnects to a gateway that is down (up to 120 s),
+      // failing calls at once meanwhile; capped at 1 s, the default retries outlast the wait.
+      "grpc.max_reconnect_backoff_ms": 1000,
       ...options.channelOptions,
     });
   }
