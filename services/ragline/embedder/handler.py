@@ -64,9 +64,7 @@ class EmbedHandler:
         for task in tasks:
             count = len(task.envelope.embed.chunks)
             bodies.append(
-                envelope.index_task(
-                    task.envelope, vectors[row : row + count].tolist(), task.trace.carrier()
-                )
+                envelope.index_task(task.envelope, vectors[row : row + count], task.trace.carrier())
             )
             row += count
         # Progress first, then the index tasks: a job is never seen completed with chunks still
