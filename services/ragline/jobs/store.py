@@ -368,6 +368,19 @@ class JobStore:
             [total, time.time(), job_id],
         )
 
+    async def set_totals(self, totals: Sequence[tuple[str, int]]) -> None:
+        """set_total for many (job id, total) in one round trip."""
+        if not totals:
+            return
+        now = time.time()
+        await self._eval_many(
+            self._set_total,
+            [
+                ([self.keys.job(j), self.keys.events(j), self.keys.open_jobs], [total, now, j])
+                for j, total in totals
+            ],
+        )
+
     async def mark_embedded(
         self, job_id: str, indices: Iterable[int], attempt: int = 1
     ) -> MarkResult:
