@@ -21,6 +21,7 @@ import numpy.typing as npt
 from ragline.model_info import ModelInfo
 
 LABEL = "stand-in (not the model)"
+_HASH_BYTES = 64  # BLAKE2b's full digest
 
 
 class StandInEncoder:
@@ -28,6 +29,9 @@ class StandInEncoder:
 
     def __init__(self, info: ModelInfo) -> None:
         self._info = info
+        # The same scale in every process and run: a text's vector never changes.
+        rng = np.random.default_rng(20261201)
+        self._scale = rng.standard_normal(info.dimension, dtype=np.float32)
 
     @property
     def info(self) -> ModelInfo:
@@ -44,14 +48,16 @@ class StandInEncoder:
     def encode(
         self, texts: Sequence[str], *, max_batch_tokens: int = 0, stats: object = None
     ) -> npt.NDArray[np.float32]:
-        """One unit vector per text, seeded by the text's hash. `stats` is left as it is: no
-        tokens are computed."""
-        out = np.empty((len(texts), self._info.dimension), dtype=np.float32)
-        for row, text in enumerate(texts):
-            seed = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-            rng = np.random.default_rng(int.from_bytes(seed, "little"))
-            out[row] = rng.standard_normal(self._info.dimension, dtype=np.float32)
-        out /= np.linalg.norm(out, axis=1, keepdims=True)
+        """One unit vector per text: its 64-byte BLAKE2b hash, read as signed bytes, repeated to
+        the model's dimension and scaled by a fixed random vector (~2 us a text; a generator
+        seeded per text took ~25). Element-wise only, so a text's vector is the same bits in
+        any batch. `stats` is left as it is: no tokens are computed."""
+        raw = b"".join(hashlib.blake2b(t.encode("utf-8", "surrogatepass")).digest() for t in texts)
+        codes = np.frombuffer(raw, dtype=np.int8).reshape(len(texts), _HASH_BYTES)
+        repeats = -(-self._info.dimension // _HASH_BYTES)
+        out = np.tile(codes, (1, repeats))[:, : self._info.dimension] * self._scale
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        out /= np.where(norms > 0, norms, 1)
         return out
 
     def close(self) -> None:
