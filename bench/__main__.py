@@ -18,6 +18,7 @@ QUICK = {
     "gateway_calls": 300,
     "gateway_seconds": 3.0,
     "big_doc_mb": 2,
+    "ceiling_repeat": 1,
 }
 
 
@@ -65,6 +66,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=50,
         help="measure the chunker's peak RSS on one text document this large (about 20 s "
         "for 50 MB on 2 cores); 0 skips",
+    )
+    p.add_argument(
+        "--skip-ceiling",
+        action="store_true",
+        help="skip measurement 6 (the pipeline's ceiling with a stand-in for the model)",
+    )
+    p.add_argument(
+        "--ceiling-repeat",
+        type=int,
+        default=16,
+        help="measurement 6 ingests the corpus this many times over, under distinct document "
+        "ids (16: ~26,000 chunks, ~20 s at the target)",
     )
     args = p.parse_args(argv)
     if args.quick:
@@ -162,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             "modules": args.modules,
             "max_doc_kib": args.max_doc_kib,
             "quick": args.quick,
+            "ceiling_repeat": args.ceiling_repeat,
         },
         "corpus": corp.stats(),
     }
@@ -218,6 +232,26 @@ def main(argv: list[str] | None = None) -> int:
         figures["chunker_big_document"] = pipeline.chunker_big_document(
             corp, work, redis_url, args.big_doc_mb
         )
+
+    if not args.skip_ceiling:
+        _step(
+            f"6. ceiling: the whole pipeline with a STAND-IN for the model (hash vectors), "
+            f"corpus x{args.ceiling_repeat}"
+        )
+        ceiling_run = pipeline.end_to_end(
+            corp,
+            work,
+            redis_url,
+            "cpu",
+            threads,
+            args.chunkers,
+            metrics=False,
+            standin=True,
+            repeat=args.ceiling_repeat,
+        )
+        ceiling_run["embedder"] = "stand-in (not the model): hash-seeded unit vectors"
+        figures[report.CEILING_KEY] = ceiling_run
+        _step(f"   {ceiling_run['chunks_per_s']:.0f} chunks/s (stand-in, not the model)")
 
     print(report.table(figures))
     report.write_json(figures, out / "bench.json")

@@ -3,6 +3,8 @@ service's peak RSS and CPU time."""
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -19,8 +21,17 @@ class Stack(_TestStack):
     """Services as subprocesses on free ports in a namespace of their own, logging warnings only."""
 
     def __init__(
-        self, workdir: Path, redis_url: str, device: str, threads: int, metrics: bool = False
+        self,
+        workdir: Path,
+        redis_url: str,
+        device: str,
+        threads: int,
+        metrics: bool = False,
+        standin: bool = False,
     ) -> None:
+        """`standin`: the embedder runs the bench's stand-in for the model
+        (bench/standin_embedder.py), for the pipeline's own ceiling; never the model's figures."""
+        self.standin = standin
         workdir.mkdir(parents=True, exist_ok=True)
         settings = {"device": device, "log_level": "WARNING"}
         if threads > 0:
@@ -29,6 +40,18 @@ class Stack(_TestStack):
         if threads <= 0:
             # Let the embedder size its own thread pool, as a deployment would.
             self.env.pop("RAGLINE_TORCH_THREADS", None)
+        if standin:
+            # The stand-in's entry point is in bench/, which is not installed: the services run
+            # in the work folder, so the checkout goes on their path.
+            root = str(Path(__file__).resolve().parent.parent)
+            self.env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (root, self.env.get("PYTHONPATH", "")) if p
+            )
+
+    def command(self, stage: str) -> list[str]:
+        if self.standin and stage == "embedder":
+            return [sys.executable, "-m", "bench.standin_embedder"]
+        return super().command(stage)
 
     def pids(self) -> dict[str, int]:
         return {stage: p.pid for stage, p in self.processes.items()}

@@ -182,12 +182,16 @@ class Stack:
         self.launched[name] = (stage, env)
         with open(self.log_path(name), "ab") as log:
             self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", "ragline.cli.main", "serve", stage],
+                self.command(stage),
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
             )
+
+    def command(self, stage: str) -> list[str]:
+        """The command line that starts one process of `stage`."""
+        return [sys.executable, "-m", "ragline.cli.main", "serve", stage]
 
     def wait_serving(self, names: Sequence[str], timeout_s: float) -> None:
         """Waits until each named process reports SERVING on its address, dialled as the gateway

@@ -346,3 +346,46 @@ async def test_a_sweep_repairs_a_lost_task_but_leaves_a_dead_lettered_one(
         assert envelope.decode(again.body).job_id == lost_id
     finally:
         await worker.close()
+
+
+class OrderRecordingBroker(RedisStreamsBroker):
+    """Records each publish with the chunk totals on record when it came, and refuses for good
+    any publish that holds a task of `refused` (a document id)."""
+
+    def __init__(self, *args: object, store: JobStore, refused: str, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.store, self.refused = store, refused
+        self.calls: list[tuple[list[str], dict[str, int]]] = []
+
+    async def publish(self, queue: str, bodies: Sequence[bytes]) -> None:
+        docs = [queue_pb2.TaskEnvelope.FromString(b).embed.document.document_id for b in bodies]
+        if self.refused in docs:
+            raise PermanentTaskError(f"a task of {self.refused} is refused")
+        jobs = {queue_pb2.TaskEnvelope.FromString(b).job_id for b in bodies}
+        totals = {j: (await self.store.get(j)).progress.chunks_total for j in jobs}
+        self.calls.append((docs, totals))
+
+
+async def test_a_batch_records_every_total_before_one_publish_and_a_refusal_fails_one_document(
+    store: JobStore,
+    broker: RedisStreamsBroker,
+    redis_client: aioredis.Redis,
+    namespace: str,
+    splitter: TokenSplitter,
+) -> None:
+    ingested = await ingest(store, broker, accepted("one"), accepted("two"), accepted("three"))
+    out = OrderRecordingBroker(
+        REDIS_URL, namespace=namespace, client=redis_client, store=store, refused="none"
+    )
+    handler = ChunkHandler(out, store, splitter, chunks_per_task=4)
+    assert await handler.handle([t for _, t in ingested]) == [None, None, None]
+    ((docs, totals),) = out.calls  # one publish for the batch, every total already recorded
+    assert sorted(set(docs)) == ["one", "three", "two"] and len(docs) > 3
+    assert all(total > 5 for total in totals.values()) and len(totals) == 3
+
+    # One document's tasks refused for good: tried again one document at a time, only it fails.
+    out.calls, out.refused = [], "two"
+    outcomes = await handler.handle([t for _, t in ingested])
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], PermanentTaskError)
+    assert [sorted(set(d)) for d, _ in out.calls] == [["one"], ["three"]]

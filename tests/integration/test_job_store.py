@@ -112,6 +112,18 @@ async def test_get_unknown_is_not_found(store: JobStore) -> None:
     with pytest.raises(NotFound):
         await store.mark_embedded("no-such-job", [0])
     assert await store.get_many(["no-such-job"]) == [None]
+    assert await store.states(["no-such-job"]) == [None]
+
+
+async def test_states_reads_each_jobs_state_in_order(store: JobStore) -> None:
+    first, _ = await store.create("doc-a")
+    second, _ = await store.create("doc-b")
+    await store.move(second.job_id, JobState.CANCELLED)
+    assert await store.states([second.job_id, "gone", first.job_id]) == [
+        JobState.CANCELLED,
+        None,
+        JobState.ACCEPTED,
+    ]
 
 
 # -- progress ----------------------------------------------------------------------------------

@@ -59,6 +59,9 @@ class MemoryJobs:
     async def get_many(self, job_ids: Iterable[str]) -> list[Job | None]:
         return [self.jobs.get(j) for j in job_ids]
 
+    async def states(self, job_ids: Iterable[str]) -> list[JobState | None]:
+        return [j.state if (j := self.jobs.get(i)) else None for i in job_ids]
+
     async def note_error(self, job_id: str, stage: Stage, error: str, attempts: int) -> None:
         job = self.jobs.get(job_id)
         if job is not None:

@@ -1,24 +1,35 @@
-"""The benchmark's pure helpers on tiny inputs: batching, padding, percentiles, the report."""
+"""The benchmark's pure helpers on tiny inputs (batching, padding, percentiles, the report), and
+measurement 6's stand-in for the model: end to end on a tiny corpus, and out of ragline's reach."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import dataclasses
+import importlib.util
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from bench import matmul_speed, report
+import ragline
+from bench import corpus, matmul_speed, pipeline, report
 from bench.__main__ import parse_args
 from bench.gateway_load import Run, drive, percentile
 from bench.model_baselines import hand_batches, padding_efficiency
 from bench.stack import ProcessSampler
+from bench.stack import Stack as BenchStack
+from bench.standin_embedder import StandInEncoder
+from ragline.config import Settings
 from ragline.embedder.batching import plan_batches
+from ragline.model_info import resolve_model
+from tests.conftest import REDIS_URL
 
-pytestmark = pytest.mark.unit
 
-
+@pytest.mark.unit
 def test_padding_efficiency() -> None:
     lengths = [4, 2, 2, 1]
     assert padding_efficiency(lengths, [[0, 1], [2, 3]]) == pytest.approx(9 / 12)
@@ -27,6 +38,7 @@ def test_padding_efficiency() -> None:
     assert list(hand_batches(5, 2)) == [[0, 1], [2, 3], [4]]
 
 
+@pytest.mark.unit
 def test_percentile() -> None:
     values = [float(v) for v in range(1, 101)]
     assert percentile(values, 50) == 50.0
@@ -34,6 +46,7 @@ def test_percentile() -> None:
     assert percentile([], 99) == 0.0
 
 
+@pytest.mark.unit
 def test_runs_in_turns_add_up_to_one_measurement() -> None:
     # Two stretches of the same call: rates come from all calls over the summed time, and the
     # percentiles from every latency, not an average of each stretch's.
@@ -47,6 +60,7 @@ def test_runs_in_turns_add_up_to_one_measurement() -> None:
     assert Run(latencies=[0.001] * 98 + [0.5] * 2, seconds=1.0).summary()["p99_ms"] == 500.0
 
 
+@pytest.mark.unit
 def test_drive_numbers_calls_from_first_and_stops_at_the_count() -> None:
     seen: list[int] = []
 
@@ -60,6 +74,7 @@ def test_drive_numbers_calls_from_first_and_stops_at_the_count() -> None:
     assert len(run.latencies) == 4 and run.errors == ["RuntimeError: boom"]
 
 
+@pytest.mark.unit
 def test_report_targets_and_table() -> None:
     figures = {
         "machine": {
@@ -107,7 +122,8 @@ def test_report_targets_and_table() -> None:
         "embedder peak RSS": True,
     }
     text = report.table(figures)
-    assert "MISS" in text and "PASS" in text and "skipped" not in text
+    assert "MISS" in text and "PASS" in text
+    assert [line.split()[0] for line in text.splitlines() if "skipped" in line] == ["6"]
     assert "matrix products" not in text  # not measured: no line about it
 
     figures["machine"]["matmul"] = {
@@ -135,6 +151,7 @@ def test_report_targets_and_table() -> None:
     assert "speed of matrix products: 2.67x on this machine" in text
 
 
+@pytest.mark.unit
 @pytest.mark.cpu_paths
 def test_matmul_speed_measures_both_precisions() -> None:
     # bf16 runs ~0.1x of fp32 where it is emulated (AVX2 only) and up to ~4x with AMX: the
@@ -147,6 +164,7 @@ def test_matmul_speed_measures_both_precisions() -> None:
     )
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("value", "shown"), [(0.027349, 0.0273), (0.14, 0.14), (2.5149, 2.51), (394.27, 394.0)]
 )
@@ -154,11 +172,13 @@ def test_figures_keep_three_significant_digits_from_001x_to_10x(value: float, sh
     assert matmul_speed.significant(value) == shown
 
 
+@pytest.mark.unit
 def test_quick_shrinks_sizes_but_keeps_explicit_flags() -> None:
     args = parse_args(["--quick", "--modules", "5"])
     assert args.modules == 5 and args.max_doc_kib == 3 and args.gateway_calls == 300
 
 
+@pytest.mark.unit
 def test_a_model_measured_before_and_after_end_to_end_counts_as_their_mean() -> None:
     before = {"chunks_per_s": 40.0, "seconds": 10.0, "dtype": "bfloat16", "padding_efficiency": 0.9}
     after = {"chunks_per_s": 30.0, "seconds": 14.0, "dtype": "bfloat16", "padding_efficiency": 0.9}
@@ -172,6 +192,7 @@ def test_a_model_measured_before_and_after_end_to_end_counts_as_their_mean() -> 
     assert ratio_3_2.value == pytest.approx(0.9) and ratio_3_2.passed
 
 
+@pytest.mark.unit
 def test_metrics_on_and_off_in_one_run_report_the_overhead() -> None:
     assert parse_args([]).metrics == "both"
     assert parse_args(["--metrics", "off"]).metrics == "off"
@@ -185,6 +206,7 @@ def test_metrics_on_and_off_in_one_run_report_the_overhead() -> None:
     assert not [t for t in report.targets({"end_to_end": on}) if "metrics" in t.name]
 
 
+@pytest.mark.unit
 def test_the_sampler_finds_children_started_after_it_and_keeps_the_trees_peak() -> None:
     # The child starts after the sampler's first look at the tree and holds 150 MiB for a while.
     child = "import time; b = b'x' * (150 * 2**20); time.sleep(5)"
@@ -206,3 +228,102 @@ def test_the_sampler_finds_children_started_after_it_and_keeps_the_trees_peak() 
     finally:
         parent.kill()
         parent.wait()
+
+
+@pytest.mark.unit
+def test_the_stand_in_gives_each_text_its_own_unit_vector_every_time() -> None:
+    info = resolve_model("sentence-transformers/all-MiniLM-L6-v2")
+    standin = StandInEncoder(info)
+    texts = ["alpha", "beta", "alpha", "é \ud800 surrogate"]
+    vectors = standin.encode(texts)
+    assert vectors.shape == (4, info.dimension) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
+    # Deterministic (a redelivered chunk gets the same vector) and distinct per text.
+    assert np.array_equal(vectors[0], vectors[2])
+    assert np.array_equal(standin.encode(["beta"])[0], vectors[1])
+    assert abs(float(vectors[0] @ vectors[1])) < 0.5
+    assert "stand-in" in standin.device and "stand-in" in standin.precision
+
+
+@pytest.mark.unit
+def test_the_stand_in_is_out_of_the_ragline_packages_reach() -> None:
+    # Nothing in the package names it or imports the bench, and no setting mentions it: only
+    # bench/standin_embedder.py's own entry point builds one.
+    assert importlib.util.find_spec("ragline.embedder.standin_embedder") is None
+    assert importlib.util.find_spec("ragline.standin_embedder") is None
+    package = Path(ragline.__file__).parent
+    sources = {p: p.read_text() for p in package.rglob("*.py")}
+    assert len(sources) > 50
+    for path, text in sources.items():
+        for node in ast.walk(ast.parse(text)):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            assert not [n for n in names if n.split(".")[0] in ("bench", "tests")], path
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    assert not [f for f in fields if "stand" in f or "fake" in f]
+    assert StandInEncoder.__module__ == "bench.standin_embedder"
+
+
+@pytest.mark.unit
+def test_the_ceiling_is_labelled_a_stand_in_and_judged_against_the_h200_rate() -> None:
+    assert not parse_args([]).skip_ceiling and parse_args(["--skip-ceiling"]).skip_ceiling
+    assert parse_args(["--quick"]).ceiling_repeat < parse_args([]).ceiling_repeat
+    ceiling = {
+        "chunks_per_s": 1600.0,
+        "seconds": 10.0,
+        "chunks_indexed": 16000,
+        "chunks_expected": 16000,
+        "job_states": {"completed": 1600},
+        "peak_rss_bytes": {"indexer": 2**28, "embedder": 2**28},
+        "cpu_seconds": {"indexer": 8.0, "embedder": 1.6},
+        "cpu_seconds_per_1000_chunks": {"indexer": 0.5, "embedder": 0.1},
+    }
+    figures = {
+        "machine": {"device": "cpu", "cpu_model": "x", "cores": 2, "torch": "2"},
+        "corpus": {
+            "documents": 1,
+            "bytes": 10,
+            "chunks": 2,
+            "chunk_size": 254,
+            "chunk_overlap": 32,
+            "tokens_mean": 3.0,
+            "tokens_median": 3,
+            "tokens_min": 2,
+            "tokens_max": 4,
+        },
+        report.CEILING_KEY: ceiling,
+    }
+    figures["machine"]["torch_threads"] = 2
+    assert "stand" in report.CEILING_KEY
+    (target,) = report.targets(figures)
+    assert "stand-in" in target.name and target.limit == 1500 and target.passed
+    text = report.table(figures)
+    assert "6 ceiling, STAND-IN model" in text and "embedder (stand-in)" in text
+    assert "next bottleneck: indexer, 0.50 CPU s per 1,000 chunks" in text
+    ceiling["chunks_per_s"] = 1499.0
+    assert not report.targets(figures)[0].passed
+
+
+@pytest.mark.e2e
+def test_the_ceiling_runs_the_whole_pipeline_with_the_stand_in(tmp_path: Path) -> None:
+    # Every service its own process, the real Redis and Milvus Lite, the stand-in for the model.
+    tiny = corpus.build(3, 1500)
+    figures = pipeline.end_to_end(
+        tiny, tmp_path, REDIS_URL, "cpu", 1, metrics=False, standin=True, repeat=2
+    )
+    assert figures["chunks_indexed"] == figures["chunks_expected"] == 2 * len(tiny.chunks) > 0
+    assert figures["job_states"] == {"completed": 2 * len(tiny.documents)}
+    per_1000 = figures["cpu_seconds_per_1000_chunks"]
+    assert set(per_1000) == {"gateway", "chunker", "embedder", "indexer"}
+
+
+@pytest.mark.unit
+def test_only_the_bench_flag_puts_the_stand_in_in_the_stack(tmp_path: Path) -> None:
+    real = BenchStack(tmp_path, REDIS_URL, "cpu", 1)
+    assert real.command("embedder")[-2:] == ["serve", "embedder"]
+    standin = BenchStack(tmp_path, REDIS_URL, "cpu", 1, standin=True)
+    assert standin.command("embedder")[-2:] == ["-m", "bench.standin_embedder"]
+    assert standin.command("indexer")[-2:] == ["serve", "indexer"]

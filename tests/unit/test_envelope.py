@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from ragline.errors import PermanentTaskError
@@ -164,3 +165,22 @@ def test_each_stage_hands_its_job_document_and_model_on_to_the_next() -> None:
     ]
     with pytest.raises(ValueError):  # a vector per chunk, no fewer
         index_task(embedded, [[0.5, 0.25]])
+
+
+def test_index_task_vectors_are_the_encoders_float32_values_bit_for_bit() -> None:
+    embedded = queue_pb2.TaskEnvelope(job_id="job-1", attempt=1)
+    embedded.embed.chunks.extend(
+        queue_pb2.TextChunk(chunk_index=i, text=f"c{i}", token_count=1) for i in range(3)
+    )
+    vectors = np.random.default_rng(7).standard_normal((3, 384), dtype=np.float32)
+    vectors[1, 5] = np.float32(1e-45)  # a subnormal survives too
+    indexed = decode(index_task(embedded, vectors))
+    # The same bytes as a message built from Python floats, the way it was built before.
+    built = [
+        queue_pb2.EmbeddedChunk(chunk_index=i, text=f"c{i}", vector=v)
+        for i, v in enumerate(vectors.tolist())
+    ]
+    assert list(indexed.index.chunks) == built
+    assert np.array_equal(np.asarray(indexed.index.chunks[1].vector, dtype=np.float32), vectors[1])
+    with pytest.raises(ValueError, match="3 chunks need as many vectors"):
+        index_task(embedded, vectors[0])  # one flat row is not three vectors

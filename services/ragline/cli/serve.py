@@ -10,7 +10,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ragline.config import Settings
@@ -37,17 +37,25 @@ def run_serve(args: argparse.Namespace) -> int:
     prepare_environment()
     settings = Settings.from_env(os.environ, listen_address=getattr(args, "listen", None))
     configure_logging(args.stage, settings.log_level, settings.log_format)
-    log = logging.getLogger("ragline.serve")
     module = importlib.import_module(STAGE_MODULES[args.stage])
+    return run_stage(args.stage, settings, module.run)
+
+
+def run_stage(
+    stage: str, settings: Settings, run: Callable[[Settings], Coroutine[Any, Any, None]]
+) -> int:
+    """Runs one stage's `run` coroutine in the foreground, as `ragline serve STAGE` does (logging
+    configured first); returns the exit code."""
+    log = logging.getLogger("ragline.serve")
     code = 0
     try:
-        configure_tracing(args.stage, os.environ)
-        _run(module.run(settings))
+        configure_tracing(stage, os.environ)
+        _run(run(settings))
     except ConfigurationError as exc:
-        log.error("%s cannot start: %s", args.stage, exc)
+        log.error("%s cannot start: %s", stage, exc)
         code = 2
     except RaglineError as exc:
-        log.error("%s stopped: %s", args.stage, exc)
+        log.error("%s stopped: %s", stage, exc)
         code = 1
     except KeyboardInterrupt:
         pass
@@ -61,7 +69,7 @@ def run_serve(args: argparse.Namespace) -> int:
         log.warning(
             "%s: exiting without waiting for %d worker thread(s) still busy; their messages "
             "will be redelivered",
-            args.stage,
+            stage,
             len(stuck),
         )
         logging.shutdown()

@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -23,23 +22,13 @@ from ragline.embedder.batching import plan_batches
 from ragline.embedder.cpu_fusion import fuse_dense_layers
 from ragline.embedder.pooling import normalize, pool
 from ragline.embedder.precision import choose_dtype, cpu_flags
+from ragline.embedder.text_encoder import EncodeStats
 from ragline.errors import ConfigurationError
 from ragline.model_info import ModelInfo
 
 __all__ = ["EncodeStats", "Encoder"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class EncodeStats:
-    """What one `encode` call did, for metrics: filled in by the call."""
-
-    # Tokens of the texts (special tokens in), and tokens the model computed, padding included.
-    tokens: int = 0
-    padded_tokens: int = 0
-    # Model time of each padded batch, in seconds.
-    batch_seconds: list[float] = field(default_factory=list)
 
 
 class Encoder:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from ragline import metrics
 from ragline.broker.base import Broker
-from ragline.embedder.encoder import Encoder, EncodeStats
+from ragline.embedder.text_encoder import EncodeStats, TextEncoder
 from ragline.jobs.model import Stage
 from ragline.jobs.store import JobStore
 from ragline.stage import envelope
@@ -24,7 +24,7 @@ class EmbedHandler:
         self,
         broker: Broker,
         jobs: JobStore,
-        encoder: Encoder,
+        encoder: TextEncoder,
         max_batch_tokens: int,
     ) -> None:
         self._broker = broker
@@ -64,9 +64,7 @@ class EmbedHandler:
         for task in tasks:
             count = len(task.envelope.embed.chunks)
             bodies.append(
-                envelope.index_task(
-                    task.envelope, vectors[row : row + count].tolist(), task.trace.carrier()
-                )
+                envelope.index_task(task.envelope, vectors[row : row + count], task.trace.carrier())
             )
             row += count
         # Progress first, then the index tasks: a job is never seen completed with chunks still

@@ -9,6 +9,7 @@ from ragline.config import Settings
 from ragline.embedder.encoder import Encoder
 from ragline.embedder.handler import EmbedHandler
 from ragline.embedder.service import EmbedderServicer
+from ragline.embedder.text_encoder import TextEncoder
 from ragline.model_info import resolve_model
 from ragline.stage.process import serve_stage
 from ragline.tls import ServerSecurity, server_security
@@ -23,18 +24,25 @@ async def run(settings: Settings) -> None:
     encoder = Encoder(
         model, device=settings.device, threads=settings.torch_threads, precision=settings.precision
     )
+    await serve_encoder(settings, security, encoder)
+
+
+async def serve_encoder(settings: Settings, security: ServerSecurity, encoder: TextEncoder) -> None:
+    """The embedder's queue work and EmbedderService around `encoder`, until SIGTERM; closes
+    it. `run` passes the model; no setting selects anything else (the bench's stand-in for the
+    model, bench/standin_embedder.py, calls this from outside the package)."""
     log.info(
         "embedder: model %s (%d dims) on %s in %s (asked for %s)",
-        model.name,
-        model.dimension,
+        encoder.info.name,
+        encoder.info.dimension,
         encoder.device,
         encoder.precision,
         settings.precision,
     )
     metrics.MODEL_INFO.info(
         {
-            "model": model.name,
-            "dimension": str(model.dimension),
+            "model": encoder.info.name,
+            "dimension": str(encoder.info.dimension),
             "device": encoder.device,
             "precision": encoder.precision,
         }
@@ -47,7 +55,7 @@ async def run(settings: Settings) -> None:
 
 
 async def _serve(
-    settings: Settings, security: ServerSecurity, encoder: Encoder, servicer: EmbedderServicer
+    settings: Settings, security: ServerSecurity, encoder: TextEncoder, servicer: EmbedderServicer
 ) -> None:
     await serve_stage(
         settings,

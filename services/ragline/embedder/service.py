@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ragline.embedder.encoder import Encoder
+from ragline.embedder.text_encoder import TextEncoder
 from ragline.errors import InvalidArgument
 from ragline.v1 import embedder_service_pb2, embedder_service_pb2_grpc
 
@@ -13,7 +13,7 @@ MAX_TEXTS = 256
 
 
 class EmbedderServicer(embedder_service_pb2_grpc.EmbedderServiceServicer):
-    def __init__(self, encoder: Encoder) -> None:
+    def __init__(self, encoder: TextEncoder) -> None:
         self._encoder = encoder
 
     async def Embed(

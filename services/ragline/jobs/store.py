@@ -282,6 +282,16 @@ class JobStore:
             rows = await self._call_plain(pipe.execute())
         return [_job_from_hash(r) if r else None for r in rows]
 
+    async def states(self, job_ids: Iterable[str]) -> list[JobState | None]:
+        """Each job's state, in order; None for one that does not exist. One round trip, and
+        one field a job: what a stage checks of every batch (get_many reads whole records)."""
+        ids = list(job_ids)
+        async with self._r.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hget(self.keys.job(job_id), "state")
+            rows = await self._call_plain(pipe.execute())
+        return [JobState(text(r)) if r else None for r in rows]
+
     async def stuck_jobs(self, idle_s: float, *, limit: int = 1000) -> list[str]:
         """Ids of unfinished jobs that nothing has changed for `idle_s` or more, longest idle
         first (at most `limit`). Jobs made before this index existed are not in it."""
@@ -356,6 +366,19 @@ class JobStore:
             self._set_total,
             [self.keys.job(job_id), self.keys.events(job_id), self.keys.open_jobs],
             [total, time.time(), job_id],
+        )
+
+    async def set_totals(self, totals: Sequence[tuple[str, int]]) -> None:
+        """set_total for many (job id, total) in one round trip."""
+        if not totals:
+            return
+        now = time.time()
+        await self._eval_many(
+            self._set_total,
+            [
+                ([self.keys.job(j), self.keys.events(j), self.keys.open_jobs], [total, now, j])
+                for j, total in totals
+            ],
         )
 
     async def mark_embedded(

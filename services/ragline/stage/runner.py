@@ -41,7 +41,7 @@ from ragline.errors import (
     RaglineError,
     StoreUnavailable,
 )
-from ragline.jobs.model import Job, JobState, Stage
+from ragline.jobs.model import JobState, Stage
 from ragline.retry import RetryPolicy
 from ragline.stage import envelope
 from ragline.telemetry import bind, log_context
@@ -90,8 +90,8 @@ class StageJobs(Protocol):
     """What the runner reads and writes of the job store (ragline.jobs.store.JobStore). Each
     method raises StoreUnavailable when the store does not answer."""
 
-    async def get_many(self, job_ids: Iterable[str]) -> Sequence[Job | None]:
-        """The jobs, in order; None for one that does not exist."""
+    async def states(self, job_ids: Iterable[str]) -> Sequence[JobState | None]:
+        """The jobs' states, in order; None for a job that does not exist."""
         ...
 
     async def note_error(self, job_id: str, stage: Stage, error: str, attempts: int) -> None:
@@ -368,8 +368,9 @@ class StageRunner:
         """
         if not tasks:
             return tasks
-        jobs = {j.job_id: j for j in await self._jobs.get_many({t.job_id for t in tasks}) if j}
-        keep = [t for t in tasks if t.job_id in jobs and jobs[t.job_id].state != JobState.CANCELLED]
+        ids = list({t.job_id for t in tasks})
+        states = dict(zip(ids, await self._jobs.states(ids), strict=True))
+        keep = [t for t in tasks if states[t.job_id] not in (None, JobState.CANCELLED)]
         drop = [t for t in tasks if t not in keep]
         for t in drop:
             t.trace.event("ragline.dropped", {"ragline.reason": "the job was cancelled or is gone"})
