@@ -4,6 +4,7 @@ talks to a live gateway from there."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import textwrap
 import uuid
@@ -44,8 +45,14 @@ PROBE = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def client_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A new venv with `pip install clients/python` (a built wheel, not an editable link)."""
+    """A new venv with `pip install clients/python` (a built wheel, not an editable link), built
+    from a copy so that the build leaves nothing in the checkout."""
     home = tmp_path_factory.mktemp("client-venv")
+    source = shutil.copytree(
+        ROOT / "clients" / "python",
+        tmp_path_factory.mktemp("client-source") / "python",
+        ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"),
+    )
     venv.create(home, with_pip=True)
     python = home / "bin" / "python"
     done = subprocess.run(
@@ -56,7 +63,7 @@ def client_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "install",
             "-q",
             "--disable-pip-version-check",
-            ROOT / "clients" / "python",
+            source,
         ],
         capture_output=True,
         text=True,

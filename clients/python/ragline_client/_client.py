@@ -74,7 +74,8 @@ class RaglineClient:
         timeout: seconds each unary call (each attempt of it) may take; None waits forever.
         retry: which failures are tried again, and how long to wait first; None is the default
             RetryPolicy (UNAVAILABLE, and RESOURCE_EXHAUSTED after the delay the gateway asks
-            for, up to 4 attempts). ``RetryPolicy(maximum_attempts=1)`` turns retries off.
+            for, up to 5 attempts over about 3 s). ``RetryPolicy(maximum_attempts=1)`` turns retries
+            off.
     """
 
     def __init__(
