@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -90,6 +91,9 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             with pytest.raises(InvalidArgumentError):
                 client.ingest("x", document_id=f"refused-{tag}", content_type="image/x-unknown")
             finished = [client.wait(j.job_id, timeout=300) for j in accepted]
+        # One call over HTTP/JSON too, for its own counter and the dashboard's HTTP panels.
+        with urllib.request.urlopen(f"{stack.http_url}/v1/jobs/{accepted[0].job_id}") as answer:
+            assert answer.status == 200
         jobs, poisoned = finished[:-1], finished[-1]
         assert [j.state for j in jobs] == [JobState.COMPLETED] * GOOD_DOCUMENTS, stack.logs()
         assert poisoned.state == JobState.FAILED, poisoned
@@ -180,6 +184,7 @@ def test_counters_match_what_the_jobs_say_was_processed(run: Run) -> None:
         value(gateway, "ragline_documents_refused_total", tenant="default", reason="invalid") == 1
     )
     assert value(gateway, "ragline_jobs_stuck") == 0
+    assert value(gateway, "ragline_http_server_requests_total", rpc="GetJob", status="200") == 1
     # Each service exports its own metrics only.
     assert not [k for k in gateway if k[0].startswith(("ragline_tasks", "ragline_embedder"))]
     assert not [k for k in chunker if k[0].startswith(("ragline_embedder", "ragline_grpc"))]
