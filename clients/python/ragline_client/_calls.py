@@ -6,7 +6,9 @@ what comes back is decided once for both.
 
 from __future__ import annotations
 
+import dataclasses
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -46,12 +48,21 @@ class Unary(Generic[T]):
     read: Callable[[Any], T]
 
 
+def _retry_safe(doc: Document) -> Document:
+    """`doc` with a request id: its own, or a new one. The calls are retried after UNAVAILABLE,
+    which may come after the gateway queued the document; the same id makes the retry answer
+    with that job instead of queueing it twice (the TypeScript client does the same)."""
+    return doc if doc.request_id else dataclasses.replace(doc, request_id=uuid.uuid4().hex)
+
+
 def ingest(doc: Document) -> Unary[Job]:
-    return Unary("Ingest", document_to_proto(doc), _job)
+    return Unary("Ingest", document_to_proto(_retry_safe(doc)), _job)
 
 
 def ingest_batch(documents: Sequence[Document]) -> Unary[list[Job]]:
-    request = pb.IngestBatchRequest(documents=[document_to_proto(d) for d in documents])
+    request = pb.IngestBatchRequest(
+        documents=[document_to_proto(_retry_safe(d)) for d in documents]
+    )
     return Unary("IngestBatch", request, _jobs)
 
 

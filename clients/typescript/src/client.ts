@@ -31,7 +31,7 @@ import {
   RaglineClientError,
 } from "./errors.js";
 import { IngestServiceClient, type WatchJobResponse } from "./gen/ragline/v1/ingest_service.js";
-import { pause, retryDelayMs, retryPolicy, withRetries, type RetryPolicy } from "./retry.js";
+import { nextRetryDelay, pause, retryPolicy, withRetries, type RetryPolicy } from "./retry.js";
 import {
   CONTENT_TYPES,
   guessContentType,
@@ -297,11 +297,8 @@ export class RaglineClient {
         }
         const error = fromServiceError(err, this.address, this.#tls);
         failures += 1;
-        if (!error.retryable || failures >= this.#retry.maxAttempts) {
-          throw error;
-        }
-        const delay = retryDelayMs(this.#retry, failures, error);
-        if (deadline !== undefined && Date.now() + delay >= deadline) {
+        const delay = nextRetryDelay(this.#retry, failures, error, deadline);
+        if (delay === undefined) {
           throw error;
         }
         await pause(delay, signal);

@@ -26,6 +26,8 @@ export interface ErrorInit {
   code?: string;
   details?: string;
   cause?: unknown;
+  /** Whether trying the same call again later may succeed (see `retryable`). */
+  retryable?: boolean;
 }
 
 /** Base of every error the client raises. `message` is a sentence a person can act on. */
@@ -40,12 +42,15 @@ export class RaglineClientError extends Error {
     this.name = new.target.name;
     this.code = init.code ?? "UNKNOWN";
     this.details = init.details ?? "";
+    this.retryable = init.retryable ?? false;
   }
 
-  /** Whether the same call may succeed if tried again later (UNAVAILABLE, RESOURCE_EXHAUSTED). */
-  get retryable(): boolean {
-    return this.code === "UNAVAILABLE" || this.code === "RESOURCE_EXHAUSTED";
-  }
+  /**
+   * Whether the same call may succeed if tried again later, as the Python client decides:
+   * UNAVAILABLE unless the TLS settings are the cause, and RESOURCE_EXHAUSTED only with the
+   * gateway's RetryInfo (without one it is a size limit). Every other error is an answer.
+   */
+  readonly retryable: boolean;
 }
 
 /** The request was malformed; `field` names the field, e.g. `documents[3].content_type`. */
@@ -191,13 +196,18 @@ export function fromServiceError(
   }
   if (code === "RESOURCE_EXHAUSTED") {
     const { retryAfterMs } = decodeStatusDetails(err.metadata);
-    return new ResourceExhaustedError(describe(code, details, address), { ...init, retryAfterMs });
+    return new ResourceExhaustedError(describe(code, details, address), {
+      ...init,
+      retryAfterMs,
+      retryable: retryAfterMs !== undefined,
+    });
   }
-  const message =
-    (code === "UNAVAILABLE" && tlsMessage(details, address, tls)) ||
-    describe(code, details, address);
+  const tlsProblem = code === "UNAVAILABLE" ? tlsMessage(details, address, tls) : undefined;
   const Kind = BY_CODE[code] ?? RaglineClientError;
-  return new Kind(message, init);
+  return new Kind(tlsProblem ?? describe(code, details, address), {
+    ...init,
+    retryable: code === "UNAVAILABLE" && tlsProblem === undefined,
+  });
 }
 
 function isConnectFailure(details: string): boolean {

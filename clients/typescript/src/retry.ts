@@ -72,6 +72,27 @@ export function retryDelayMs(
   return random() * ceiling;
 }
 
+/**
+ * How long to wait before trying again after the `tried`-th attempt failed with `error`, or
+ * undefined to give up: the error is an answer (not `retryable`), the attempts are used up, or
+ * the wait would end past `deadline` (ms since the epoch).
+ */
+export function nextRetryDelay(
+  policy: RetryPolicy,
+  tried: number,
+  error: RaglineClientError,
+  deadline?: number,
+): number | undefined {
+  if (!error.retryable || tried >= policy.maxAttempts) {
+    return undefined;
+  }
+  const delay = retryDelayMs(policy, tried, error);
+  if (deadline !== undefined && Date.now() + delay >= deadline) {
+    return undefined;
+  }
+  return delay;
+}
+
 /** When retrying gives up: the deadline (ms since the epoch, as Date.now()) and an abort signal. */
 export interface RetryLimits {
   deadline?: number;
@@ -92,11 +113,11 @@ export async function withRetries<T>(
     try {
       return await attempt();
     } catch (err) {
-      if (!(err instanceof RaglineClientError) || !err.retryable || tried >= policy.maxAttempts) {
-        throw err;
-      }
-      const delay = retryDelayMs(policy, tried, err);
-      if (limits.deadline !== undefined && Date.now() + delay >= limits.deadline) {
+      const delay =
+        err instanceof RaglineClientError
+          ? nextRetryDelay(policy, tried, err, limits.deadline)
+          : undefined;
+      if (delay === undefined) {
         throw err;
       }
       await pause(delay, limits.signal);

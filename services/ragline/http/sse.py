@@ -72,6 +72,7 @@ async def _rest(
     keepalive_s: float,
 ) -> None:
     stop = asyncio.ensure_future(closing.wait())
+    nxt: asyncio.Future[Any] | None = None
     try:
         while True:
             nxt = asyncio.ensure_future(anext(updates))
@@ -98,3 +99,9 @@ async def _rest(
             await response.write(event("job", to_json(reply.job)))
     finally:
         stop.cancel()
+        # A keepalive or event written to a client that left raises here with a read still
+        # pending: cancelled, the watch lets go of its Redis subscription, and `aclose` can run.
+        if nxt is not None and not nxt.done():
+            nxt.cancel()
+            with contextlib.suppress(BaseException):
+                await nxt
