@@ -183,3 +183,27 @@ def test_jobs_queued_behind_a_backlog_are_not_published_again(
         )
         assert [repairs(stack, j.job_id) for j in jobs] == [0, 0, 0, 0]
     assert "published its chunk task again" not in stack.log_path("gateway").read_text()
+
+
+def test_a_task_held_by_a_worker_past_the_stuck_time_is_neither_repaired_nor_failed(
+    stacks: list[Stack], tmp_path: Path, broker: str
+) -> None:
+    # The chunker holds the only task 8 s, four times RAGLINE_STUCK_AFTER_S, with every queue
+    # empty. RabbitMQ does not count a task a worker holds, so unless the worker touches the
+    # job meanwhile it looks lost there, and with no repairs allowed it would be failed.
+    stack = new_stack(stacks, tmp_path, broker, faults="chunk:stall:SLOWDOWN:8", max_repairs="0")
+    stack.start("gateway", "chunker")
+    with RaglineClient(stack.gateway, timeout=30) as client:
+        job = client.ingest(text_about("SLOWDOWN lighthouse"), document_id="held")
+        wait_for(
+            "the job is chunked",
+            lambda: client.get_job(job.job_id).progress.chunks_total > 0,
+            timeout_s=60,
+        )
+        seen = client.get_job(job.job_id)
+        assert seen.state != JobState.FAILED, seen.last_error
+        assert not seen.stuck
+        assert repairs(stack, job.job_id) == 0
+    gateway_log = stack.log_path("gateway").read_text()
+    assert "published its chunk task again" not in gateway_log
+    assert f"job {job.job_id} failed" not in gateway_log

@@ -301,6 +301,23 @@ async def test_the_open_jobs_index_follows_every_change_and_finds_the_stuck(
     assert quiet.job_id not in await store.stuck_jobs(0.0)
 
 
+async def test_touch_keeps_a_job_in_hand_from_looking_stuck_and_leaves_its_record(
+    store: JobStore, redis_client: aioredis.Redis, namespace: str
+) -> None:
+    held, _ = await store.create("held")
+    idle, _ = await store.create("idle")
+    done, _ = await store.create("done")
+    await store.fail(done.job_id, Stage.CHUNK, "bad pdf", 1)
+    await asyncio.sleep(0.3)
+    await store.touch([held.job_id, done.job_id])
+    assert await store.stuck_jobs(0.25) == [idle.job_id]
+    # Only the index moved: the record's last change is its own.
+    assert (await store.get(held.job_id)).update_time == held.update_time
+    # A finished job is not put back among the open ones.
+    assert await redis_client.zscore(f"{namespace}:jobs:open", done.job_id) is None
+    await store.touch([])  # nothing to touch: no call
+
+
 async def test_note_error_keeps_the_state(store: JobStore) -> None:
     job, _ = await store.create("doc")
     await store.set_total(job.job_id, 1)

@@ -22,6 +22,8 @@ class MemoryJobs:
 
     def __init__(self) -> None:
         self.jobs: dict[str, Job] = {}
+        # Every job id touched, in order (StageJobs.touch).
+        self.touched: list[str] = []
 
     def create(self, document_id: str = "doc") -> str:
         """A new ACCEPTED job's id."""
@@ -77,6 +79,9 @@ class MemoryJobs:
         return self.move(
             job_id, JobState.FAILED, last_error=error, last_error_stage=stage, attempts=attempts
         )
+
+    async def touch(self, job_ids: Iterable[str]) -> None:
+        self.touched.extend(job_ids)
 
 
 class MemorySoloRuns:

@@ -529,6 +529,31 @@ async def test_a_slow_batch_keeps_its_claim_past_the_visibility_timeout(
     assert await worker.depth("embed") == 0
 
 
+async def test_a_long_task_touches_its_job_so_it_never_looks_stuck(
+    broker: MemoryBroker, jobs: MemoryJobs, solo_runs: MemorySoloRuns
+) -> None:
+    # With RAGLINE_STUCK_AFTER_S of 0.3 s, a task in hand for 0.5 s touches its job at least
+    # once (every 0.1 s), and a fast one not at all.
+    slow, fast = jobs.create(), jobs.create()
+
+    class SlowOnOne(FakeHandler):
+        async def handle(self, tasks: Sequence[Task]) -> Sequence[BaseException | None]:
+            if any(t.job_id == slow for t in tasks):
+                await asyncio.sleep(0.5)
+            return await super().handle(tasks)
+
+    runner = StageRunner(
+        SlowOnOne(), broker, jobs, solo_runs=solo_runs, extend_every_s=10, stuck_after_s=0.3
+    )
+    await broker.publish("embed", [embed_task(fast)])
+    await runner.process(await read_all(broker, 1))
+    assert jobs.touched == []
+    await broker.publish("embed", [embed_task(slow)])
+    await runner.process(await read_all(broker, 1))
+    assert 2 <= jobs.touched.count(slow) <= 5, jobs.touched
+    assert set(jobs.touched) == {slow}
+
+
 async def test_stop_finishes_the_batch_in_hand_then_returns(
     broker: MemoryBroker, jobs: MemoryJobs, make_runner: MakeRunner
 ) -> None:

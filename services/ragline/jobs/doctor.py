@@ -22,9 +22,11 @@ there (say, redelivered after a crash) makes the job's later tasks again.
                                                                     when that cannot help
 
 "Empty" is the broker's count of messages waiting, delayed and (Redis Streams) delivered but not
-yet acked. RabbitMQ does not count messages delivered to a consumer and not yet acked, so there a
-task in a worker's hands longer than RAGLINE_STUCK_AFTER_S, without the job changing meanwhile,
-reads as missing: its repair then only repeats work the stages absorb.
+yet acked. RabbitMQ does not count messages delivered to a consumer and not yet acked; a worker
+therefore touches the jobs of the tasks in its hands while it works (ragline.stage.runner), so
+such a job is not stuck at all. A task waiting in a consumer's prefetch buffer longer than
+RAGLINE_STUCK_AFTER_S still reads as missing there: its repair only repeats work the stages
+absorb.
 """
 
 from __future__ import annotations

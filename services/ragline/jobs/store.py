@@ -360,6 +360,17 @@ class JobStore:
             [error, stage.value, attempts, time.time(), job_id],
         )
 
+    async def touch(self, job_ids: Iterable[str]) -> None:
+        """Marks unfinished jobs as changed now in the index of open jobs, without changing
+        their records: a worker holds their tasks, so they are not stuck (RabbitMQ does not
+        count a task in a worker's hands, so without this one held longer than
+        RAGLINE_STUCK_AFTER_S would look lost). A finished job, no longer in the index, is not
+        put back."""
+        now = time.time()
+        mapping = dict.fromkeys(job_ids, now)
+        if mapping:
+            await self._call_plain(self._r.zadd(self.keys.open_jobs, mapping, xx=True))
+
     async def set_total(self, job_id: str, total: int) -> None:
         """Records how many chunks the document was cut into, and marks the job ACTIVE."""
         await self._call(

@@ -61,6 +61,7 @@ async def serve_stage(
             policy=settings.retry_policy(),
             batch_size=batch_size or settings.read_batch_size,
             extend_every_s=max(0.5, settings.visibility_timeout_s / 3),
+            stuck_after_s=settings.stuck_after_s,
             consumers=consumers,
             gather_s=gather_s,
         )

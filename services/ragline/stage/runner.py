@@ -9,7 +9,8 @@ Settling is where the promises live:
   permanent or attempts are spent, dead-lettered with its reason and its job marked FAILED;
 - a message handed out too often without being settled (it kills its worker) is dead-lettered
   before it is handled again;
-- while a batch is being handled its claim is extended, so slow is never mistaken for dead;
+- while a batch is being handled its claim is extended and its jobs are touched, so slow is
+  never mistaken for dead, nor a task in hand for a lost one (ragline.jobs.repair);
 - tasks of cancelled jobs are dropped without work.
 
 Each task gets a span in its own job's trace for as long as it is handled (ragline.tracing says
@@ -103,6 +104,11 @@ class StageJobs(Protocol):
         returns whether it moved."""
         ...
 
+    async def touch(self, job_ids: Iterable[str]) -> None:
+        """Marks unfinished jobs as changed now, so that a job whose task a worker holds is
+        not taken for stuck."""
+        ...
+
 
 class SoloRunCounter(Protocol):
     """How often each redelivered message has run on its own without an answer
@@ -136,6 +142,7 @@ class StageRunner:
         batch_size: int = 64,
         read_timeout_s: float = 1.0,
         extend_every_s: float = 10.0,
+        stuck_after_s: float = 600.0,
         consumers: int = 1,
         gather_s: float = 0.0,
     ) -> None:
@@ -148,7 +155,9 @@ class StageRunner:
         self._policy = policy or RetryPolicy()
         self._batch_size = batch_size
         self._read_timeout_s = read_timeout_s
-        self._extend_every_s = extend_every_s
+        # The claim keeper wakes often enough for both jobs: claims before they lapse, and the
+        # jobs' last change well within RAGLINE_STUCK_AFTER_S.
+        self._keep_every_s = min(extend_every_s, max(0.1, stuck_after_s / 3))
         self._consumers = max(1, consumers)
         # A read that returns less than a full batch keeps reading for up to this long before the
         # batch is handled: the embedder's first reads after a quiet spell would otherwise carry
@@ -308,7 +317,9 @@ class StageRunner:
         await self._solo_runs.end(task.envelope.message_id)
 
     async def _run_group(self, tasks: list[Task]) -> None:
-        keeper = asyncio.create_task(self._keep_claimed([t.delivery for t in tasks]))
+        keeper = asyncio.create_task(
+            self._keep_claimed([t.delivery for t in tasks], {t.job_id for t in tasks})
+        )
         start = time.perf_counter()
         try:
             outcomes = await self._handle_isolating(tasks)
@@ -352,13 +363,20 @@ class StageRunner:
                 *await self._handle_isolating(tasks[middle:]),
             ]
 
-    async def _keep_claimed(self, deliveries: list[Delivery]) -> None:
+    async def _keep_claimed(self, deliveries: list[Delivery], job_ids: set[str]) -> None:
+        """While a batch is in hand: extends its claims, and touches its jobs, whose last change
+        would otherwise age while a long task runs (a fast batch is done before the first
+        wake, and costs nothing here)."""
         while True:
-            await asyncio.sleep(self._extend_every_s)
+            await asyncio.sleep(self._keep_every_s)
             try:
                 await self._broker.extend(deliveries)
             except BrokerUnavailable as exc:
                 log.warning("%s stage: could not extend claims: %s", self._name, exc)
+            try:
+                await self._jobs.touch(job_ids)
+            except StoreUnavailable as exc:
+                log.warning("%s stage: could not mark its jobs as in hand: %s", self._name, exc)
 
     async def _drop_cancelled(self, tasks: list[Task]) -> list[Task]:
         """Acks, without work, tasks whose job was cancelled or no longer exists.
