@@ -135,6 +135,11 @@ $("search-form").addEventListener("submit", async (event) => {
   list.replaceChildren();
   const query = $("search-query").value;
   const documentIds = $("search-these").checked ? [...uploaded] : [];
+  if ($("search-these").checked && documentIds.length === 0) {
+    // An empty filter means "every document" to the gateway: not what the box asks for.
+    message.textContent = "Nothing was uploaded here yet: upload a document, or untick the box to search them all.";
+    return;
+  }
   let hits;
   try {
     hits = await gateway().search(query, { topK: 5, documentIds });

@@ -193,6 +193,24 @@ def test_an_empty_file_shows_the_gateways_error_in_words(
     expect(row_of(page, doc.name).get_by_test_id("doc-status")).to_have_text("not accepted")
 
 
+def test_searching_only_uploaded_documents_before_any_upload_says_so_and_asks_nothing(
+    page: Page, page_origin: str, stack: Stack
+) -> None:
+    # An empty document filter means "every document" to the gateway, so the page must not
+    # send the search at all.
+    open_page(page, page_origin, stack.http_url)
+    calls: list[Request] = []
+    page.on("request", lambda r: calls.append(r) if r.url.startswith(stack.http_url) else None)
+    page.get_by_test_id("search-query").fill("okapis")
+    page.get_by_test_id("search-these").check()
+    page.get_by_test_id("search-button").click()
+    expect(page.get_by_test_id("message")).to_have_text(
+        "Nothing was uploaded here yet: upload a document, or untick the box to search them all."
+    )
+    assert calls == []
+    expect(page.get_by_test_id("hit")).to_have_count(0)
+
+
 def test_a_page_from_an_origin_the_gateway_does_not_allow_says_what_to_check(
     page: Page, stack: Stack
 ) -> None:
