@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ragline.cli import dlq_commands
+from ragline.cli import client_commands
 from ragline.cli.dlq_commands import format_dead_letters
 from ragline.cli.main import main
 from ragline_client import DeadLetter, Stage
@@ -77,7 +77,7 @@ class FakeClient:
 
 @pytest.fixture(autouse=True)
 def fake(monkeypatch: pytest.MonkeyPatch) -> type[FakeClient]:
-    monkeypatch.setattr(dlq_commands, "RaglineClient", FakeClient)
+    monkeypatch.setattr(client_commands, "RaglineClient", FakeClient)
     monkeypatch.delenv("RAGLINE_GATEWAY", raising=False)
     monkeypatch.setenv("COLUMNS", "120")
     FakeClient.calls, FakeClient.letters, FakeClient.consumed, FakeClient.found = [], [], 0, None

@@ -338,7 +338,8 @@ def _key_value(raw: str) -> tuple[str, str]:
     return key, value
 
 
-def _connect(args: argparse.Namespace) -> RaglineClient:
+def connect(args: argparse.Namespace) -> RaglineClient:
+    """The client the command's --gateway, --api-key and TLS flags describe."""
     return RaglineClient(args.gateway, api_key=args.api_key, **tls_options(args))
 
 
@@ -378,7 +379,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         raise UsageError("nothing to ingest: every file given is empty")
     metadata = Metadata(uploaded_by=args.uploaded_by, attributes=dict(args.attr))
 
-    with _connect(args) as client:
+    with connect(args) as client:
         jobs = _submit(client, files, metadata, args)
         if args.no_wait:
             if args.json:
@@ -514,7 +515,7 @@ def _chunk_summary(jobs: Sequence[Job]) -> str:
 
 def cmd_search(args: argparse.Namespace) -> int:
     """`ragline search`: print the closest chunks."""
-    with _connect(args) as client:
+    with connect(args) as client:
         hits = client.search(args.query, top_k=args.top_k, document_ids=args.document_ids)
     if args.json:
         print(hits_to_json(hits))
@@ -525,7 +526,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_job(args: argparse.Namespace) -> int:
     """`ragline job`: show a job, or follow it until it ends."""
-    with _connect(args) as client:
+    with connect(args) as client:
         if not args.watch:
             job = client.get_job(args.job_id)
             print(json.dumps(job.to_dict(), indent=2) if args.json else format_job(job))
@@ -544,7 +545,7 @@ def cmd_job(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     """`ragline cancel`: cancel a job and print its state."""
-    with _connect(args) as client:
+    with connect(args) as client:
         job = client.cancel(args.job_id)
     if args.json:
         _print_json(job.to_dict())
@@ -555,7 +556,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_document(args: argparse.Namespace) -> int:
     """`ragline document`: show a document's versions and chunk count."""
-    with _connect(args) as client:
+    with connect(args) as client:
         info = client.get_document(args.document_id)
     if args.json:
         _print_json(info.to_dict())
@@ -566,7 +567,7 @@ def cmd_document(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     """`ragline delete`: remove a document's chunks from the index."""
-    with _connect(args) as client:
+    with connect(args) as client:
         deleted = client.delete(args.document_id)
     result: Mapping[str, Any] = {"document_id": args.document_id, "chunks_deleted": deleted}
     if args.json:

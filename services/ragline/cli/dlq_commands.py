@@ -10,8 +10,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ragline.cli.client_commands import UsageError, excerpt, tls_options
-from ragline_client import DeadLetter, RaglineClient, Stage
+from ragline.cli.client_commands import UsageError, connect, excerpt
+from ragline_client import DeadLetter, Stage
 
 STAGE_NAMES = tuple(stage.value for stage in Stage)
 DEFAULT_LIMIT = 100
@@ -97,10 +97,6 @@ def _limit(raw: str) -> int:
     return value
 
 
-def _connect(args: argparse.Namespace) -> RaglineClient:
-    return RaglineClient(args.gateway, api_key=args.api_key, **tls_options(args))
-
-
 # ---------------------------------------------------------------------------------------------
 # Output formatting
 
@@ -156,7 +152,7 @@ def _print_json(value: Any) -> None:
 def cmd_dlq_list(args: argparse.Namespace) -> int:
     """`ragline dlq list`: show up to --limit dead letters of a stage, following pages."""
     page_size = min(args.limit + 1, MAX_PAGE_SIZE)  # one more than shown says whether more remain
-    with _connect(args) as client:
+    with connect(args) as client:
         found = client.iter_dead_letters(args.stage, page_size=page_size)
         letters = list(itertools.islice(found, args.limit + 1))
     more = len(letters) > args.limit
@@ -178,7 +174,7 @@ def cmd_dlq_list(args: argparse.Namespace) -> int:
 def cmd_dlq_requeue(args: argparse.Namespace) -> int:
     """`ragline dlq requeue`: put the named dead letters, or all of them, back on the queue."""
     ids = _selection(args)
-    with _connect(args) as client:
+    with connect(args) as client:
         requeued = client.requeue_dead_letters(args.stage, ids)
     if args.json:
         _print_json({"stage": args.stage, "requeued": requeued})
@@ -200,7 +196,7 @@ def cmd_dlq_purge(args: argparse.Namespace) -> int:
         if not _confirm(question):
             print("nothing purged", file=sys.stderr)
             return 1
-    with _connect(args) as client:
+    with connect(args) as client:
         purged = client.purge_dead_letters(args.stage, ids)
     if args.json:
         _print_json({"stage": args.stage, "purged": purged})
