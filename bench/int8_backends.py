@@ -154,7 +154,7 @@ def torch_dynamic(engine: str) -> Callable[[Context], Forward]:
         torch.backends.quantized.engine = engine
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated in 2.13
-            model = torch.ao.quantization.quantize_dynamic(
+            model = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
                 _torch_model(ctx.info), {torch.nn.Linear}, dtype=torch.qint8
             )
         return _torch_forward(model)
@@ -233,7 +233,8 @@ def _matmul_nodes(model_path: Path) -> tuple[list[str], list[str]]:
 
     graph = onnx.load(str(model_path)).graph
     initializers = {i.name for i in graph.initializer}
-    weighted, activations = [], []
+    weighted: list[str] = []
+    activations: list[str] = []
     for node in graph.node:
         if node.op_type == "MatMul":
             (weighted if node.input[1] in initializers else activations).append(node.name)
@@ -354,7 +355,7 @@ def ov_fp32(ctx: Context) -> Forward:
 def ov_nncf(
     tag: str,
     *,
-    overflow_fix: str = "first_layer",
+    overflow_fix: str = "first_layer_only",
     ffn_output_fp32: bool = False,
     smooth_quant_alpha: float | None = None,
 ) -> Callable[[Context], Forward]:

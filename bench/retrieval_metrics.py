@@ -61,7 +61,7 @@ def neighbour_agreement(reference: Ranking, candidate: Ranking) -> float:
     shared = [
         len(set(r.tolist()) & set(c.tolist())) for r, c in zip(reference, candidate, strict=True)
     ]
-    return float(np.mean(shared)) / k
+    return float(np.mean(shared) / k)
 
 
 def ndcg_at_k(ranking: Ranking, relevant: Sequence[set[int]], k: int) -> float:
