@@ -274,7 +274,11 @@ def _load(path: Path, fingerprint: str) -> dict[str, Any]:
 
 def _when() -> dict[str, Any]:
     commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        # "-dirty" when the tracked files differ from the commit: the code measured is not it.
+        ["git", "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout.strip()
     return {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
