@@ -9,7 +9,7 @@ PIP := $(PY) -m pip
 TORCH_INSTALL ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: help install services ts-client browser demo test test-as-avx2 test-unit test-integration test-e2e test-faults lint protos protos-check bench soak clean
+.PHONY: help install services ts-client browser demo test test-as-avx2 test-unit test-integration test-e2e test-faults lint protos protos-check bench bench-int8 soak clean
 
 help:
 	@echo "make demo   - install, start the stack, ingest the project's docs, search them, stop"
@@ -19,6 +19,7 @@ help:
 	@echo "make protos - regenerate services/ragline/v1, clients/python/ragline_client/v1 and clients/typescript/src/gen from protos/"
 	@echo "make ts-client - install (npm ci) and build the TypeScript client in clients/typescript"
 	@echo "make bench  - throughput and latency figures (make bench after make test's set-up)"
+	@echo "make bench-int8 - int8 inference (OpenVINO/NNCF, onnxruntime, torch) against fp32: speed and retrieval quality, in its own venv"
 	@echo "make soak   - the stack under kill -9, SIGTERM and server restarts; checks nothing is lost"
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
@@ -104,10 +105,29 @@ protos-check: install ts-client
 bench: install services
 	$(PY) -m bench
 
+# The int8 trial (bench/int8_trial.py) in a venv of its own, so that OpenVINO, NNCF, onnxruntime
+# and onnx never join the project's dependencies. CPU torch first, as for the main venv.
+INT8_VENV := .venv-int8
+INT8_PY := $(INT8_VENV)/bin/python
+INT8_STAMP := $(INT8_VENV)/.installed
+INT8_PACKAGES := openvino==2026.4.1 nncf==3.4.0 onnxruntime==1.32.0 onnx==1.23.2
+
+$(INT8_STAMP): pyproject.toml clients/python/pyproject.toml Makefile
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 (Debian/Ubuntu: apt-get install python3.11 python3.11-venv)"; exit 1; }
+	test -x $(INT8_PY) || $(PYTHON) -m venv $(INT8_VENV)
+	$(INT8_PY) -m pip install -q --upgrade pip
+	$(INT8_PY) -m pip install -q $(TORCH_INSTALL)
+	$(INT8_PY) -m pip install -q -e clients/python -e .
+	$(INT8_PY) -m pip install -q $(INT8_PACKAGES)
+	touch $(INT8_STAMP)
+
+bench-int8: $(INT8_STAMP)
+	$(INT8_PY) -m bench.int8_trial $(INT8_ARGS)
+
 # The whole stack under chaos, 20 minutes per broker by default: make soak SOAK_ARGS="--minutes 5"
 soak: install services
 	$(PY) -m soak $(SOAK_ARGS)
 
 clean:
-	rm -rf $(VENV) ragline-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(INT8_VENV) ragline-data .pytest_cache .mypy_cache .ruff_cache
 	rm -rf $(TS_CLIENT)/node_modules $(TS_CLIENT)/dist $(TS_CLIENT)/dist-test
