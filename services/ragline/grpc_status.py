@@ -216,6 +216,11 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None, method: str) -> Calla
 class ErrorInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
     """Wraps every handler so that raised errors become proper statuses."""
 
+    def __init__(self) -> None:
+        # Each method's handler, wrapped once: a method's handler is the same object call after
+        # call, and wrapping it anew for each call cost a share of every call's CPU.
+        self._wrapped = HandlerCache(_with_statuses)
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
@@ -224,40 +229,61 @@ class ErrorInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         handler: Any = await continuation(handler_call_details)
         if handler is None:
             return handler
-        method = handler_call_details.method
-        if handler.unary_unary is not None:
-            inner_uu = handler.unary_unary
+        return self._wrapped.get(handler_call_details.method, handler)
 
-            async def unary_unary(request: Any, context: Any) -> Any:
-                try:
-                    if isinstance(request, _Undecodable):
-                        raise request.problem
-                    return await inner_uu(request, context)
-                except aio.AbortError:
-                    raise
-                except Exception as exc:
-                    await _abort(context, exc)
 
-            return handler._replace(
-                unary_unary=unary_unary,
-                request_deserializer=_tolerant(handler.request_deserializer, method),
-            )
-        if handler.unary_stream is not None:
-            inner_us = handler.unary_stream
+class HandlerCache:
+    """`wrap(method, handler)` for each method, made once and reused for as long as the method's
+    handler is the same object (a new one, e.g. an access refusal's, is wrapped anew)."""
 
-            async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
-                try:
-                    if isinstance(request, _Undecodable):
-                        raise request.problem
-                    async for item in inner_us(request, context):
-                        yield item
-                except aio.AbortError:
-                    raise
-                except Exception as exc:
-                    await _abort(context, exc)
+    def __init__(self, wrap: Callable[[str, Any], Any]) -> None:
+        self._wrap = wrap
+        self._cache: dict[str, tuple[Any, Any]] = {}
 
-            return handler._replace(
-                unary_stream=unary_stream,
-                request_deserializer=_tolerant(handler.request_deserializer, method),
-            )
-        return handler
+    def get(self, method: str, handler: Any) -> Any:
+        cached = self._cache.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(method, handler)
+        self._cache[method] = (handler, wrapped)
+        return wrapped
+
+
+def _with_statuses(method: str, handler: Any) -> Any:
+    """`handler` answering every error it raises with its status (see _abort)."""
+    if handler.unary_unary is not None:
+        inner_uu = handler.unary_unary
+
+        async def unary_unary(request: Any, context: Any) -> Any:
+            try:
+                if isinstance(request, _Undecodable):
+                    raise request.problem
+                return await inner_uu(request, context)
+            except aio.AbortError:
+                raise
+            except Exception as exc:
+                await _abort(context, exc)
+
+        return handler._replace(
+            unary_unary=unary_unary,
+            request_deserializer=_tolerant(handler.request_deserializer, method),
+        )
+    if handler.unary_stream is not None:
+        inner_us = handler.unary_stream
+
+        async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
+            try:
+                if isinstance(request, _Undecodable):
+                    raise request.problem
+                async for item in inner_us(request, context):
+                    yield item
+            except aio.AbortError:
+                raise
+            except Exception as exc:
+                await _abort(context, exc)
+
+        return handler._replace(
+            unary_stream=unary_stream,
+            request_deserializer=_tolerant(handler.request_deserializer, method),
+        )
+    return handler

@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from ragline.access.policy import REFUSALS, Authenticate, Caller, admit, bind_caller
+from ragline.access.policy import REFUSALS, Authenticate, admit, bind_caller
 from ragline.grpc_status import status_for
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,12 @@ class AccessInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
             )
         except REFUSALS as exc:
             return _refusing(handler, method, exc)
-        return _binding(handler, caller)
+        # grpc.aio runs the interceptors in the call's own task, before its handler: the caller
+        # bound here is the one the servicer sees, and no other call's (each RPC's task has its
+        # own copy of the context; tests/unit/test_access_interceptor.py checks both). So the
+        # handler goes on unchanged, and the interceptors outside can keep their wrapping of it.
+        bind_caller(caller)
+        return handler
 
 
 def _refusing(handler: Any, method: str, exc: Exception) -> Any:
@@ -87,25 +92,3 @@ def _refusing(handler: Any, method: str, exc: Exception) -> Any:
             if getattr(handler, kind) is not None
         },
     )
-
-
-def _binding(handler: Any, caller: Caller) -> Any:
-    """`handler` with `caller` made current before the servicer runs."""
-    if handler.unary_unary is not None or handler.stream_unary is not None:
-        kind = "unary_unary" if handler.unary_unary is not None else "stream_unary"
-        inner_unary = getattr(handler, kind)
-
-        async def unary(request: Any, context: Any) -> Any:
-            bind_caller(caller)
-            return await inner_unary(request, context)
-
-        return handler._replace(**{kind: unary})
-    kind = "unary_stream" if handler.unary_stream is not None else "stream_stream"
-    inner_stream = getattr(handler, kind)
-
-    async def streaming(request: Any, context: Any) -> AsyncIterator[Any]:
-        bind_caller(caller)
-        async for item in inner_stream(request, context):
-            yield item
-
-    return handler._replace(**{kind: streaming})
