@@ -7,8 +7,9 @@ much work costs from empty. The embedder is the bench's stand-in, NOT THE MODEL,
 `--scale-model` (the model runs ~18 chunks/s on 2 CPU cores: 16x would take ~25 minutes).
 
 Backlog: the gateway alone under measurement 4's load (64 concurrent single-document Ingest
-calls) with 0, 10,000 and 100,000 documents accepted and waiting in the chunk queue. No chunker
-runs, so the backlog stays; IngestBatch fills it; the queue-depth limit is raised out of reach.
+calls) with 0, 10,000 and 100,000 documents accepted and waiting in the chunk queue: a gateway
+and namespace per backlog, the load taking turns among them. No chunker runs, so the backlog
+stays; IngestBatch fills it; the queue-depth limit is raised out of reach.
 
 Writes `scale.json` beside bench.json (a scale run leaves the last bench.json as it was).
 """
@@ -22,6 +23,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ from grpc import aio
 
 from bench import pipeline, scale_report
 from bench.corpus import Corpus
-from bench.gateway_load import DOC_BYTES, drive, payload
+from bench.gateway_load import DOC_BYTES, ROUNDS, Run, drive, payload
 from bench.redis_usage import namespace_bytes, used_memory
 from bench.stack import Stack
 from bench.standin_embedder import LABEL as STANDIN_LABEL
@@ -205,112 +207,155 @@ def work_growth(
 
 
 def backlog(corpus: Corpus, workdir: Path, redis_url: str, plan: Plan) -> dict[str, Any]:
-    """The gateway alone (no chunker: the backlog stays) at each backlog, in rising order."""
-    body = payload(corpus)
+    """The gateway alone (no chunker: the backlog stays) at each backlog.
+
+    Each backlog has a gateway and namespace of its own, all filled first; the load then takes
+    turns among them in ROUNDS short stretches, as measurement 4's calls do, so that a slow
+    spell of the shared machine does not land on one backlog and pass for its cost."""
+    levels = sorted(plan.backlogs)
     # Out of reach: the backlog plus the load's own documents (a few thousand a second).
-    limit = 10 * max(plan.backlogs) + 1_000_000
-    levels = [_level(workdir, redis_url, body, n, plan, limit) for n in sorted(plan.backlogs)]
+    limit = 10 * max(levels) + 1_000_000
+    stacks = [Stack(workdir / f"backlog-{n}", redis_url, "cpu", 0) for n in levels]
+    for stack in stacks:
+        stack.env["RAGLINE_MAX_QUEUE_DEPTH"] = str(limit)
+    try:
+        for stack in stacks:
+            stack.start("gateway")
+        results = asyncio.run(
+            _measure(
+                stacks, redis_url, payload(corpus), levels, plan.load_seconds, plan.concurrency
+            )
+        )
+    finally:
+        for stack in stacks:
+            # In batches first: one DEL of every key (stop_all's clean-up) would hold the
+            # shared Redis for a while at 100,000 documents.
+            deleted = pipeline._delete_namespace(redis_url, stack.namespace)
+            stack.stop_all()
+            _say(f"   cleaned up: {deleted:,} keys of namespace {stack.namespace} deleted")
     return {
         "concurrency": plan.concurrency,
         "doc_bytes": DOC_BYTES,
         "load_seconds": plan.load_seconds,
+        "rounds": ROUNDS,
         "max_queue_depth": limit,
-        "levels": levels,
+        "levels": results,
     }
 
 
-def _level(
-    workdir: Path, redis_url: str, body: bytes, level: int, plan: Plan, limit: int
-) -> dict[str, Any]:
-    """One backlog on a fresh gateway and namespace: the load's own documents (measurement 4's
-    load queues a few thousand a second) stay out of the next level's count."""
-    stack = Stack(workdir, redis_url, "cpu", 0)
-    stack.env["RAGLINE_MAX_QUEUE_DEPTH"] = str(limit)
-    try:
-        stack.start("gateway")
-        return asyncio.run(
-            _measure(stack, redis_url, body, level, plan.load_seconds, plan.concurrency)
-        )
-    finally:
-        # In batches first: one DEL of every key (stop_all's clean-up) would hold the shared
-        # Redis for a while at 100,000 documents.
-        deleted = pipeline._delete_namespace(redis_url, stack.namespace)
-        stack.stop_all()
-        _say(f"   cleaned up: {deleted:,} keys of namespace {stack.namespace} deleted")
-
-
 async def _measure(
-    stack: Stack, redis_url: str, body: bytes, level: int, seconds: float, concurrency: int
-) -> dict[str, Any]:
-    """Fills the chunk queue with `level` documents, then measures Ingest on top of them."""
-    queue = f"{stack.namespace}:q:chunk"
+    stacks: list[Stack],
+    redis_url: str,
+    body: bytes,
+    levels: list[int],
+    seconds: float,
+    concurrency: int,
+) -> list[dict[str, Any]]:
+    """Fills each gateway's chunk queue with its backlog, then measures Ingest on top of each."""
     r = aioredis.Redis.from_url(redis_url)
-    baseline = used_memory(redis_url)
+    queues = [f"{stack.namespace}:q:chunk" for stack in stacks]
 
     def request(doc_id: str) -> pb.IngestRequest:
         return pb.IngestRequest(document_id=doc_id, content=body, content_type="text/plain")
 
+    channels = [aio.insecure_channel(stack.gateway) for stack in stacks]
     try:
-        async with aio.insecure_channel(stack.gateway) as channel:
-            stub = pb_grpc.IngestServiceStub(channel)
-
-            async def ingest(i: int) -> None:
-                await stub.Ingest(request(f"scale-load-{i}"), timeout=30)
-
-            async def fill(i: int) -> None:
-                start = i * FILL_DOCS_PER_CALL
-                end = min(level, start + FILL_DOCS_PER_CALL)
-                docs = [request(f"scale-fill-{n}") for n in range(start, end)]
-                await stub.IngestBatch(pb.IngestBatchRequest(documents=docs), timeout=120)
-
-            _say(f"scale: backlog {level:,}: filling the chunk queue through IngestBatch")
-            filled = await drive(
-                fill,
-                calls=-(-level // FILL_DOCS_PER_CALL),
-                duration_s=3600,
-                concurrency=FILL_CONCURRENCY,
-            )
-            if filled.errors:
-                raise RuntimeError(
-                    f"filling the chunk queue through IngestBatch failed ({filled.errors[0]}); "
-                    f"the gateway's log is {stack.log_path('gateway')}"
-                )
+        stubs = [pb_grpc.IngestServiceStub(channel) for channel in channels]
+        ingests = [_ingest_call(stub, request) for stub in stubs]
+        fills: list[dict[str, Any]] = []
+        memory: list[int] = []
+        for stub, stack, level, ingest in zip(stubs, stacks, levels, ingests, strict=True):
+            _say(f"scale: backlog {level:,}: filling a chunk queue through IngestBatch")
+            before = used_memory(redis_url)
+            fills.append(await _fill(stub, request, level, stack))
+            memory.append(used_memory(redis_url) - before)
             # Warm-up, as measurement 4's: connections, HTTP/2 windows, Redis scripts.
-            warm = await drive(
-                ingest, calls=concurrency, duration_s=WARMUP_S, concurrency=concurrency
-            )
-            at_start = int(await r.xlen(queue))
-            _say(f"   {at_start:,} waiting; {concurrency} concurrent Ingest for {seconds:g} s")
-            load = await drive(
-                ingest,
-                calls=10**9,
-                duration_s=seconds,
-                concurrency=concurrency,
-                first=len(warm.latencies) + len(warm.errors),
-            )
-            at_end = int(await r.xlen(queue))
+            await drive(ingest, calls=concurrency, duration_s=WARMUP_S, concurrency=concurrency)
+        at_start = [int(await r.xlen(q)) for q in queues]
+        _say(
+            f"scale: {concurrency} concurrent Ingest on each backlog in turn, "
+            f"{ROUNDS} x {seconds / ROUNDS:g} s each"
+        )
+        runs = [Run() for _ in levels]
+        next_id = [concurrency] * len(levels)  # the warm-up took ids 0 to concurrency - 1
+        for _ in range(ROUNDS):
+            for i, ingest in enumerate(ingests):
+                stretch = await drive(
+                    ingest,
+                    calls=10**9,
+                    duration_s=seconds / ROUNDS,
+                    concurrency=concurrency,
+                    first=next_id[i],
+                )
+                next_id[i] += len(stretch.latencies) + len(stretch.errors)
+                runs[i].add(stretch)
+        at_end = [int(await r.xlen(q)) for q in queues]
     finally:
+        for channel in channels:
+            await channel.close(None)
         await r.aclose()
-    own = namespace_bytes(redis_url, stack.namespace)
-    summary = load.summary()
-    _say(
-        f"   Ingest {summary['calls_per_s']:.0f} calls/s, p99 {summary['p99_ms']:.1f} ms, "
-        f"{summary['errors']} errors; the namespace holds {own['bytes'] / 2**20:.0f} MiB"
+    results = []
+    for i, (stack, level) in enumerate(zip(stacks, levels, strict=True)):
+        own = namespace_bytes(redis_url, stack.namespace)
+        summary = runs[i].summary()
+        _say(
+            f"   backlog {level:,}: Ingest {summary['calls_per_s']:.0f} calls/s, p99 "
+            f"{summary['p99_ms']:.1f} ms, {summary['errors']} errors; its namespace holds "
+            f"{own['bytes'] / 2**20:.0f} MiB"
+        )
+        results.append(
+            {
+                "backlog": level,
+                "waiting_at_start": at_start[i],
+                "waiting_at_end": at_end[i],
+                "fill": fills[i],
+                "ingest": summary,
+                "gateway_rss_bytes": psutil.Process(stack.processes["gateway"].pid)
+                .memory_info()
+                .rss,
+                "redis_used_memory_fill_delta_bytes": memory[i],
+                "redis_namespace": own,
+                "redis_bytes_per_waiting_document": own["bytes"] / at_end[i] if at_end[i] else 0.0,
+            }
+        )
+    return results
+
+
+def _ingest_call(
+    stub: pb_grpc.IngestServiceAsyncStub, request: Callable[[str], pb.IngestRequest]
+) -> Callable[[int], Awaitable[None]]:
+    async def ingest(i: int) -> None:
+        await stub.Ingest(request(f"scale-load-{i}"), timeout=30)
+
+    return ingest
+
+
+async def _fill(
+    stub: pb_grpc.IngestServiceAsyncStub,
+    request: Callable[[str], pb.IngestRequest],
+    count: int,
+    stack: Stack,
+) -> dict[str, Any]:
+    """Queues `count` documents through IngestBatch, FILL_DOCS_PER_CALL a call."""
+
+    async def fill(i: int) -> None:
+        start = i * FILL_DOCS_PER_CALL
+        end = min(count, start + FILL_DOCS_PER_CALL)
+        docs = [request(f"scale-fill-{n}") for n in range(start, end)]
+        await stub.IngestBatch(pb.IngestBatchRequest(documents=docs), timeout=120)
+
+    run = await drive(
+        fill, calls=-(-count // FILL_DOCS_PER_CALL), duration_s=3600, concurrency=FILL_CONCURRENCY
     )
+    if run.errors:
+        raise RuntimeError(
+            f"filling the chunk queue through IngestBatch failed ({run.errors[0]}); "
+            f"the gateway's log is {stack.log_path('gateway')}"
+        )
     return {
-        "backlog": level,
-        "waiting_at_start": at_start,
-        "waiting_at_end": at_end,
-        "fill": {
-            "documents": level,
-            "seconds": round(filled.seconds, 3),
-            "docs_per_s": level / filled.seconds if level and filled.seconds else 0.0,
-        },
-        "ingest": summary,
-        "gateway_rss_bytes": psutil.Process(stack.processes["gateway"].pid).memory_info().rss,
-        "redis_used_memory_delta_bytes": used_memory(redis_url) - baseline,
-        "redis_namespace": own,
-        "redis_bytes_per_waiting_document": own["bytes"] / at_end if at_end else 0.0,
+        "documents": count,
+        "seconds": round(run.seconds, 3),
+        "docs_per_s": count / run.seconds if count and run.seconds else 0.0,
     }
 
 

@@ -163,22 +163,26 @@ def _backlog_lines(backlog: dict[str, Any]) -> list[str]:
         ("Ingest p99 ms", lambda b: b["ingest"]["p99_ms"], "{:.1f}"),
         ("Ingest errors", lambda b: b["ingest"]["errors"], "{:.0f}"),
         ("filling it: IngestBatch docs/s", lambda b: b["fill"]["docs_per_s"], "{:.0f}"),
-        ("Redis: the backlog's keys MiB", lambda b: b["redis_namespace"]["bytes"] / MiB, "{:.1f}"),
+        (
+            "Redis: its keys after the load MiB",
+            lambda b: b["redis_namespace"]["bytes"] / MiB,
+            "{:.1f}",
+        ),
         (
             "Redis: bytes per waiting document",
             lambda b: b["redis_bytes_per_waiting_document"],
             "{:.0f}",
         ),
         (
-            "Redis used_memory rise MiB (server-wide)",
-            lambda b: b["redis_used_memory_delta_bytes"] / MiB,
+            "Redis used_memory rise in the fill MiB (shared)",
+            lambda b: b["redis_used_memory_fill_delta_bytes"] / MiB,
             "{:.1f}",
         ),
         ("gateway RSS MiB", lambda b: b["gateway_rss_bytes"] / MiB, "{:.0f}"),
     ]
     title = (
         f"backlog (gateway alone; {backlog['concurrency']} concurrent Ingest of "
-        f"{backlog['doc_bytes']} B for {backlog['load_seconds']:g} s)"
+        f"{backlog['doc_bytes']} B, {backlog['load_seconds']:g} s each in {backlog['rounds']} turns)"
     )
     return _rows(title, [f"{b['backlog']:,}" for b in levels], levels, rows)
 

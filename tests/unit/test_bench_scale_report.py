@@ -51,7 +51,7 @@ def _level(backlog: int, p99_ms: float, calls_per_s: float) -> dict[str, Any]:
             "p99_ms": p99_ms,
         },
         "gateway_rss_bytes": 90 * 2**20,
-        "redis_used_memory_delta_bytes": 6500 * (backlog + 5064),
+        "redis_used_memory_fill_delta_bytes": 6500 * (backlog + 5064),
         "redis_namespace": {"keys": 3 * (backlog + 5064), "bytes": 6500 * (backlog + 5064)},
         "redis_bytes_per_waiting_document": 6500.0,
     }
@@ -127,6 +127,7 @@ def test_the_table_labels_the_stand_in_and_shows_each_size_and_backlog() -> None
                 "concurrency": 64,
                 "doc_bytes": 4096,
                 "load_seconds": 5.0,
+                "rounds": 5,
                 "levels": levels,
             },
         },
