@@ -106,7 +106,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run only the scale mode: end-to-end time, peak RSS and CPU per 1,000 chunks at 1x, "
         "4x and 16x the corpus (stand-in embedder), and the gateway's Ingest p99 with 0, 10,000 "
-        "and 100,000 documents waiting; writes scale.json (about 5 minutes here)",
+        "and 100,000 documents waiting; writes scale.json (about 2.5 minutes here)",
     )
     g.add_argument(
         "--scale-model",
