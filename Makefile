@@ -18,7 +18,8 @@ help:
 	@echo "make lint   - ruff, mypy --strict, prettier and tsc, buf lint, buf breaking (against the previous commit) and the generated-code check"
 	@echo "make protos - regenerate services/ragline/v1, clients/python/ragline_client/v1 and clients/typescript/src/gen from protos/"
 	@echo "make ts-client - install (npm ci) and build the TypeScript client in clients/typescript"
-	@echo "make bench  - throughput and latency figures (make bench after make test's set-up)"
+	@echo "make bench  - throughput and latency figures (make bench after make test's set-up); flags through BENCH_ARGS:"
+	@echo "              make bench BENCH_ARGS=--scale (how cost grows with work), BENCH_ARGS=--quick (a smoke run)"
 	@echo "make bench-int8 - int8 inference (OpenVINO/NNCF, onnxruntime, torch) against fp32: speed and retrieval quality, in its own venv"
 	@echo "make soak   - the stack under kill -9, SIGTERM and server restarts; checks nothing is lost"
 
@@ -102,8 +103,9 @@ protos-check: install ts-client
 	git diff --exit-code -- services/ragline/v1 clients/python/ragline_client/v1 $(TS_CLIENT)/src/gen || { echo "generated code is stale: run 'make protos' and commit"; exit 1; }
 	test -z "$$(git status --porcelain -- clients/python/ragline_client/v1 $(TS_CLIENT)/src/gen)" || { echo "new generated files: run 'make protos' and commit"; exit 1; }
 
+# Flags through BENCH_ARGS: make bench BENCH_ARGS="--scale" (see python -m bench --help)
 bench: install services
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)
 
 # The int8 trial (bench/int8_trial.py) in a venv of its own, so that OpenVINO, NNCF, onnxruntime
 # and onnx never join the project's dependencies. CPU torch first, as for the main venv.

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import corpus, matmul_speed, report
+from bench import corpus, matmul_speed, report, scale
 
 QUICK = {
     "modules": 12,
@@ -79,6 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="measurement 6 ingests the corpus this many times over, under distinct document "
         "ids (16: ~26,000 chunks, ~20 s at the target)",
     )
+    scale.add_arguments(p)
     args = p.parse_args(argv)
     if args.quick:
         for key, value in QUICK.items():
@@ -180,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         "corpus": corp.stats(),
     }
     figures["corpus"]["build_seconds"] = round(time.perf_counter() - t, 2)
+    if args.scale:  # the scale mode alone (bench/scale.py)
+        return scale.run(args, corp, figures, redis_url, threads, out)
     texts = corp.chunks
 
     if not args.skip_models:

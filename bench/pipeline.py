@@ -13,6 +13,7 @@ from typing import Any
 import redis
 
 from bench.corpus import CHUNK_OVERLAP, CHUNK_SIZE, Corpus
+from bench.redis_usage import RedisUsage, namespace_bytes
 from bench.stack import ProcessSampler, Scraper, Stack
 from ragline_client import Document, Job, RaglineClient
 
@@ -59,6 +60,7 @@ def end_to_end(
     metrics: bool = True,
     standin: bool = False,
     repeat: int = 1,
+    measure_stores: bool = False,
 ) -> dict[str, Any]:
     """Ingest every corpus document through a fresh stack; chunks/s and per-service RSS/CPU.
 
@@ -66,8 +68,12 @@ def end_to_end(
     and cutting text becomes the limit). `metrics`: every service serves /metrics, scraped
     every second during the run (see Scraper); off, none serves them. `standin`: the embedder
     runs the bench's stand-in for the model (measurement 6, the pipeline's own ceiling), not
-    the model. `repeat`: the corpus goes in that many times, under distinct document ids."""
+    the model. `repeat`: the corpus goes in that many times, under distinct document ids.
+    `measure_stores`: also what the run cost the stores (under "stores"): Redis's memory and CPU
+    over the run (see RedisUsage), the bytes the run's keys hold once every job is done, and the
+    Milvus Lite file's size once the indexer has stopped."""
     stack = Stack(workdir, redis_url, device, threads, metrics=metrics, standin=standin)
+    milvus = Path(stack.env["RAGLINE_MILVUS_URI"])
     try:
         stack.start()
         stack.add_replicas("chunker", chunkers)
@@ -77,12 +83,17 @@ def end_to_end(
             client.wait(warm.job_id, timeout=120)
             sampler.mark_cpu()
             scraper = Scraper(stack) if metrics else None
-            with scraper or contextlib.nullcontext():
+            usage = RedisUsage(redis_url) if measure_stores else None
+            with scraper or contextlib.nullcontext(), usage or contextlib.nullcontext():
                 figures = _run(client, corpus, repeat)
             scrapes = scraper.scrapes if scraper else 0
             cpu = sampler.cpu_seconds()
+        if usage:
+            stores = {"redis": usage.figures()}
+            stores["redis"]["namespace_after"] = namespace_bytes(redis_url, stack.namespace)
+            figures["stores"] = stores
         indexed = figures["chunks_indexed"]
-        return {
+        result = {
             **figures,
             "chunkers": chunkers,
             "metrics": metrics,
@@ -99,10 +110,20 @@ def end_to_end(
     finally:
         stack.stop_all()
         _delete_namespace(redis_url, stack.namespace)
-        milvus = Path(stack.env["RAGLINE_MILVUS_URI"])
+        milvus_bytes = _disk_bytes(milvus)
         if milvus.is_dir():
             shutil.rmtree(milvus, ignore_errors=True)
         milvus.unlink(missing_ok=True)
+    if "stores" in result:
+        result["stores"]["milvus_lite_bytes"] = milvus_bytes
+    return result
+
+
+def _disk_bytes(path: Path) -> int:
+    """The size of a file, or of every file under a folder; 0 if there is none."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
 
 
 def _run(client: RaglineClient, corpus: Corpus, repeat: int = 1) -> dict[str, Any]:
