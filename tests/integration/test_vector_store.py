@@ -213,6 +213,25 @@ def test_rows_that_can_never_be_stored_are_permanent_errors(
     assert store.count(tenant=None) == 0  # checked before anything is written
 
 
+def test_rows_sharing_one_metadata_mapping_each_keep_their_own(store: VectorStore) -> None:
+    # The indexer gives a task's chunks one mapping, checked once per batch: a batch mixing
+    # tasks still stores each row's own, and one task's bad mapping still fails the batch.
+    first = {"uploaded_by": "first", "attributes": {}}
+    second = {"uploaded_by": "second", "attributes": {}}
+    rows = [
+        ChunkRow(**{**_row("doc", 1, i).__dict__, "metadata": first if i < 3 else second})
+        for i in range(6)
+    ]
+    store.upsert(rows)
+    for row in rows:
+        [hit] = store.search(T, row.vector, 1)
+        assert (hit.chunk_index, hit.metadata) == (row.chunk_index, dict(row.metadata))
+
+    bad = {"when": object()}
+    with pytest.raises(PermanentTaskError, match="JSON"):
+        store.upsert([*rows, *(ChunkRow(**{**r.__dict__, "metadata": bad}) for r in rows[:2])])
+
+
 def test_existing_collection_with_other_dimension_is_a_configuration_error(
     lite_path: str,
 ) -> None:

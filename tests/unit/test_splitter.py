@@ -35,6 +35,10 @@ def splitter() -> TokenSplitter:
 SHARED = TokenSplitter(get_model_path() / "tokenizer.json")
 
 
+WHITESPACE_AND_CONTROLS = " \t\n\r\x0b\x0c\x1c\x1f\x85\xa0\u2028\u2029\u200b\u3000"
+WHITESPACE = " \t\n\n\xa0\u3000"
+
+
 def without_whitespace(text: str) -> str:
     return "".join(text.split())
 
@@ -208,11 +212,45 @@ def test_bad_sizes_are_refused(splitter: TokenSplitter, chunk_size: int, overlap
         splitter.split("Some text.", chunk_size, overlap)
 
 
-def test_splitters_are_built_once_per_configuration(splitter: TokenSplitter) -> None:
-    first = splitter._splitter(100, 10, False)
-    assert splitter._splitter(100, 10, False) is first
-    assert splitter._splitter(100, 10, True) is not first
-    assert splitter._splitter(100, 11, False) is not first
+def test_tokenizer_splitters_are_built_once_per_configuration() -> None:
+    splitter = TokenSplitter(get_model_path() / "tokenizer.json")
+    splitter._word_counts = None  # as for a tokenizer that is not BERT-style
+    first = splitter._section_splitter("text", 100, 10, False)
+    assert splitter._section_splitter("other text", 100, 10, False) is first
+    assert splitter._section_splitter("text", 100, 10, True) is not first
+    assert splitter._section_splitter("text", 100, 11, False) is not first
+    assert splitter.split("Some text. " * 40, 20, 4) == SHARED.split("Some text. " * 40, 20, 4)
+
+
+@given(
+    text=st.text(alphabet=st.sampled_from(list("ab é蜜,.") + list(WHITESPACE)), max_size=120),
+    cuts=st.lists(st.tuples(st.integers(0, 120), st.integers(0, 120)), max_size=20),
+)
+@settings(max_examples=300, deadline=None)
+def test_a_section_counts_its_pieces_as_the_word_table_does(
+    text: str, cuts: list[tuple[int, int]]
+) -> None:
+    assert SHARED._word_counts is not None
+    counter = splitter_module._SectionCounter(text, SHARED._word_counts)
+    # Pieces that cut words in two, that start or end on whitespace, and that occur more than
+    # once, in any order (the counter looks forward from the last piece it found first).
+    for a, b in [*cuts, (0, len(text))]:
+        piece = text[min(a, b) : max(a, b)]
+        assert counter(piece) == SHARED._word_counts.count(piece), piece
+
+
+@pytest.mark.parametrize("markdown", [False, True])
+def test_running_sums_make_the_same_chunks_as_counting_each_piece(markdown: bool) -> None:
+    text = "\n\n".join(
+        f"## Part {i}\n\n" + " ".join(SENTENCES[i % 6 :] + SENTENCES[: i % 6]) + " Café (x=1)."
+        for i in range(60)
+    )
+    assert SHARED._word_counts is not None
+    kind = splitter_module.MarkdownSplitter if markdown else TextSplitter
+    for size, overlap in [(60, 12), (254, 32), (17, 0)]:
+        by_pieces = kind.from_callback(SHARED._word_counts.count, capacity=size, overlap=overlap)
+        by_sums = SHARED._section_splitter(text, size, overlap, markdown)
+        assert by_sums.chunk_indices(text) == by_pieces.chunk_indices(text)
 
 
 def test_threads_may_share_one_splitter(splitter: TokenSplitter) -> None:
@@ -225,9 +263,6 @@ def test_threads_may_share_one_splitter(splitter: TokenSplitter) -> None:
     for size, result in zip(sizes, results, strict=True):
         assert result == results[sizes.index(size)]
         check_chunks(splitter, result, size[0])
-
-
-WHITESPACE_AND_CONTROLS = " \t\n\r\x0b\x0c\x1c\x1f\x85\xa0\u2028\u2029\u200b\u3000"
 
 
 @given(
