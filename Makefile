@@ -65,9 +65,15 @@ demo: install services
 # with bf16 this checks the fp32 fallback; on an AVX2-only one it repeats what it just ran.
 AS_AVX2 := ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
 
+# The CPU-dependent tests run again as on an AVX2-only CPU, except on one: there the first run
+# took those paths already. --durations names the slowest tests, to keep the suite short.
 test: install services ts-client browser
-	$(PY) -m pytest -p no:cacheprovider
-	$(MAKE) --no-print-directory test-as-avx2
+	$(PY) -m pytest -p no:cacheprovider --durations=25
+	@if [ -r /proc/cpuinfo ] && ! grep -qw avx512f /proc/cpuinfo; then \
+		echo "this CPU has no AVX-512: the run above took the AVX2-only paths; no second run"; \
+	else \
+		$(MAKE) --no-print-directory test-as-avx2; \
+	fi
 
 test-as-avx2: install
 	$(AS_AVX2) $(PY) -m pytest -p no:cacheprovider -m cpu_paths
