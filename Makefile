@@ -65,10 +65,18 @@ demo: install services
 # with bf16 this checks the fp32 fallback; on an AVX2-only one it repeats what it just ran.
 AS_AVX2 := ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
 
+# The suite on TEST_WORKERS pytest-xdist workers: most tests wait on services in other processes,
+# so two overlap well even on two cores (make test TEST_WORKERS=1 runs one at a time). A module
+# marked xdist_group stays on one worker, so its module-scoped stack starts once. The tests marked
+# exclusive stop RabbitMQ, which every other test shares: they run alone, afterwards.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -p no:cacheprovider
+
 # The CPU-dependent tests run again as on an AVX2-only CPU, except on one: there the first run
 # took those paths already. --durations names the slowest tests, to keep the suite short.
 test: install services ts-client browser
-	$(PY) -m pytest -p no:cacheprovider --durations=25
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadgroup -m "not exclusive" --durations=25
+	$(PYTEST) -m exclusive
 	@if [ -r /proc/cpuinfo ] && ! grep -qw avx512f /proc/cpuinfo; then \
 		echo "this CPU has no AVX-512: the run above took the AVX2-only paths; no second run"; \
 	else \
@@ -76,19 +84,19 @@ test: install services ts-client browser
 	fi
 
 test-as-avx2: install
-	$(AS_AVX2) $(PY) -m pytest -p no:cacheprovider -m cpu_paths
+	$(AS_AVX2) $(PYTEST) -n $(TEST_WORKERS) --dist loadgroup -m cpu_paths
 
 test-unit: install
-	$(PY) -m pytest -p no:cacheprovider -m unit
+	$(PYTEST) -m unit
 
 test-integration: install services
-	$(PY) -m pytest -p no:cacheprovider -m integration
+	$(PYTEST) -m integration
 
 test-e2e: install services ts-client browser
-	$(PY) -m pytest -p no:cacheprovider -m e2e
+	$(PYTEST) -m e2e
 
 test-faults: install services
-	$(PY) -m pytest -p no:cacheprovider -m faults
+	$(PYTEST) -m faults
 
 lint: install ts-client
 	$(VENV)/bin/ruff check .

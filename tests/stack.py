@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -27,15 +28,56 @@ from ragline.tls import channel_credentials
 
 STAGES = ("indexer", "embedder", "chunker", "gateway")
 RABBITMQ_URL = os.environ.get("RAGLINE_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
-# The embedder's torch threads in tests: two, or one on a one-core machine, where a second
-# thread would only wait for the first (OpenMP's spinning makes that slower than one).
-TORCH_THREADS = str(min(2, os.cpu_count() or 1))
+# The embedder's torch threads in tests: the cores each pytest-xdist worker has, two at most. A
+# thread more would only wait for a core another worker's services hold, and OpenMP's idle
+# threads spin on it meanwhile.
+TORCH_THREADS = str(
+    max(1, min(2, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
+)
+
+
+def _port_block() -> range:
+    """This test process's own ports: a block below the kernel's ephemeral range, so that no
+    outgoing connection takes a port between its choice and the service's bind, one block per
+    pytest-xdist worker (gw0, gw1, ...), so that two workers never hand out the same port."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    first = 20_000 + 1_000 * (int(worker) % 10 if worker.isdigit() else 0)
+    return range(first, first + 1_000)
+
+
+_PORTS = _port_block()
+_cursor = random.randrange(len(_PORTS))
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False  # in use, or held in TIME_WAIT
+    return True
+
+
+def free_port_run(count: int) -> int:
+    """The first of `count` consecutive ports free now on 127.0.0.1, from this process's block.
+    The block is walked in turn, so a port handed out is not handed out again until the walk
+    comes round (a thousand ports later), whether or not its service has bound it yet."""
+    global _cursor
+    for _ in range(len(_PORTS)):
+        offset = _cursor % len(_PORTS)
+        if offset + count > len(_PORTS):
+            _cursor += len(_PORTS) - offset  # a run never wraps past the block's end
+            offset = 0
+        _cursor += count
+        first = _PORTS.start + offset
+        if all(_bindable(port) for port in range(first, first + count)):
+            return first
+    raise RuntimeError(f"no {count} free consecutive ports in {_PORTS.start}-{_PORTS.stop - 1}")
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free now on 127.0.0.1, from this process's block (see free_port_run)."""
+    return free_port_run(1)
 
 
 def serving(address: str, credentials: grpc.ChannelCredentials | None = None) -> bool:
@@ -247,14 +289,20 @@ class Stack:
 
     def stop_all(self) -> None:
         """Stops every service, then removes the stack's keys and queues from the shared servers."""
-        # The gateway first, so no new work arrives; then the stages (and any replicas, named
-        # "chunker-2" and so on) in pipeline order.
-        order = ("gateway", "chunker", "embedder", "indexer")
-        for name in sorted(self.processes, key=lambda n: order.index(n.split("-", 1)[0])):
-            try:
-                self.stop(name, 30)
-            except subprocess.TimeoutExpired:
-                self.kill(name)
+        # The gateways first, so no new work arrives; then every stage (and replica, named
+        # "chunker-2" and so on) at once: each drains on its own, and the clean-up below takes
+        # whatever is still queued between them.
+        gateways = [n for n in self.processes if n.split("-", 1)[0] == "gateway"]
+        for names in (gateways, [n for n in self.processes if n not in gateways]):
+            for name in names:
+                self.processes[name].send_signal(signal.SIGTERM)
+            for name in names:
+                process = self.processes.pop(name)
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(10)
         clean_servers(
             self.env["RAGLINE_REDIS_URL"], self.namespace, self.env.get("RAGLINE_BROKER", "redis")
         )

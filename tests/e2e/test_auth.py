@@ -33,7 +33,7 @@ from ragline_client.v1 import job_pb2
 from tests.conftest import REDIS_URL
 from tests.stack import Stack
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]
 
 SERVICE = pb.DESCRIPTOR.services_by_name["IngestService"]
 OK = grpc.StatusCode.OK

@@ -22,7 +22,7 @@ from ragline_client.v1 import ingest_service_pb2_grpc as pb_grpc
 from ragline_client.v1 import job_pb2
 from tests.stack import Stack
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300), pytest.mark.xdist_group(__name__)]
 
 GOOD_TEXT = "Lighthouse keepers trimmed the wicks at dusk and logged every passing ship.\n"
 

@@ -19,7 +19,7 @@ import pytest
 from ragline_client import JobState, RaglineClient
 from tests.conftest import REDIS_URL
 from tests.corpus import mixed_corpus
-from tests.stack import TORCH_THREADS, Stack, clean_servers, free_port, serving
+from tests.stack import TORCH_THREADS, Stack, clean_servers, free_port, free_port_run, serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
@@ -158,20 +158,6 @@ class LineReader:
 
     def tail(self, n: int = 60) -> str:
         return "\n".join(self.lines[-n:])
-
-
-def free_port_run(count: int) -> int:
-    """The first of `count` consecutive ports free now on 127.0.0.1."""
-    for _ in range(50):
-        first = free_port()
-        try:
-            for port in range(first, first + count):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-    raise RuntimeError(f"found no {count} consecutive free ports")
 
 
 @pytest.mark.parametrize("broker", ["redis", "rabbitmq"])

@@ -15,7 +15,7 @@ import pytest
 
 from tests.stack import Stack
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_ONLY = ("ragline", "torch", "transformers", "pymilvus", "milvus_lite", "redis", "numpy")

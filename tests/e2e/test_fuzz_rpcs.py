@@ -31,7 +31,7 @@ from ragline.v1 import chunker_service_pb2, embedder_service_pb2, indexer_servic
 from ragline_client.v1 import ingest_service_pb2
 from tests.stack import Stack
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300), pytest.mark.xdist_group(__name__)]
 
 ROOT = Path(__file__).resolve().parents[2]
 

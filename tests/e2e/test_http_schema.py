@@ -26,6 +26,7 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.timeout(300),
     pytest.mark.parametrize("stack", ["redis"], indirect=True),
+    pytest.mark.xdist_group(__name__),
 ]
 
 # A deeper run: RAGLINE_TEST_HTTP_EXAMPLES=200 (20 keeps `make test` quick).

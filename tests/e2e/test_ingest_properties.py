@@ -15,7 +15,7 @@ from ragline_client.v1 import ingest_service_pb2_grpc, job_pb2
 from tests.conftest import REDIS_URL
 from tests.stack import Stack
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600), pytest.mark.xdist_group(__name__)]
 
 ALLOWED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED}
 

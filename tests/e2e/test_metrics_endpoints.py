@@ -20,7 +20,7 @@ from ragline_client import Document, InvalidArgumentError, Job, JobState, Raglin
 from tests.conftest import REDIS_URL
 from tests.stack import STAGES, Stack
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600), pytest.mark.xdist_group(__name__)]
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "ragline-dashboard.json"
 GOOD_DOCUMENTS = 6

@@ -15,7 +15,7 @@ from ragline_client import Document, JobState, NotFoundError, RaglineClient
 from tests.conftest import REDIS_URL
 from tests.stack import Stack
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]
 
 # Ids that try to break out of a Redis key, a queue message or a Milvus filter expression.
 HOSTILE_IDS = [

@@ -27,7 +27,7 @@ from tests.e2e.test_cli import LineReader
 from tests.stack import TORCH_THREADS, Stack, clean_servers, free_port, serving
 from tests.tls_certs import CertificateAuthority, Identity
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420), pytest.mark.xdist_group(__name__)]
 
 
 @dataclass

@@ -31,7 +31,7 @@ from ragline_client import JobState, RaglineClient
 from tests.conftest import REDIS_URL
 from tests.stack import STAGES, Stack, free_port
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600), pytest.mark.xdist_group(__name__)]
 
 HEALTH = "grpc.health.v1.Health"
 OWN_SERVICES = {

@@ -27,6 +27,7 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.timeout(300),
     pytest.mark.parametrize("stack", ["redis"], indirect=True),
+    pytest.mark.xdist_group(__name__),
 ]
 
 PAGE_DIR = Path(__file__).resolve().parents[2] / "clients" / "web-example"

@@ -173,6 +173,7 @@ def amqp_port_open() -> bool:
         return False
 
 
+@pytest.mark.exclusive
 @pytest.mark.parametrize("broker", ["rabbitmq"])
 def test_a_rabbitmq_outage_mid_run_is_ridden_out_without_restarts(make_stack) -> None:
     stack = make_stack()

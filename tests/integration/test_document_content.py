@@ -32,7 +32,7 @@ from ragline.v1 import queue_pb2
 from ragline_client.v1 import job_pb2
 from tests.conftest import REDIS_URL
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60), pytest.mark.xdist_group(__name__)]
 
 RETENTION_S = 300
 DOCUMENT = ("A paragraph about rivers. " * 400).encode()

@@ -19,7 +19,7 @@ from ragline.embedder.encoder import Encoder
 from ragline.model_info import resolve_model
 from tests.texts import SAMPLE_TEXTS
 
-pytestmark = [pytest.mark.integration, pytest.mark.cpu_paths]
+pytestmark = [pytest.mark.integration, pytest.mark.cpu_paths, pytest.mark.xdist_group(__name__)]
 
 TEXTS = SAMPLE_TEXTS
 FUSED_MODULES = (LinearAddNorm, OneDnnLinear)

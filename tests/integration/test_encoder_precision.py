@@ -23,7 +23,7 @@ from ragline.model_info import resolve_model
 from tests.corpus import mixed_corpus
 from tests.texts import SAMPLE_TEXTS
 
-pytestmark = [pytest.mark.integration, pytest.mark.cpu_paths]
+pytestmark = [pytest.mark.integration, pytest.mark.cpu_paths, pytest.mark.xdist_group(__name__)]
 
 Vectors = npt.NDArray[np.float32]
 

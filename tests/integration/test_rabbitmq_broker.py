@@ -188,6 +188,7 @@ async def _wait_for_port(url: str, timeout_s: float) -> None:
     raise AssertionError(f"RabbitMQ did not come back at {u.host}:{u.port}")
 
 
+@pytest.mark.exclusive
 @pytest.mark.timeout(180)
 async def test_consumers_resume_after_a_broker_outage(rabbit):
     broker = await rabbit("c", reconnect_interval_s=0.5)
