@@ -315,7 +315,9 @@ async def test_touch_keeps_a_job_in_hand_from_looking_stuck_and_leaves_its_recor
     assert (await store.get(held.job_id)).update_time == held.update_time
     # A finished job is not put back among the open ones.
     assert await redis_client.zscore(f"{namespace}:jobs:open", done.job_id) is None
-    await store.touch([])  # nothing to touch: no call
+    index = await redis_client.zrange(f"{namespace}:jobs:open", 0, -1, withscores=True)
+    await store.touch([])  # nothing to touch: the index stays as it was
+    assert await redis_client.zrange(f"{namespace}:jobs:open", 0, -1, withscores=True) == index
 
 
 async def test_note_error_keeps_the_state(store: JobStore) -> None:
