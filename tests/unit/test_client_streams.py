@@ -90,6 +90,23 @@ async def test_wait_past_its_timeout_is_deadline_exceeded(
     assert gateway.methods == ["WatchJob", "GetJob"]
 
 
+async def test_each_poll_is_bounded_by_what_is_left_of_the_wait(
+    client: AwaitedClient, gateway: ScriptedGateway
+) -> None:
+    # The client's own timeout is 5 s; a poll given that much could end 4 s after the wait's.
+    gateway.watch_states = [ACTIVE]
+    with pytest.raises(DeadlineExceededError, match=r"job j-1 did not finish within 1\.2 s"):
+        await client.wait("j-1", timeout=1.2)
+    polls = [
+        left
+        for method, left in zip(gateway.methods, gateway.time_left, strict=True)
+        if method == "GetJob"
+    ]
+    # Polls at about 0, 0.5 and 1 s, each given only the rest of the 1.2 s.
+    assert polls and all(left is not None and left <= 1.2 for left in polls), polls
+    assert polls == sorted(polls, reverse=True)
+
+
 async def test_a_stream_that_fails_after_an_update_is_not_reopened(
     client: AwaitedClient, gateway: ScriptedGateway
 ) -> None:

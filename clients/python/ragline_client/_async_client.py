@@ -216,11 +216,16 @@ class AsyncRaglineClient:
         except RaglineClientError as exc:
             if exc.code != "UNIMPLEMENTED":
                 raise
-        # The stream ended early or the gateway cannot stream: poll instead.
-        # Polling the gateway: nothing in this process could set an Event instead.
-        while not (job := await self.get_job(job_id)).state.is_terminal:  # noqa: ASYNC110
+        # The stream ended early or the gateway cannot stream: poll the gateway instead (nothing
+        # in this process could set an Event), each call bounded by what is left of the wait.
+        while True:
+            try:
+                job = await self._unary(calls.get_job(job_id), deadline=deadline.end)
+            except DeadlineExceededError as exc:
+                raise deadline.exceeded() from exc
+            if job.state.is_terminal:
+                return job
             await asyncio.sleep(deadline.next_poll())
-        return job
 
     async def search(
         self, query: str, *, top_k: int = 10, document_ids: Sequence[str] = ()
@@ -273,21 +278,22 @@ class AsyncRaglineClient:
                 return
             token = page.next_page_token
 
-    async def _unary(self, call: calls.Unary[T]) -> T:
-        """Sends `call`, retrying as the connection's policy says, and reads its answer."""
+    async def _unary(self, call: calls.Unary[T], *, deadline: float | None = None) -> T:
+        """Sends `call`, retrying as the connection's policy says, and reads its answer; a
+        `deadline` (monotonic) bounds each attempt and the waits between them."""
         method = getattr(self._stub, call.method)
         attempts = self._connection.retry.attempts()
         while True:
             try:
                 response = await method(
                     call.request,
-                    timeout=self._connection.timeout,
+                    timeout=calls.bounded_timeout(self._connection.timeout, deadline),
                     metadata=self._connection.metadata,
                 )
             except grpc.RpcError as exc:
                 error = self._connection.error(exc)
                 delay = attempts.after(error)
-                if delay is None:
+                if delay is None or calls.passes(deadline, delay):
                     raise error from exc
                 await asyncio.sleep(delay)
             else:

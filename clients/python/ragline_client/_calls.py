@@ -149,12 +149,30 @@ def time_left(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
+def bounded_timeout(timeout: float | None, deadline: float | None) -> float | None:
+    """One call's timeout: `timeout`, cut to what is left before `deadline` (None: no bound)."""
+    left = time_left(deadline)
+    if left is None:
+        return timeout
+    return left if timeout is None else min(timeout, left)
+
+
+def passes(deadline: float | None, delay: float) -> bool:
+    """Whether waiting `delay` seconds more would reach `deadline`."""
+    return deadline is not None and time.monotonic() + delay >= deadline
+
+
 class WaitDeadline:
     """The end of one `wait` for a job, for its polling once the job's stream has ended."""
 
     def __init__(self, job_id: str, timeout: float | None) -> None:
         self.job_id, self.timeout = job_id, timeout
         self._end = deadline_after(timeout)
+
+    @property
+    def end(self) -> float | None:
+        """The monotonic time the wait ends, which also bounds each poll (None: never)."""
+        return self._end
 
     def next_poll(self) -> float:
         """Seconds to sleep before asking for the job again; DeadlineExceededError when the next

@@ -251,10 +251,16 @@ class RaglineClient:
         except RaglineClientError as exc:
             if exc.code != "UNIMPLEMENTED":
                 raise
-        # The stream ended early or the gateway cannot stream: poll instead.
-        while not (job := self.get_job(job_id)).state.is_terminal:
+        # The stream ended early or the gateway cannot stream: poll instead, each call bounded
+        # by what is left of the wait.
+        while True:
+            try:
+                job = self._unary(calls.get_job(job_id), deadline=deadline.end)
+            except DeadlineExceededError as exc:
+                raise deadline.exceeded() from exc
+            if job.state.is_terminal:
+                return job
             time.sleep(deadline.next_poll())
-        return job
 
     def search(self, query: str, *, top_k: int = 10, document_ids: Sequence[str] = ()) -> list[Hit]:
         """The `top_k` chunks closest to `query`, best first, optionally only from `document_ids`."""
@@ -315,21 +321,22 @@ class RaglineClient:
                 return
             token = page.next_page_token
 
-    def _unary(self, call: calls.Unary[T]) -> T:
-        """Sends `call`, retrying as the connection's policy says, and reads its answer."""
+    def _unary(self, call: calls.Unary[T], *, deadline: float | None = None) -> T:
+        """Sends `call`, retrying as the connection's policy says, and reads its answer; a
+        `deadline` (monotonic) bounds each attempt and the waits between them."""
         method = getattr(self._stub, call.method)
         attempts = self._connection.retry.attempts()
         while True:
             try:
                 response = method(
                     call.request,
-                    timeout=self._connection.timeout,
+                    timeout=calls.bounded_timeout(self._connection.timeout, deadline),
                     metadata=self._connection.metadata,
                 )
             except grpc.RpcError as exc:
                 error = self._connection.error(exc)
                 delay = attempts.after(error)
-                if delay is None:
+                if delay is None or calls.passes(deadline, delay):
                     raise error from exc
                 time.sleep(delay)
             else:
