@@ -41,7 +41,7 @@ def _port_block() -> range:
     outgoing connection takes a port between its choice and the service's bind, one block per
     pytest-xdist worker (gw0, gw1, ...), so that two workers never hand out the same port."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    first = 20_000 + 1_000 * (int(worker) % 10 if worker.isdigit() else 0)
+    first = 20_000 + 1_000 * (int(worker) if worker.isdigit() else 0)
     return range(first, first + 1_000)
 
 

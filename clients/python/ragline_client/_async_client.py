@@ -293,7 +293,7 @@ class AsyncRaglineClient:
             except grpc.RpcError as exc:
                 error = self._connection.error(exc)
                 delay = attempts.after(error)
-                if delay is None or calls.passes(deadline, delay):
+                if delay is None or calls.outlasts(delay, deadline):
                     raise error from exc
                 await asyncio.sleep(delay)
             else:

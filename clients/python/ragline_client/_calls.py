@@ -157,7 +157,7 @@ def bounded_timeout(timeout: float | None, deadline: float | None) -> float | No
     return left if timeout is None else min(timeout, left)
 
 
-def passes(deadline: float | None, delay: float) -> bool:
+def outlasts(delay: float, deadline: float | None) -> bool:
     """Whether waiting `delay` seconds more would reach `deadline`."""
     return deadline is not None and time.monotonic() + delay >= deadline
 
@@ -167,17 +167,13 @@ class WaitDeadline:
 
     def __init__(self, job_id: str, timeout: float | None) -> None:
         self.job_id, self.timeout = job_id, timeout
-        self._end = deadline_after(timeout)
-
-    @property
-    def end(self) -> float | None:
-        """The monotonic time the wait ends, which also bounds each poll (None: never)."""
-        return self._end
+        # The monotonic time the wait ends, which also bounds each poll (None: never).
+        self.end = deadline_after(timeout)
 
     def next_poll(self) -> float:
         """Seconds to sleep before asking for the job again; DeadlineExceededError when the next
         answer would come after the deadline."""
-        if self._end is not None and time.monotonic() + POLL_INTERVAL_S > self._end:
+        if outlasts(POLL_INTERVAL_S, self.end):
             raise self.exceeded()
         return POLL_INTERVAL_S
 

@@ -336,7 +336,7 @@ class RaglineClient:
             except grpc.RpcError as exc:
                 error = self._connection.error(exc)
                 delay = attempts.after(error)
-                if delay is None or calls.passes(deadline, delay):
+                if delay is None or calls.outlasts(delay, deadline):
                     raise error from exc
                 time.sleep(delay)
             else:
